@@ -1,0 +1,193 @@
+//! The exported model format: everything needed to rebuild a trained amortizer anywhere, as bytes.
+//!
+//! Layout (little endian):
+//! `b"AMORTIZE"` · u32 format version · u32 header length · header (JSON: [`BundleHeader`]) ·
+//! u64 weights length · weights (Burn's burnpack bytes) · u32 CRC-32 of everything before it.
+//! The checksum catches a corrupt or truncated file before anything is decoded.
+
+use burn::module::Module;
+use burn::store::ModuleRecord;
+use burn::tensor::{Bytes, Device};
+use serde::{Deserialize, Serialize};
+
+use crate::model::{Amortizer, AmortizerConfig};
+use crate::refine::RefineConfig;
+use crate::regime::Regime;
+use crate::signal::Signal;
+use crate::task::regression::FunctionRegressionConfig;
+
+const MAGIC: &[u8; 8] = b"AMORTIZE";
+/// The format version this build writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+/// Largest header accepted (a header is a few hundred bytes; this bounds hostile input).
+const MAX_HEADER: usize = 1 << 20;
+
+/// Why a weights file could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum WeightsError {
+    /// Not a file of this format.
+    #[error("not an amortize weights file (the first bytes are not \"AMORTIZE\")")]
+    BadMagic,
+    /// A version this build does not read.
+    #[error("weights format version {found} is not supported (this build reads version {FORMAT_VERSION})")]
+    Version {
+        /// The version found in the file.
+        found: u32,
+    },
+    /// The file ends early.
+    #[error("the weights file is truncated: {0}")]
+    Truncated(String),
+    /// The checksum does not match: the bytes were altered.
+    #[error("the weights file is corrupt: checksum {found:08x} does not match the expected {expected:08x}")]
+    Checksum {
+        /// CRC-32 stored in the file.
+        expected: u32,
+        /// CRC-32 of the bytes read.
+        found: u32,
+    },
+    /// The header is not valid JSON of the expected shape.
+    #[error("the weights file's header is invalid: {0}")]
+    Header(String),
+    /// The weights do not fit the architecture the header describes.
+    #[error("the weights do not fit the model described in the file: {0}")]
+    Architecture(String),
+}
+
+/// What a bundle says about the model: enough to rebuild it, and how it was made.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BundleHeader {
+    /// The regime of the amortizer.
+    pub regime: Regime,
+    /// The signal it reads.
+    pub signal: Signal,
+    /// The architecture.
+    pub model: AmortizerConfig,
+    /// The task family it was trained on.
+    pub task: FunctionRegressionConfig,
+    /// Steps and mini-batch size it was trained with.
+    pub refine: RefineConfig,
+    /// Free-form provenance: training command, budget, evaluation numbers.
+    #[serde(default)]
+    pub provenance: serde_json::Value,
+}
+
+/// A model's header and its weights.
+#[derive(Debug, Clone)]
+pub struct ModelBundle {
+    /// Config and provenance.
+    pub header: BundleHeader,
+    /// Burnpack bytes of the module's record.
+    pub weights: Vec<u8>,
+}
+
+impl ModelBundle {
+    /// Captures a trained model.
+    pub fn from_model(header: BundleHeader, model: Amortizer) -> Result<Self, WeightsError> {
+        let bytes = model
+            .into_record()
+            .into_bytes()
+            .map_err(|e| WeightsError::Architecture(e.to_string()))?;
+        Ok(Self {
+            header,
+            weights: bytes.to_vec(),
+        })
+    }
+
+    /// Rebuilds the amortizer on `device`.
+    pub fn model(&self, device: &Device) -> Result<Amortizer, WeightsError> {
+        self.header.model.validate().map_err(WeightsError::Header)?;
+        let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(self.weights.clone()))
+            .map_err(|e| WeightsError::Architecture(e.to_string()))?;
+        self.header
+            .model
+            .init(device)
+            .try_load_record(record)
+            .map_err(|e| WeightsError::Architecture(e.to_string()))
+    }
+
+    /// Serialises to the file format.
+    pub fn encode(&self) -> Vec<u8> {
+        let header = serde_json::to_vec(&self.header).expect("the header serialises");
+        let mut out = Vec::with_capacity(32 + header.len() + self.weights.len());
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        out.extend_from_slice(&(header.len() as u32).to_le_bytes());
+        out.extend_from_slice(&header);
+        out.extend_from_slice(&(self.weights.len() as u64).to_le_bytes());
+        out.extend_from_slice(&self.weights);
+        let crc = crc32fast::hash(&out);
+        out.extend_from_slice(&crc.to_le_bytes());
+        out
+    }
+
+    /// Parses the file format, checking magic, version, lengths and checksum.
+    pub fn decode(bytes: &[u8]) -> Result<Self, WeightsError> {
+        if bytes.len() < MAGIC.len() || &bytes[..MAGIC.len()] != MAGIC {
+            return Err(WeightsError::BadMagic);
+        }
+        let mut r = Reader {
+            bytes,
+            at: MAGIC.len(),
+        };
+        let version = u32::from_le_bytes(r.take::<4>("version")?);
+        if version != FORMAT_VERSION {
+            return Err(WeightsError::Version { found: version });
+        }
+        let header_len = u32::from_le_bytes(r.take::<4>("header length")?) as usize;
+        if header_len > MAX_HEADER {
+            return Err(WeightsError::Header(format!(
+                "header length {header_len} exceeds {MAX_HEADER} bytes"
+            )));
+        }
+        let header = r.slice(header_len, "header")?;
+        let weights_len = u64::from_le_bytes(r.take::<8>("weights length")?);
+        let weights_len = usize::try_from(weights_len)
+            .map_err(|_| WeightsError::Truncated("weights length does not fit in memory".into()))?;
+        let weights = r.slice(weights_len, "weights")?;
+        let body_end = r.at;
+        let expected = u32::from_le_bytes(r.take::<4>("checksum")?);
+        if r.at != bytes.len() {
+            return Err(WeightsError::Truncated(format!(
+                "{} unexpected bytes after the checksum",
+                bytes.len() - r.at
+            )));
+        }
+        let found = crc32fast::hash(&bytes[..body_end]);
+        if found != expected {
+            return Err(WeightsError::Checksum { expected, found });
+        }
+        let header: BundleHeader =
+            serde_json::from_slice(header).map_err(|e| WeightsError::Header(e.to_string()))?;
+        Ok(Self {
+            header,
+            weights: weights.to_vec(),
+        })
+    }
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn slice(&mut self, len: usize, what: &str) -> Result<&'a [u8], WeightsError> {
+        let end = self.at.checked_add(len).filter(|&e| e <= self.bytes.len());
+        let Some(end) = end else {
+            return Err(WeightsError::Truncated(format!(
+                "the file ends before its {what} ({} bytes expected at offset {}, {} bytes left)",
+                len,
+                self.at,
+                self.bytes.len() - self.at
+            )));
+        };
+        let s = &self.bytes[self.at..end];
+        self.at = end;
+        Ok(s)
+    }
+
+    fn take<const N: usize>(&mut self, what: &str) -> Result<[u8; N], WeightsError> {
+        let s = self.slice(N, what)?;
+        Ok(s.try_into().expect("slice has length N"))
+    }
+}

@@ -1,0 +1,253 @@
+//! `amortize`: meta-train, evaluate and export iterative amortized inference models.
+
+mod device;
+mod eval;
+mod export;
+mod train;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use amortize::model::AmortizerConfig;
+use amortize::task::regression::{FunctionRegression, FunctionRegressionConfig};
+use amortize::weights::ModelBundle;
+use amortize::RefineConfig;
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+
+use device::DeviceChoice;
+
+/// Meta-train, evaluate and export iterative amortized inference models.
+#[derive(Parser)]
+#[command(name = "amortize", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Meta-train an amortizer on 1-D function regression (parametric regime, observations).
+    Train(TrainArgs),
+    /// Query MSE after refinement steps on fresh tasks, beside Bayes and least squares.
+    Eval(EvalArgs),
+    /// Evaluate a trained model and write it, with its model card, for the web app.
+    Export(ExportArgs),
+}
+
+#[derive(Args)]
+struct DeviceArgs {
+    /// Where to run: a hardware GPU if there is one (auto), the CPU, or a GPU only.
+    #[arg(long, value_enum, default_value = "auto")]
+    device: DeviceChoice,
+}
+
+#[derive(Args)]
+struct TrainArgs {
+    /// Output directory: config.json, log.jsonl and model.amz go here.
+    #[arg(long, default_value = "runs/regression")]
+    out: PathBuf,
+    /// Seed of everything random in the run.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Meta-training steps.
+    #[arg(long, default_value_t = 20_000)]
+    steps: usize,
+    /// Tasks per meta-training step.
+    #[arg(long, default_value_t = 64)]
+    tasks_per_step: usize,
+    /// Peak learning rate.
+    #[arg(long, default_value_t = 1e-3)]
+    lr: f64,
+    /// Linear warm-up steps.
+    #[arg(long, default_value_t = 200)]
+    warmup: usize,
+    /// Evaluate every N steps (0: at the end only).
+    #[arg(long, default_value_t = 1000)]
+    eval_every: usize,
+    /// Tasks per periodic evaluation.
+    #[arg(long, default_value_t = 500)]
+    eval_tasks: usize,
+    /// Checkpoint every N steps (0: at the end only).
+    #[arg(long, default_value_t = 1000)]
+    checkpoint_every: usize,
+    /// Legendre features p.
+    #[arg(long, default_value_t = 8)]
+    features: usize,
+    /// Observation noise σ.
+    #[arg(long, default_value_t = 0.1)]
+    noise_std: f64,
+    /// Context points per task.
+    #[arg(long, default_value_t = 32)]
+    context: usize,
+    /// Refinement steps k.
+    #[arg(long, default_value_t = 10)]
+    k: usize,
+    /// Mini-batch size b.
+    #[arg(long, default_value_t = 8)]
+    batch_size: usize,
+    /// Transformer width.
+    #[arg(long, default_value_t = 64)]
+    d_model: usize,
+    /// Attention heads.
+    #[arg(long, default_value_t = 4)]
+    n_heads: usize,
+    /// Transformer layers.
+    #[arg(long, default_value_t = 3)]
+    n_layers: usize,
+    /// Feed-forward width.
+    #[arg(long, default_value_t = 256)]
+    d_ff: usize,
+    #[command(flatten)]
+    device: DeviceArgs,
+}
+
+#[derive(Args)]
+struct EvalArgs {
+    /// A model file written by `amortize train` (model.amz).
+    #[arg(long)]
+    weights: PathBuf,
+    /// Fresh tasks to evaluate on.
+    #[arg(long, default_value_t = 1000)]
+    tasks: usize,
+    /// Seed of the evaluation tasks.
+    #[arg(long, default_value_t = 1234)]
+    seed: u64,
+    /// Context points per task (default: as trained).
+    #[arg(long)]
+    context: Option<usize>,
+    /// Largest number of refinement steps (default: as trained); 1, 5 and 10 are reported too.
+    #[arg(long)]
+    steps: Option<usize>,
+    /// Print the report as JSON instead of Markdown.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    device: DeviceArgs,
+}
+
+#[derive(Args)]
+struct ExportArgs {
+    #[command(flatten)]
+    eval: EvalArgs,
+    /// Name of the exported model: writes `<DIR>/<NAME>.amz` and `<DIR>/<NAME>.md`.
+    #[arg(long, default_value = "regression-parametric")]
+    name: String,
+    /// Where to write (the web app serves `public/`).
+    #[arg(long, default_value = "public/weights")]
+    dir: PathBuf,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Train(a) => run_train(a),
+        Command::Eval(a) => run_eval(a).map(|_| ()),
+        Command::Export(a) => run_export(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn command_line() -> String {
+    let args: Vec<String> = std::env::args().collect();
+    let mut parts = vec!["amortize".to_string()];
+    parts.extend(args.into_iter().skip(1));
+    parts.join(" ")
+}
+
+fn run_train(a: TrainArgs) -> anyhow::Result<()> {
+    let task = FunctionRegressionConfig::new()
+        .with_features(a.features)
+        .with_noise_std(a.noise_std)
+        .with_context(a.context);
+    let family = FunctionRegression::new(task.clone());
+    let cfg = train::TrainConfig {
+        seed: a.seed,
+        steps: a.steps,
+        tasks_per_step: a.tasks_per_step,
+        lr: a.lr,
+        warmup: a.warmup,
+        eval_every: a.eval_every,
+        eval_tasks: a.eval_tasks,
+        checkpoint_every: a.checkpoint_every,
+        model: AmortizerConfig::new(family.observation_dim(), family.state_dim())
+            .with_d_model(a.d_model)
+            .with_n_heads(a.n_heads)
+            .with_n_layers(a.n_layers)
+            .with_d_ff(a.d_ff),
+        task,
+        refine: RefineConfig::new()
+            .with_steps(a.k)
+            .with_batch_size(a.batch_size),
+    };
+    cfg.validate()?;
+    let chosen = device::choose(a.device.device)?;
+    eprintln!("device: {}", chosen.description);
+    let path = train::train(&cfg, &chosen.device, &a.out, &command_line())?;
+    eprintln!("wrote {}", path.display());
+    Ok(())
+}
+
+fn run_export(a: ExportArgs) -> anyhow::Result<()> {
+    let name = a.name;
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        anyhow::bail!("--name: letters, digits, '-' and '_' only, got {name:?}");
+    }
+    let (bundle, report) = run_eval(a.eval)?;
+    export::export(bundle, &report, &command_line(), &a.dir, &name)?;
+    eprintln!("exported {}/{name}.amz and {name}.md", a.dir.display());
+    Ok(())
+}
+
+fn run_eval(a: EvalArgs) -> anyhow::Result<(ModelBundle, eval::EvalReport)> {
+    let bytes =
+        std::fs::read(&a.weights).with_context(|| format!("reading {}", a.weights.display()))?;
+    let bundle =
+        ModelBundle::decode(&bytes).with_context(|| format!("loading {}", a.weights.display()))?;
+    let chosen = device::choose(a.device.device)?;
+    eprintln!("device: {}", chosen.description);
+    let model = bundle
+        .model(&chosen.device)
+        .with_context(|| format!("loading {}", a.weights.display()))?;
+    let mut task_cfg = bundle.header.task.clone();
+    if let Some(c) = a.context {
+        task_cfg.context = c;
+    }
+    let task = FunctionRegression::new(task_cfg);
+    task.validate()
+        .map_err(|e| anyhow::anyhow!("--context: {e}"))?;
+    if a.tasks == 0 || a.tasks > 1_000_000 {
+        anyhow::bail!("--tasks must be in 1..=1000000, got {}", a.tasks);
+    }
+    let max_steps = a.steps.unwrap_or(bundle.header.refine.steps);
+    if max_steps == 0 || max_steps > 10_000 {
+        anyhow::bail!("--steps must be in 1..=10000, got {max_steps}");
+    }
+    let mut steps = train::eval_steps(max_steps);
+    steps.insert(0, 0);
+    let report = eval::evaluate(
+        &model,
+        &task,
+        &bundle.header.refine,
+        a.tasks,
+        a.seed,
+        &steps,
+        &chosen.device,
+    );
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!("{}", report.markdown());
+    }
+    Ok((bundle, report))
+}

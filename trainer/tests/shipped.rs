@@ -1,0 +1,61 @@
+//! The weights shipped in `public/weights/` decode into the current architecture and still
+//! refine. Regenerate them with the commands in README.md (and in the model card beside them).
+
+use amortize::refine::{refine, schedule, RegressionBatch};
+use amortize::task::regression::FunctionRegression;
+use amortize::ModelBundle;
+use burn::tensor::Device;
+use rand::{rngs::StdRng, SeedableRng};
+
+#[test]
+fn shipped_weights_decode_into_the_current_architecture_and_refine() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../public/weights/regression-parametric.amz");
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let bundle = ModelBundle::decode(&bytes).expect("decodes");
+    let device = Device::flex();
+    let model = bundle
+        .model(&device)
+        .expect("fits the current architecture");
+
+    // Its recorded evaluation, the one in the model card: 10 < 5 < 1 steps, 10 ≤ 1/3 of 1.
+    let eval = &bundle.header.provenance["eval"];
+    let at = |step: u64| -> f64 {
+        eval["model"]
+            .as_array()
+            .expect("evaluation rows")
+            .iter()
+            .find(|r| r[0].as_u64() == Some(step))
+            .and_then(|r| r[1].as_f64())
+            .expect("step reported")
+    };
+    assert!(at(10) < at(5) && at(5) < at(1), "{eval}");
+    assert!(at(10) <= at(1) / 3.0, "{eval}");
+
+    // And it does so now, on fresh tasks.
+    let task = FunctionRegression::new(bundle.header.task.clone());
+    let mut rng = StdRng::seed_from_u64(99);
+    let tasks: Vec<_> = (0..100).map(|_| task.sample(&mut rng)).collect();
+    let eps: Vec<_> = tasks.iter().map(|t| &t.episode).collect();
+    let batch = RegressionBatch::new(&task, &eps, &device);
+    let k = bundle.header.refine.steps;
+    let sched = schedule(
+        task.config.context,
+        bundle.header.refine.batch_size,
+        k,
+        &mut rng,
+    );
+    let states = refine(&model, &batch, &sched, &device);
+    let err = |i: usize| {
+        let pred = amortize::regime::parametric::predict(
+            states[i].clone().unsqueeze_dim::<3>(1),
+            batch.query_features.clone(),
+        );
+        let [b, _, q] = pred.dims();
+        (pred.reshape([b, q]) - batch.targets.clone())
+            .square()
+            .mean()
+            .into_scalar::<f32>()
+    };
+    assert!(err(k) < err(1), "{} vs {}", err(k), err(1));
+}

@@ -1,0 +1,13 @@
+//! The amortize web app: panic hook and mount.
+
+mod app;
+mod engine;
+mod state;
+
+fn main() {
+    std::panic::set_hook(Box::new(|info| {
+        console_error_panic_hook::hook(info);
+        app::show_fatal(&info.to_string());
+    }));
+    leptos::mount::mount_to_body(app::App);
+}
