@@ -146,12 +146,28 @@ pub fn browser() -> anyhow::Result<Browser> {
     Browser::new(options).context("starting Chromium")
 }
 
-/// Runs `js` in the page and returns its value as JSON.
+/// Runs the expression `js` in the page (awaiting a promise) and returns its value when it is
+/// a string, a number or a boolean (CDP returns those by value), else `Null`.
 pub fn eval(tab: &Tab, js: &str) -> anyhow::Result<serde_json::Value> {
     let obj = tab
         .evaluate(js, true)
         .with_context(|| format!("evaluating {js}"))?;
     Ok(obj.value.unwrap_or(serde_json::Value::Null))
+}
+
+/// Numbers that `js` returns joined by commas.
+pub fn eval_numbers(tab: &Tab, js: &str) -> anyhow::Result<Vec<f64>> {
+    let v = eval(tab, js)?;
+    let text = v
+        .as_str()
+        .ok_or_else(|| anyhow!("{js} gave {v}, not a string of numbers"))?;
+    text.split(',')
+        .map(|n| {
+            n.trim()
+                .parse::<f64>()
+                .with_context(|| format!("{n:?} in {text:?}"))
+        })
+        .collect()
 }
 
 /// The text of the element with this `data-testid`, if present.

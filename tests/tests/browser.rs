@@ -4,7 +4,9 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use amortize_e2e::{browser, dist_dir, eval, screenshot, testid_text, wait_for_text, Server};
+use amortize_e2e::{
+    browser, dist_dir, eval_numbers, screenshot, testid_text, wait_for_text, Server,
+};
 use headless_chrome::browser::tab::point::Point;
 
 /// One Chromium at a time: the machine has two cores.
@@ -30,17 +32,11 @@ fn server() -> Server {
 
 /// Clicks at data coordinates (x ∈ [-1, 1], y ∈ [-3.5, 3.5]) on the plot.
 fn click_data(tab: &headless_chrome::Tab, x: f64, y: f64) {
-    let rect = eval(
+    let r = eval_numbers(
         tab,
-        "(() => { const r = document.querySelector('[data-testid=\"plot\"]').getBoundingClientRect(); return [r.left, r.top, r.width, r.height]; })()",
+        "(() => { const r = document.querySelector('[data-testid=\"plot\"]').getBoundingClientRect(); return [r.left, r.top, r.width, r.height].join(','); })()",
     )
     .expect("plot rect");
-    let r: Vec<f64> = rect
-        .as_array()
-        .expect("array")
-        .iter()
-        .map(|v| v.as_f64().expect("number"))
-        .collect();
     let px = r[0] + (x + 1.0) / 2.0 * r[2];
     let py = r[1] + (3.5 - y) / 7.0 * r[3];
     tab.click_point(Point { x: px, y: py }).expect("click");

@@ -55,16 +55,14 @@ struct Ctx {
     /// batches[i - 1] holds the indices of the points step i read.
     batches: RwSignal<Vec<Vec<usize>>>,
     busy: RwSignal<bool>,
+    /// Steps the model was trained with (0 until it loads).
+    max_steps: RwSignal<usize>,
     playing: RwSignal<bool>,
     error: RwSignal<Option<String>>,
     seed: u64,
 }
 
 impl Ctx {
-    fn max_steps(&self) -> usize {
-        self.engine.get_value().map_or(0, |e| e.refine.steps)
-    }
-
     /// Back to θ(0), e.g. after the points changed.
     fn reset(&self) {
         self.playing.set(false);
@@ -145,6 +143,7 @@ pub fn App() -> impl IntoView {
         states: RwSignal::new(Vec::new()),
         batches: RwSignal::new(Vec::new()),
         busy: RwSignal::new(false),
+        max_steps: RwSignal::new(0),
         playing: RwSignal::new(false),
         error: RwSignal::new(None),
         seed: settings.seed,
@@ -165,6 +164,7 @@ pub fn App() -> impl IntoView {
                 Ok((engine, n)) => {
                     backend.set(engine.backend.clone());
                     note.set(n);
+                    ctx.max_steps.set(engine.refine.steps);
                     ctx.engine.set_value(Some(Rc::new(engine)));
                     ctx.reset();
                     status.set(Status::Ready);
@@ -350,7 +350,7 @@ pub fn App() -> impl IntoView {
                 <dl class="readouts">
                     <div><dt>"Step"</dt><dd>
                         <span data-testid="step">{current}</span>" / "
-                        {move || ctx.max_steps()}
+                        {move || ctx.max_steps.get()}
                     </dd></div>
                     <div><dt>"MSE to the points"</dt><dd data-testid="mse">
                         {move || mse().map_or("—".to_string(), |m| format!("{m:.4}"))}
