@@ -103,13 +103,13 @@ fn short_training_makes_the_loss_fall_and_refinement_help() {
     let batch = RegressionBatch::new(&task, &refs, &device);
     let states = refine(&model, &batch, &schedule(16, 4, 4, &mut rng), &device);
     let err = |s: &Tensor<2>| {
-        let pred = amortize::regime::parametric::predict(
-            s.clone().unsqueeze_dim::<3>(1),
+        amortize::regime::parametric::mse_per_task(
+            s.clone(),
             batch.query_features.clone(),
-        );
-        let [b, _, q] = pred.dims();
-        let d = pred.reshape([b, q]) - batch.targets.clone();
-        d.square().mean().into_scalar::<f32>()
+            batch.targets.clone(),
+        )
+        .mean()
+        .into_scalar::<f32>()
     };
     assert!(
         err(&states[4]) < err(&states[1]),

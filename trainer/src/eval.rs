@@ -122,12 +122,8 @@ pub fn evaluate(
 
 /// Query MSE of each task's state, `[B]`.
 fn per_task_mse(states: Tensor<2>, batch: &RegressionBatch) -> Vec<f64> {
-    let pred = parametric::predict(states.unsqueeze_dim::<3>(1), batch.query_features.clone());
-    let [b, _, q] = pred.dims();
-    let err = (pred.reshape([b, q]) - batch.targets.clone())
-        .square()
-        .mean_dim(1);
-    err.into_data()
+    parametric::mse_per_task(states, batch.query_features.clone(), batch.targets.clone())
+        .into_data()
         .try_into_vec::<f32>()
         .expect("f32 tensor")
         .into_iter()

@@ -47,15 +47,13 @@ fn shipped_weights_decode_into_the_current_architecture_and_refine() {
     );
     let states = refine(&model, &batch, &sched, &device);
     let err = |i: usize| {
-        let pred = amortize::regime::parametric::predict(
-            states[i].clone().unsqueeze_dim::<3>(1),
+        amortize::regime::parametric::mse_per_task(
+            states[i].clone(),
             batch.query_features.clone(),
-        );
-        let [b, _, q] = pred.dims();
-        (pred.reshape([b, q]) - batch.targets.clone())
-            .square()
-            .mean()
-            .into_scalar::<f32>()
+            batch.targets.clone(),
+        )
+        .mean()
+        .into_scalar::<f32>()
     };
     assert!(err(k) < err(1), "{} vs {}", err(k), err(1));
 }

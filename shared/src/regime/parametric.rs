@@ -20,3 +20,14 @@ pub fn mse(states: Tensor<3>, query_features: Tensor<3>, targets: Tensor<2>) -> 
     let err = pred - targets.unsqueeze_dim::<3>(1);
     err.square().mean()
 }
+
+/// Query MSE of one state per task: `states` `[B, S]`, `query_features` `[B, q, S]`,
+/// `targets` `[B, q]` → `[B]`.
+pub fn mse_per_task(states: Tensor<2>, query_features: Tensor<3>, targets: Tensor<2>) -> Tensor<1> {
+    let pred = predict(states.unsqueeze_dim::<3>(1), query_features); // [B, 1, q]
+    let [b, _, q] = pred.dims();
+    (pred.reshape([b, q]) - targets)
+        .square()
+        .mean_dim(1)
+        .reshape([b])
+}
