@@ -7,10 +7,16 @@
 //! The crate is the paper's method and its task samplers. It never picks a backend (callers pass a
 //! Burn [`Device`](burn::tensor::Device)) and does no I/O: weights go in and out as bytes.
 //!
-//! Floors, bottom up: [`task`] and [`model`]; [`regime`]; [`signal`]; [`refine`]. Nothing lower
-//! imports anything higher.
+//! Three independent choices meet in one refinement engine: a [`task`] family (what an episode
+//! is and how predictions are scored), a [`regime`] (what the state is: parametric θ, explicit
+//! latent z, implicit per-query prediction) and a [`signal`] (observations, gradients, both).
+//! [`refine`] runs k greedy steps for any combination, for training and inference; [`flow`] adds
+//! flow-matching generation on top; [`model::order`] is the sample × node model for SCM
+//! topological orders. [`metric`] and [`baseline`] score the results, [`weights`] carries a
+//! trained model as bytes.
 
 pub mod baseline;
+pub mod flow;
 pub mod metric;
 pub mod model;
 pub mod refine;
@@ -22,4 +28,5 @@ pub mod weights;
 pub use model::{Amortizer, AmortizerConfig};
 pub use refine::RefineConfig;
 pub use task::regression::{FunctionRegression, FunctionRegressionConfig};
+pub use task::{TaskConfig, TaskData, TaskDims};
 pub use weights::{ModelBundle, WeightsError};

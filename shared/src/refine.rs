@@ -9,11 +9,10 @@ use burn::tensor::{Device, Tensor, TensorData};
 use rand::seq::SliceRandom;
 use rand::Rng;
 
-use crate::model::Amortizer;
-use crate::regime::parametric;
-use crate::signal::observation_tokens;
-use crate::task::regression::FunctionRegression;
-use crate::task::Episode;
+use crate::model::mask::Attention;
+use crate::model::{Amortizer, StepInput};
+use crate::signal::preprocess_gradient;
+use crate::task::{LossKind, TaskData, TaskDims};
 
 /// How many refinement steps and how many observations each one reads.
 #[derive(Config, Debug, PartialEq)]
@@ -81,60 +80,290 @@ pub fn schedule<R: Rng + ?Sized>(n: usize, b: usize, k: usize, rng: &mut R) -> V
     out
 }
 
-/// A batch of regression tasks ready for the amortizer: encoded observations on the host, query
-/// features and targets on the device.
-pub struct RegressionBatch {
-    encoded: Vec<Vec<f32>>,
-    obs_dim: usize,
-    /// φ(x_q), `[B, q, S]`.
-    pub query_features: Tensor<3>,
-    /// Query targets, `[B, q]`.
-    pub targets: Tensor<2>,
+/// A batch of tasks ready for the amortizer: context rows on the host (mini-batches are cut from
+/// them step by step), query inputs and targets on the device.
+#[derive(Clone)]
+pub struct TaskBatch {
+    dims: TaskDims,
+    context: usize,
+    obs: Vec<f32>,
+    inputs: Vec<f32>,
+    targets: Vec<f32>,
+    /// Query inputs, `[B, q, in]`.
+    pub query_input: Tensor<3>,
+    /// Query targets, `[B, q, out]`.
+    pub query_target: Tensor<3>,
+    tasks: usize,
+    queries: usize,
 }
 
-impl RegressionBatch {
-    /// Prepares `episodes` (all with the same number of queries) on `device`.
-    pub fn new(task: &FunctionRegression, episodes: &[&Episode], device: &Device) -> Self {
-        let b = episodes.len();
-        let q = episodes.first().map_or(0, |e| e.query_len());
-        let s = task.state_dim();
-        let mut phi = Vec::with_capacity(b * q * s);
-        let mut targets = Vec::with_capacity(b * q);
-        let mut encoded = Vec::with_capacity(b);
-        for e in episodes {
-            assert_eq!(
-                e.query_len(),
-                q,
-                "every task in a batch has the same number of queries"
-            );
-            phi.extend(task.design(&e.query_x));
-            targets.extend_from_slice(&e.query_y);
-            encoded.push(task.encode_observations(&e.context_x, &e.context_y));
+/// One mini-batch of every task, on the device.
+pub struct MiniBatch {
+    /// Observation token inputs `[B, m, obs_dim]`.
+    pub obs: Tensor<3>,
+    /// The predictor's inputs `[B, m, in]` (absent when the tasks carry none).
+    pub inputs: Option<Tensor<3>>,
+    /// The predictor's targets `[B, m, out]` (same).
+    pub targets: Option<Tensor<3>>,
+}
+
+impl TaskBatch {
+    /// Prepares `tasks` on `device`. All tasks must have the same shapes, context size and
+    /// number of queries, and finite values.
+    pub fn new(tasks: &[&TaskData], device: &Device) -> Result<Self, String> {
+        let first = tasks.first().ok_or("a batch needs at least one task")?;
+        let dims = first.dims;
+        let (n, q) = (first.context_len(), first.query_len());
+        let with_targets = first.has_context_targets();
+        let mut b = Self {
+            dims,
+            context: n,
+            obs: Vec::with_capacity(tasks.len() * n * dims.obs_dim),
+            inputs: Vec::new(),
+            targets: Vec::new(),
+            query_input: Tensor::zeros([1, 1, 1], device),
+            query_target: Tensor::zeros([1, 1, 1], device),
+            tasks: tasks.len(),
+            queries: q,
+        };
+        let mut qi = Vec::with_capacity(tasks.len() * q * dims.input_dim);
+        let mut qt = Vec::with_capacity(tasks.len() * q * dims.output_dim);
+        for (i, t) in tasks.iter().enumerate() {
+            t.validate().map_err(|e| format!("task {i}: {e}"))?;
+            if t.dims != dims || t.context_len() != n || t.query_len() != q {
+                return Err(format!(
+                    "task {i} differs in shape from task 0 (every task in a batch has the same dims, context size and query count)"
+                ));
+            }
+            if t.has_context_targets() != with_targets {
+                return Err(format!(
+                    "task {i}: context targets present in some tasks only"
+                ));
+            }
+            b.obs.extend_from_slice(&t.context_obs);
+            b.inputs.extend_from_slice(&t.context_input);
+            b.targets.extend_from_slice(&t.context_target);
+            qi.extend_from_slice(&t.query_input);
+            qt.extend_from_slice(&t.query_target);
         }
+        let bs = tasks.len();
+        b.query_input = Tensor::from_data(TensorData::new(qi, [bs, q, dims.input_dim]), device);
+        b.query_target = Tensor::from_data(TensorData::new(qt, [bs, q, dims.output_dim]), device);
+        Ok(b)
+    }
+
+    /// The same contexts with other queries, `[B, q', in]` (targets zero): e.g. the points
+    /// where a generative model's field is wanted.
+    pub fn with_queries(&self, query_input: Tensor<3>) -> Self {
+        let [b, q, _] = query_input.dims();
+        assert_eq!(b, self.tasks, "one query set per task");
+        let target = Tensor::zeros([b, q, self.dims.output_dim], &query_input.device());
         Self {
-            encoded,
-            obs_dim: task.observation_dim(),
-            query_features: Tensor::from_data(TensorData::new(phi, [b, q, s]), device),
-            targets: Tensor::from_data(TensorData::new(targets, [b, q]), device),
+            queries: q,
+            query_input,
+            query_target: target,
+            ..self.clone()
         }
     }
 
     /// Tasks in the batch.
     pub fn len(&self) -> usize {
-        self.encoded.len()
+        self.tasks
     }
 
-    /// Whether the batch holds no task.
+    /// Whether the batch holds no task (never true for a constructed batch).
     pub fn is_empty(&self) -> bool {
-        self.encoded.is_empty()
+        self.tasks == 0
     }
 
-    /// Observation tokens of one mini-batch (the same indices in every task), `[B, m, obs_dim]`.
-    pub fn tokens(&self, indices: &[usize], device: &Device) -> Tensor<3> {
-        let encoded: Vec<&[f32]> = self.encoded.iter().map(|e| e.as_slice()).collect();
-        let idx: Vec<&[usize]> = vec![indices; self.encoded.len()];
-        observation_tokens(&encoded, &idx, self.obs_dim, device)
+    /// Context observations per task.
+    pub fn context_len(&self) -> usize {
+        self.context
     }
+
+    /// Queries per task.
+    pub fn query_len(&self) -> usize {
+        self.queries
+    }
+
+    /// The tasks' shapes.
+    pub fn dims(&self) -> TaskDims {
+        self.dims
+    }
+
+    fn gather(&self, rows: &[f32], width: usize, indices: &[usize], device: &Device) -> Tensor<3> {
+        let m = indices.len();
+        let mut data = Vec::with_capacity(self.tasks * m * width);
+        for t in 0..self.tasks {
+            for &i in indices {
+                let at = (t * self.context + i) * width;
+                data.extend_from_slice(&rows[at..at + width]);
+            }
+        }
+        Tensor::from_data(TensorData::new(data, [self.tasks, m, width]), device)
+    }
+
+    /// The same context indices of every task, `m = indices.len()`.
+    pub fn minibatch(&self, indices: &[usize], device: &Device) -> MiniBatch {
+        assert!(
+            indices.iter().all(|&i| i < self.context),
+            "mini-batch index out of range"
+        );
+        let d = self.dims;
+        let with_targets = !self.inputs.is_empty();
+        MiniBatch {
+            obs: self.gather(&self.obs, d.obs_dim, indices, device),
+            inputs: with_targets.then(|| self.gather(&self.inputs, d.input_dim, indices, device)),
+            targets: with_targets
+                .then(|| self.gather(&self.targets, d.output_dim, indices, device)),
+        }
+    }
+}
+
+/// Where a refinement stands: the carried state and the history the model reads.
+#[derive(Clone)]
+pub struct RefineState {
+    /// `[B, 1, S]` (task-level state) or `[B, q, S]` (per query).
+    pub state: Tensor<3>,
+    history: Vec<Tensor<3>>,
+    history_grads: Vec<Tensor<3>>,
+}
+
+impl RefineState {
+    /// The initial state of `batch`'s tasks, its history filled with copies of it (and zero
+    /// gradients).
+    pub fn start(model: &Amortizer, batch: &TaskBatch) -> Self {
+        let state = model.initial(batch.len(), batch.query_len());
+        let cfg = model.config();
+        let h = cfg.history;
+        let zeros = || {
+            let [b, _, s] = state.dims();
+            Tensor::zeros([b, 1, s], &state.device())
+        };
+        Self {
+            history: vec![state.clone(); h],
+            history_grads: if cfg.signal.uses_gradients() {
+                (0..h).map(|_| zeros()).collect()
+            } else {
+                Vec::new()
+            },
+            state,
+        }
+    }
+
+    fn push(&mut self, next: Tensor<3>, mean_grad: Option<Tensor<3>>) {
+        let prev = std::mem::replace(&mut self.state, next);
+        if !self.history.is_empty() {
+            self.history.pop();
+            self.history.insert(0, prev.detach());
+            if let Some(g) = mean_grad {
+                self.history_grads.pop();
+                self.history_grads.insert(0, g.detach());
+            }
+        }
+    }
+}
+
+/// What one step produced.
+pub struct StepOutput {
+    /// Predictions on the queries of every candidate state, `[B, M, q, out]`: M = the prefixes
+    /// of the mini-batch (causal task-level state), or 1.
+    pub predictions: Tensor<4>,
+    /// The state carried to the next step (not detached).
+    pub next: Tensor<3>,
+    mean_grad: Option<Tensor<3>>,
+}
+
+/// One refinement step from `rs` over the mini-batch `indices`. `prefixes` (implicit regime):
+/// how many of the mini-batch's observations each query reads, `[B·q]`, or `None` for all.
+pub fn step(
+    model: &Amortizer,
+    rs: &RefineState,
+    batch: &TaskBatch,
+    indices: &[usize],
+    prefixes: Option<&[usize]>,
+    device: &Device,
+) -> StepOutput {
+    let cfg = model.config();
+    let mb = batch.minibatch(indices, device);
+    let m = indices.len();
+    if cfg.regime.has_task_state() {
+        let (grads, mean_grad) = if cfg.signal.uses_gradients() {
+            let raw = model.point_gradients(
+                rs.state.clone(),
+                mb.inputs
+                    .clone()
+                    .expect("the gradient signal needs context inputs and targets"),
+                mb.targets
+                    .clone()
+                    .expect("the gradient signal needs context inputs and targets"),
+            );
+            let g = preprocess_gradient(raw.clone());
+            let mean = preprocess_gradient(raw.mean_dim(1));
+            (Some(g), Some(mean))
+        } else {
+            (None, None)
+        };
+        let input = StepInput {
+            obs: cfg.signal.uses_observations().then_some(mb.obs),
+            grads,
+            history: rs.history.clone(),
+            history_grads: rs.history_grads.clone(),
+        };
+        let states = model.step_task(rs.state.clone(), input); // [B, M, S]
+        let [b, rows, s] = states.dims();
+        let next = states.clone().slice([0..b, rows - 1..rows, 0..s]);
+        StepOutput {
+            predictions: model.predict(states, batch.query_input.clone()),
+            next,
+            mean_grad,
+        }
+    } else {
+        let all = vec![m; batch.len() * batch.query_len()];
+        let input = StepInput {
+            obs: Some(mb.obs),
+            grads: None,
+            history: rs.history.clone(),
+            history_grads: Vec::new(),
+        };
+        let (pred, next) = model.step_queries(
+            rs.state.clone(),
+            batch.query_input.clone(),
+            input,
+            prefixes.unwrap_or(&all),
+        );
+        StepOutput {
+            predictions: pred.unsqueeze_dim::<4>(1),
+            next,
+            mean_grad: None,
+        }
+    }
+}
+
+/// The predictions of a carried state on the batch's queries, `[B, q, out]`.
+pub fn predictions(model: &Amortizer, state: &Tensor<3>, batch: &TaskBatch) -> Tensor<3> {
+    if model.config().regime.has_task_state() {
+        let p = model.predict(state.clone(), batch.query_input.clone()); // [B, 1, q, out]
+        let [b, _, q, o] = p.dims();
+        p.reshape([b, q, o])
+    } else {
+        model.decode_queries(state.clone())
+    }
+}
+
+/// Mean query loss of predictions `[B, M, q, out]` against targets `[B, q, out]`: a scalar.
+pub fn query_loss(kind: LossKind, predictions: Tensor<4>, targets: Tensor<3>) -> Tensor<1> {
+    let shape = predictions.dims();
+    let t = targets.unsqueeze_dim::<4>(1).expand(shape);
+    kind.pointwise(predictions, t).mean()
+}
+
+/// Query loss of each task, `[B]`, for predictions `[B, q, out]`.
+pub fn loss_per_task(kind: LossKind, predictions: Tensor<3>, targets: Tensor<3>) -> Tensor<1> {
+    let b = predictions.dims()[0];
+    kind.pointwise(predictions, targets)
+        .mean_dims(&[1, 2])
+        .reshape([b])
 }
 
 /// The greedy k-step training objective.
@@ -142,60 +371,79 @@ pub struct GreedyLoss {
     /// Mean over steps of the per-step losses; its gradient is the sum of the per-step
     /// gradients over k, i.e. gradients accumulated over the k steps.
     pub total: Tensor<1>,
-    /// Query MSE averaged over every prefix of each step's mini-batch, one per step.
+    /// Query loss averaged over every candidate state of each step, one per step.
     pub per_step: Vec<Tensor<1>>,
 }
 
-/// Runs k steps over `schedule`, detaching the state between steps, and scores every prefix's
-/// state on the queries (causal masking trains all context sizes in one pass, Fig. 5).
+/// Runs k steps over `schedule`, detaching the state between steps, and scores each step's
+/// states on the queries (paper eq. 9, §11.2).
 ///
+/// Causal attention trains every context size in one pass (task-level state: every prefix's
+/// state is scored; implicit: each query reads a random prefix, drawn from `rng`). Full
+/// attention draws one context size per call and truncates every mini-batch to it (§11.4).
 /// Because each step's input state is detached, summing the step losses and calling `backward`
 /// once yields exactly the gradients that k separate backward passes would accumulate.
-pub fn greedy_loss(
+pub fn greedy_loss<R: Rng + ?Sized>(
     model: &Amortizer,
-    batch: &RegressionBatch,
+    batch: &TaskBatch,
     schedule: &[Vec<usize>],
+    rng: &mut R,
     device: &Device,
 ) -> GreedyLoss {
-    let mut state = model.initial_state(batch.len());
+    let cfg = model.config();
+    let full_size = match cfg.attention {
+        Attention::Full => {
+            let b = schedule.iter().map(|s| s.len()).max().unwrap_or(1).max(1);
+            Some(rng.random_range(1..=b))
+        }
+        Attention::Causal => None,
+    };
+    let mut rs = RefineState::start(model, batch);
     let mut per_step = Vec::with_capacity(schedule.len());
     for indices in schedule {
-        let obs = batch.tokens(indices, device);
-        let states = model.step_prefixes(state.clone(), obs); // [B, m, S]
-        let loss = parametric::mse(
-            states.clone(),
-            batch.query_features.clone(),
-            batch.targets.clone(),
-        );
-        per_step.push(loss);
-        let [b, m, s] = states.dims();
-        // Greedy: the next step starts from this step's final state, cut from the graph.
-        state = states
-            .slice([0..b, m - 1..m, 0..s])
-            .reshape([b, s])
-            .detach();
+        let indices = match full_size {
+            Some(n) => &indices[..n.min(indices.len())],
+            None => &indices[..],
+        };
+        if indices.is_empty() {
+            continue;
+        }
+        let prefixes: Option<Vec<usize>> =
+            (!cfg.regime.has_task_state() && cfg.attention == Attention::Causal).then(|| {
+                (0..batch.len() * batch.query_len())
+                    .map(|_| rng.random_range(1..=indices.len()))
+                    .collect()
+            });
+        let out = step(model, &rs, batch, indices, prefixes.as_deref(), device);
+        per_step.push(query_loss(
+            cfg.task.loss,
+            out.predictions,
+            batch.query_target.clone(),
+        ));
+        // Greedy: the next step starts from this step's state, cut from the graph.
+        rs.push(out.next.detach(), out.mean_grad);
     }
     let k = per_step.len().max(1) as f32;
     let total = Tensor::cat(per_step.clone(), 0).sum() / k;
     GreedyLoss { total, per_step }
 }
 
-/// Inference: the state before any step and after each of the k steps, `k + 1` tensors `[B, S]`.
+/// Inference: the carried state before any step and after each step of `schedule`, `k + 1`
+/// tensors (`[B, 1, S]` or `[B, q, S]`), all detached.
 pub fn refine(
     model: &Amortizer,
-    batch: &RegressionBatch,
+    batch: &TaskBatch,
     schedule: &[Vec<usize>],
     device: &Device,
-) -> Vec<Tensor<2>> {
-    let mut states = vec![model.initial_state(batch.len())];
+) -> Vec<Tensor<3>> {
+    let mut rs = RefineState::start(model, batch);
+    let mut states = vec![rs.state.clone()];
     for indices in schedule {
-        let prev = states.last().expect("holds the initial state").clone();
-        if indices.is_empty() {
-            states.push(prev);
-            continue;
+        if !indices.is_empty() {
+            let out = step(model, &rs, batch, indices, None, device);
+            rs.push(out.next.detach(), out.mean_grad);
         }
-        let obs = batch.tokens(indices, device);
-        states.push(model.step(prev, obs).detach());
+        states.push(rs.state.clone());
     }
     states
 }

@@ -14,11 +14,13 @@ use crate::model::{Amortizer, AmortizerConfig};
 use crate::refine::RefineConfig;
 use crate::regime::Regime;
 use crate::signal::Signal;
-use crate::task::regression::FunctionRegressionConfig;
+use crate::task::regression::{FunctionRegression, FunctionRegressionConfig};
+use crate::task::TaskConfig;
 
 const MAGIC: &[u8; 8] = b"AMORTIZE";
-/// The format version this build writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The format version this build writes. It also reads version 1 (parametric function
+/// regression with observations, the first shipped models).
+pub const FORMAT_VERSION: u32 = 2;
 /// Largest header accepted (a header is a few hundred bytes; this bounds hostile input).
 const MAX_HEADER: usize = 1 << 20;
 
@@ -56,14 +58,10 @@ pub enum WeightsError {
 /// What a bundle says about the model: enough to rebuild it, and how it was made.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BundleHeader {
-    /// The regime of the amortizer.
-    pub regime: Regime,
-    /// The signal it reads.
-    pub signal: Signal,
-    /// The architecture.
+    /// The architecture, with its regime and signal.
     pub model: AmortizerConfig,
     /// The task family it was trained on.
-    pub task: FunctionRegressionConfig,
+    pub task: TaskConfig,
     /// Steps and mini-batch size it was trained with.
     pub refine: RefineConfig,
     /// Free-form provenance: training command, budget, evaluation numbers.
@@ -130,7 +128,7 @@ impl ModelBundle {
             at: MAGIC.len(),
         };
         let version = u32::from_le_bytes(r.take::<4>("version")?);
-        if version != FORMAT_VERSION {
+        if version != FORMAT_VERSION && version != 1 {
             return Err(WeightsError::Version { found: version });
         }
         let header_len = u32::from_le_bytes(r.take::<4>("header length")?) as usize;
@@ -156,11 +154,69 @@ impl ModelBundle {
         if found != expected {
             return Err(WeightsError::Checksum { expected, found });
         }
-        let header: BundleHeader =
-            serde_json::from_slice(header).map_err(|e| WeightsError::Header(e.to_string()))?;
+        let header: BundleHeader = if version == 1 {
+            serde_json::from_slice::<HeaderV1>(header)
+                .map_err(|e| WeightsError::Header(e.to_string()))?
+                .upgrade()?
+        } else {
+            serde_json::from_slice(header).map_err(|e| WeightsError::Header(e.to_string()))?
+        };
+        if header.model.task != header.task.dims() {
+            return Err(WeightsError::Header(format!(
+                "the model's task shapes {:?} do not match the task {:?}",
+                header.model.task,
+                header.task.name()
+            )));
+        }
         Ok(Self {
             header,
             weights: weights.to_vec(),
+        })
+    }
+}
+
+/// Version 1 header: a parametric amortizer reading observations of 1-D function regression.
+#[derive(Deserialize)]
+struct HeaderV1 {
+    regime: Regime,
+    signal: Signal,
+    model: ModelV1,
+    task: FunctionRegressionConfig,
+    refine: RefineConfig,
+    #[serde(default)]
+    provenance: serde_json::Value,
+}
+
+#[derive(Deserialize)]
+struct ModelV1 {
+    obs_dim: usize,
+    state_dim: usize,
+    d_model: usize,
+    n_heads: usize,
+    n_layers: usize,
+    d_ff: usize,
+}
+
+impl HeaderV1 {
+    fn upgrade(self) -> Result<BundleHeader, WeightsError> {
+        let task = FunctionRegression::new(self.task.clone());
+        let dims = task.dims();
+        if self.model.obs_dim != dims.obs_dim || self.model.state_dim != task.state_dim() {
+            return Err(WeightsError::Header(
+                "version-1 header: model and task sizes disagree".into(),
+            ));
+        }
+        Ok(BundleHeader {
+            model: AmortizerConfig {
+                d_model: self.model.d_model,
+                n_heads: self.model.n_heads,
+                n_layers: self.model.n_layers,
+                d_ff: self.model.d_ff,
+                ..AmortizerConfig::new(dims, self.regime, self.signal)
+            },
+            task: TaskConfig::FunctionRegression(self.task),
+            refine: self.refine,
+            provenance: self.provenance,
         })
     }
 }

@@ -1,45 +1,220 @@
-//! The method's promises, on the CPU backend with tiny configurations.
+//! The method's promises, on the CPU backend with tiny configurations: every regime × signal
+//! runs forward and backward, causal prefixes equal truncated contexts, detaching blocks
+//! gradients, the gradient signal is the predictor's loss gradient, training lowers the loss,
+//! weights round-trip.
 
-use amortize::model::AmortizerConfig;
-use amortize::refine::{greedy_loss, refine, schedule, RegressionBatch};
+use amortize::model::mask::Attention;
+use amortize::model::{AmortizerConfig, StepInput};
+use amortize::refine::{greedy_loss, loss_per_task, predictions, refine, schedule, TaskBatch};
+use amortize::regime::implicit::StateForm;
 use amortize::regime::Regime;
 use amortize::signal::Signal;
-use amortize::task::regression::{FunctionRegression, FunctionRegressionConfig};
+use amortize::task::linear::LinearRegressionConfig;
+use amortize::task::regression::FunctionRegressionConfig;
+use amortize::task::{Sampler, TaskConfig, TaskData};
 use amortize::weights::{BundleHeader, ModelBundle, WeightsError};
 use amortize::RefineConfig;
 use burn::module::Module;
 use burn::optim::{AdamWConfig, GradientsParams};
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, Tensor};
 use rand::{rngs::StdRng, SeedableRng};
 
-fn tiny(task: &FunctionRegression) -> AmortizerConfig {
-    AmortizerConfig::new(task.observation_dim(), task.state_dim())
-        .with_d_model(16)
-        .with_n_heads(2)
-        .with_n_layers(2)
-        .with_d_ff(32)
+fn tiny(task: &TaskConfig, regime: Regime, signal: Signal) -> AmortizerConfig {
+    AmortizerConfig {
+        d_model: 16,
+        n_heads: 2,
+        n_layers: 2,
+        d_ff: 32,
+        latent_dim: 8,
+        predictor_hidden: 16,
+        ..AmortizerConfig::new(task.dims(), regime, signal)
+    }
+}
+
+fn function_task() -> TaskConfig {
+    TaskConfig::FunctionRegression(
+        FunctionRegressionConfig::new()
+            .with_features(4)
+            .with_context(12)
+            .with_queries(6),
+    )
+}
+
+fn linear_task(dim: usize) -> TaskConfig {
+    TaskConfig::LinearRegression(LinearRegressionConfig {
+        dim,
+        noise_std: 0.1,
+        context: 16,
+        queries: 8,
+    })
 }
 
 fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
     t.into_data().try_into_vec::<f32>().unwrap()
 }
 
+fn sample(task: &TaskConfig, n: usize, seed: u64) -> Vec<TaskData> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let s = Sampler::new(task.clone()).unwrap();
+    (0..n).map(|_| s.sample(&mut rng)).collect()
+}
+
+fn batch(data: &[TaskData], device: &Device) -> TaskBatch {
+    let refs: Vec<_> = data.iter().collect();
+    TaskBatch::new(&refs, device).unwrap()
+}
+
+/// Every (regime, signal, attention, history, state form) the paper defines for a regression task.
+fn configurations(task: &TaskConfig) -> Vec<AmortizerConfig> {
+    let mut out = Vec::new();
+    for regime in Regime::ALL {
+        for signal in Signal::ALL {
+            if regime == Regime::Implicit && signal.uses_gradients() {
+                continue;
+            }
+            for attention in [Attention::Causal, Attention::Full] {
+                for history in [0, 2] {
+                    let forms: &[StateForm] = if regime == Regime::Implicit {
+                        &[StateForm::Logits, StateForm::PreMlp]
+                    } else {
+                        &[StateForm::Logits]
+                    };
+                    for &state_form in forms {
+                        out.push(AmortizerConfig {
+                            attention,
+                            history,
+                            state_form,
+                            ..tiny(task, regime, signal)
+                        });
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn every_regime_and_signal_runs_forward_and_backward() {
+    let device = Device::flex().autodiff();
+    for task in [function_task(), linear_task(3)] {
+        let data = sample(&task, 3, 0);
+        let b = batch(&data, &device);
+        for cfg in configurations(&task) {
+            cfg.validate().unwrap();
+            let model = cfg.init(&device);
+            let mut rng = StdRng::seed_from_u64(1);
+            let sched = schedule(b.context_len(), 4, 3, &mut rng);
+            let loss = greedy_loss(&model, &b, &sched, &mut rng, &device);
+            assert_eq!(loss.per_step.len(), 3, "{cfg:?}");
+            let total = loss.total.clone().into_scalar::<f32>();
+            assert!(total.is_finite(), "{cfg:?}: loss {total}");
+            let grads = GradientsParams::from_grads(loss.total.backward(), &model);
+            // The transformer's head always receives a gradient.
+            assert!(grads.len() > 4, "{cfg:?}: only {} gradients", grads.len());
+            // Inference on the same batch without autodiff.
+            let plain = model.valid();
+            let pb = batch(&data, &device.clone().without_autodiff());
+            let states = refine(&plain, &pb, &sched, &device.clone().without_autodiff());
+            assert_eq!(states.len(), 4);
+            let pred = predictions(&plain, &states[3], &pb);
+            assert_eq!(pred.dims(), [3, pb.query_len(), 1], "{cfg:?}");
+            assert!(values(pred).iter().all(|v| v.is_finite()));
+        }
+    }
+}
+
+#[test]
+fn gradient_signal_needs_a_predictor_and_implicit_refuses_it() {
+    let task = linear_task(3);
+    let bad = tiny(&task, Regime::Implicit, Signal::Gradients);
+    assert!(bad.validate().unwrap_err().contains("implicit"));
+    let softmax_on_regression = AmortizerConfig {
+        state_form: StateForm::Softmax,
+        ..tiny(&task, Regime::Implicit, Signal::Observations)
+    };
+    assert!(softmax_on_regression.validate().is_err());
+}
+
 #[test]
 fn causal_prefix_equals_truncated_context() {
     let device = Device::flex();
-    let task = FunctionRegression::new(FunctionRegressionConfig::new().with_features(4));
-    let model = tiny(&task).init(&device);
-    let mut rng = StdRng::seed_from_u64(0);
-    let eps: Vec<_> = (0..3).map(|_| task.sample(&mut rng).episode).collect();
-    let refs: Vec<_> = eps.iter().collect();
-    let batch = RegressionBatch::new(&task, &refs, &device);
+    let task = function_task();
+    let data = sample(&task, 2, 3);
+    let b = batch(&data, &device);
     let idx: Vec<usize> = (0..8).collect();
-    let full = model.step_prefixes(model.initial_state(3), batch.tokens(&idx, &device));
-    for n in [1usize, 3, 8] {
-        let truncated = model.step(model.initial_state(3), batch.tokens(&idx[..n], &device));
-        let prefix = full.clone().slice([0..3, n - 1..n, 0..4]).reshape([3, 4]);
-        for (a, b) in values(prefix).iter().zip(values(truncated)) {
-            assert!((a - b).abs() < 1e-5, "prefix {n}: {a} vs {b}");
+    for regime in Regime::ALL {
+        for signal in [Signal::Observations, Signal::Both] {
+            if regime == Regime::Implicit && signal == Signal::Both {
+                continue;
+            }
+            let cfg = AmortizerConfig {
+                history: 1,
+                ..tiny(&task, regime, signal)
+            };
+            let model = cfg.init(&device);
+            let start = model.initial(2, b.query_len());
+            let input = |n: usize| {
+                let mb = b.minibatch(&idx[..n], &device);
+                let grads = signal.uses_gradients().then(|| {
+                    amortize::signal::preprocess_gradient(model.point_gradients(
+                        start.clone(),
+                        mb.inputs.clone().unwrap(),
+                        mb.targets.clone().unwrap(),
+                    ))
+                });
+                StepInput {
+                    obs: Some(mb.obs),
+                    grads,
+                    history: vec![start.clone()],
+                    history_grads: if signal.uses_gradients() {
+                        vec![start.clone().zeros_like()]
+                    } else {
+                        vec![]
+                    },
+                }
+            };
+            if regime.has_task_state() {
+                let full = model.step_task(start.clone(), input(8)); // [2, 8, S]
+                let s = full.dims()[2];
+                for n in [1usize, 3, 8] {
+                    let truncated = model.step_task(start.clone(), input(n));
+                    let last = truncated.slice([0..2, n - 1..n, 0..s]);
+                    let prefix = full.clone().slice([0..2, n - 1..n, 0..s]);
+                    for (a, c) in values(prefix).iter().zip(values(last)) {
+                        assert!(
+                            (a - c).abs() < 1e-4,
+                            "{regime} {signal} prefix {n}: {a} vs {c}"
+                        );
+                    }
+                }
+            } else {
+                // Query i reads prefix r_i of 8 observations, or all of a truncated batch.
+                let q = b.query_len();
+                let prefixes: Vec<usize> = (0..2 * q).map(|i| 1 + i % 8).collect();
+                let (mixed, _) =
+                    model.step_queries(start.clone(), b.query_input.clone(), input(8), &prefixes);
+                let mixed = values(mixed);
+                for n in [1usize, 4, 8] {
+                    let (alone, _) = model.step_queries(
+                        start.clone(),
+                        b.query_input.clone(),
+                        input(n),
+                        &vec![n; 2 * q],
+                    );
+                    let alone = values(alone);
+                    for (i, &r) in prefixes.iter().enumerate() {
+                        if r == n {
+                            assert!(
+                                (mixed[i] - alone[i]).abs() < 1e-4,
+                                "implicit query {i} prefix {n}: {} vs {}",
+                                mixed[i],
+                                alone[i]
+                            );
+                        }
+                    }
+                }
+            }
         }
     }
 }
@@ -47,66 +222,160 @@ fn causal_prefix_equals_truncated_context() {
 #[test]
 fn detached_state_blocks_gradients_across_steps() {
     let device = Device::flex().autodiff();
-    let task = FunctionRegression::new(FunctionRegressionConfig::new().with_features(4));
-    let model = tiny(&task).init(&device);
-    let mut rng = StdRng::seed_from_u64(1);
-    let ep = task.sample(&mut rng).episode;
-    let batch = RegressionBatch::new(&task, &[&ep], &device);
+    let task = function_task();
+    let data = sample(&task, 1, 1);
+    let b = batch(&data, &device);
+    let model = tiny(&task, Regime::Parametric, Signal::Observations).init(&device);
+    let input = |idx: &[usize]| StepInput {
+        obs: Some(b.minibatch(idx, &device).obs),
+        grads: None,
+        history: vec![],
+        history_grads: vec![],
+    };
+    let last = |t: Tensor<3>| {
+        let [bb, m, s] = t.dims();
+        t.slice([0..bb, m - 1..m, 0..s])
+    };
     // A leaf state; the first step's output, detached, feeds the second step.
-    let s0 = model.initial_state(1).detach().require_grad();
-    let s1 = model.step(s0.clone(), batch.tokens(&[0, 1, 2], &device));
-    let s2 = model.step(s1.clone().detach(), batch.tokens(&[3, 4, 5], &device));
+    let s0 = model.initial(1, 1).detach().require_grad();
+    let s1 = last(model.step_task(s0.clone(), input(&[0, 1, 2])));
+    let s2 = model.step_task(s1.clone().detach(), input(&[3, 4, 5]));
     let grads = s2.sum().backward();
     assert!(
         s0.grad(&grads).is_none(),
         "no gradient flows through a detached state"
     );
     // Without the detach it does flow: the check above can fail.
-    let s2 = model.step(s1, batch.tokens(&[3, 4, 5], &device));
+    let s2 = model.step_task(s1, input(&[3, 4, 5]));
     let grads = s2.sum().backward();
     let g = values(s0.grad(&grads).expect("gradient reaches s0"));
     assert!(g.iter().any(|v| v.abs() > 0.0));
 }
 
+/// The gradient signal equals a central finite difference of the predictor's loss on each
+/// observation, for the fixed linear predictor and for a learned MLP predictor.
 #[test]
-fn short_training_makes_the_loss_fall_and_refinement_help() {
+fn gradient_signal_matches_finite_differences() {
+    let device = Device::flex();
+    let task = linear_task(3);
+    let data = sample(&task, 2, 5);
+    let b = batch(&data, &device);
+    let mb = b.minibatch(&[0, 1, 2, 3], &device);
+    let (inputs, targets) = (mb.inputs.unwrap(), mb.targets.unwrap());
+    for regime in [Regime::Parametric, Regime::Explicit] {
+        let model = tiny(&task, regime, Signal::Gradients).init(&device);
+        let s = model.config().state_dim();
+        let state: Tensor<3> = Tensor::random(
+            [2, 1, s],
+            burn::tensor::Distribution::Normal(0.0, 1.0),
+            &device,
+        );
+        let g = values(model.point_gradients(state.clone(), inputs.clone(), targets.clone()));
+        let base = values(state.clone());
+        let x = values(inputs.clone());
+        let y = values(targets.clone());
+        let d = 3;
+        // The loss of point j of task t at a given state, through the model's own predictor.
+        let loss_at = |st: &[f32], t: usize, j: usize| -> f64 {
+            let st = Tensor::<3>::from_data(
+                burn::tensor::TensorData::new(st.to_vec(), [1, 1, s]),
+                &device,
+            );
+            let u = Tensor::<3>::from_data(
+                burn::tensor::TensorData::new(
+                    x[(t * 4 + j) * d..(t * 4 + j + 1) * d].to_vec(),
+                    [1, 1, d],
+                ),
+                &device,
+            );
+            let p = values(model.predict(st, u))[0] as f64;
+            (p - y[t * 4 + j] as f64).powi(2)
+        };
+        let h = 1e-2f32;
+        for t in 0..2 {
+            for j in 0..4 {
+                for k in 0..s {
+                    let mut plus = base[t * s..(t + 1) * s].to_vec();
+                    let mut minus = plus.clone();
+                    plus[k] += h;
+                    minus[k] -= h;
+                    let fd = (loss_at(&plus, t, j) - loss_at(&minus, t, j)) / (2.0 * h as f64);
+                    let ad = g[(t * 4 + j) * s + k] as f64;
+                    assert!(
+                        (fd - ad).abs() < 2e-2 * (1.0 + fd.abs()),
+                        "{regime} task {t} point {j} coord {k}: autodiff {ad} vs finite difference {fd}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// A short meta-training run per regime on linear regression: the greedy loss falls.
+#[test]
+fn short_training_lowers_the_loss_in_every_regime() {
     let device = Device::flex().autodiff();
-    let task = FunctionRegression::new(
+    let task = linear_task(2);
+    for (regime, signal) in [
+        (Regime::Parametric, Signal::Observations),
+        (Regime::Parametric, Signal::Gradients),
+        (Regime::Explicit, Signal::Both),
+        (Regime::Implicit, Signal::Observations),
+    ] {
+        let sampler = Sampler::new(task.clone()).unwrap();
+        let mut model = tiny(&task, regime, signal).init(&device);
+        let mut optim = AdamWConfig::new().init();
+        let mut rng = StdRng::seed_from_u64(2);
+        let mut losses = Vec::new();
+        for _ in 0..120 {
+            let data: Vec<_> = (0..16).map(|_| sampler.sample(&mut rng)).collect();
+            let b = batch(&data, &device);
+            let sched = schedule(16, 4, 3, &mut rng);
+            let loss = greedy_loss(&model, &b, &sched, &mut rng, &device);
+            losses.push(loss.total.clone().into_scalar::<f32>());
+            let grads = GradientsParams::from_grads(loss.total.backward(), &model);
+            model = optim.step(3e-3, model, grads);
+        }
+        let first: f32 = losses[..15].iter().sum::<f32>() / 15.0;
+        let last: f32 = losses[losses.len() - 15..].iter().sum::<f32>() / 15.0;
+        assert!(
+            last < 0.7 * first,
+            "{regime} {signal}: loss {first} -> {last}"
+        );
+    }
+}
+
+#[test]
+fn refinement_of_a_trained_parametric_model_improves_with_steps() {
+    let device = Device::flex().autodiff();
+    let task = TaskConfig::FunctionRegression(
         FunctionRegressionConfig::new()
             .with_features(3)
             .with_context(16)
             .with_queries(16),
     );
-    let mut model = tiny(&task).init(&device);
+    let sampler = Sampler::new(task.clone()).unwrap();
+    let mut model = tiny(&task, Regime::Parametric, Signal::Observations).init(&device);
     let mut optim = AdamWConfig::new().init();
     let mut rng = StdRng::seed_from_u64(2);
-    let mut losses = Vec::new();
     for _ in 0..150 {
-        let eps: Vec<_> = (0..16).map(|_| task.sample(&mut rng).episode).collect();
-        let refs: Vec<_> = eps.iter().collect();
-        let batch = RegressionBatch::new(&task, &refs, &device);
+        let data: Vec<_> = (0..16).map(|_| sampler.sample(&mut rng)).collect();
+        let b = batch(&data, &device);
         let sched = schedule(16, 4, 4, &mut rng);
-        let loss = greedy_loss(&model, &batch, &sched, &device);
-        losses.push(loss.total.clone().into_scalar::<f32>());
+        let loss = greedy_loss(&model, &b, &sched, &mut rng, &device);
         let grads = GradientsParams::from_grads(loss.total.backward(), &model);
         model = optim.step(3e-3, model, grads);
     }
-    let first: f32 = losses[..20].iter().sum::<f32>() / 20.0;
-    let last: f32 = losses[losses.len() - 20..].iter().sum::<f32>() / 20.0;
-    assert!(last < 0.6 * first, "loss {first} -> {last}");
-
-    // The trained model refines: the query error after 4 steps is below the one after 1.
     let model = model.valid();
     let device = device.without_autodiff();
-    let eps: Vec<_> = (0..64).map(|_| task.sample(&mut rng).episode).collect();
-    let refs: Vec<_> = eps.iter().collect();
-    let batch = RegressionBatch::new(&task, &refs, &device);
-    let states = refine(&model, &batch, &schedule(16, 4, 4, &mut rng), &device);
-    let err = |s: &Tensor<2>| {
-        amortize::regime::parametric::mse_per_task(
-            s.clone(),
-            batch.query_features.clone(),
-            batch.targets.clone(),
+    let data: Vec<_> = (0..64).map(|_| sampler.sample(&mut rng)).collect();
+    let b = batch(&data, &device);
+    let states = refine(&model, &b, &schedule(16, 4, 4, &mut rng), &device);
+    let err = |s: &Tensor<3>| {
+        loss_per_task(
+            task.dims().loss,
+            predictions(&model, s, &b),
+            b.query_target.clone(),
         )
         .mean()
         .into_scalar::<f32>()
@@ -119,12 +388,10 @@ fn short_training_makes_the_loss_fall_and_refinement_help() {
     );
 }
 
-fn header(task: &FunctionRegression) -> BundleHeader {
+fn header(task: &TaskConfig, model: AmortizerConfig) -> BundleHeader {
     BundleHeader {
-        regime: Regime::Parametric,
-        signal: Signal::Observations,
-        model: tiny(task),
-        task: task.config.clone(),
+        model,
+        task: task.clone(),
         refine: RefineConfig::new(),
         provenance: serde_json::json!({"note": "test"}),
     }
@@ -133,49 +400,233 @@ fn header(task: &FunctionRegression) -> BundleHeader {
 #[test]
 fn weights_round_trip_exactly_and_reject_damage() {
     let device = Device::flex();
-    let task = FunctionRegression::new(FunctionRegressionConfig::new().with_features(4));
-    let model = tiny(&task).init(&device);
-    let obs = Tensor::<3>::from_data(
-        TensorData::new(
-            (0..30).map(|i| i as f32 / 30.0).collect::<Vec<_>>(),
-            [1, 5, 6],
-        ),
-        &device,
-    );
-    let before = values(model.step(model.initial_state(1), obs.clone()));
-    let bytes = ModelBundle::from_model(header(&task), model)
-        .unwrap()
-        .encode();
-    let back = ModelBundle::decode(&bytes).unwrap();
-    assert_eq!(back.header, header(&task));
-    let model = back.model(&device).unwrap();
-    assert_eq!(before, values(model.step(model.initial_state(1), obs)));
+    let task = linear_task(3);
+    let data = sample(&task, 1, 9);
+    let b = batch(&data, &device);
+    for regime in Regime::ALL {
+        let cfg = AmortizerConfig {
+            history: 1,
+            ..tiny(&task, regime, Signal::Observations)
+        };
+        let model = cfg.init(&device);
+        let sched = vec![vec![0, 1, 2], vec![3, 4, 5]];
+        let run = |m: &amortize::Amortizer| {
+            let states = refine(m, &b, &sched, &device);
+            values(predictions(m, &states[2], &b))
+        };
+        let before = run(&model);
+        let bytes = ModelBundle::from_model(header(&task, cfg.clone()), model)
+            .unwrap()
+            .encode();
+        let back = ModelBundle::decode(&bytes).unwrap();
+        assert_eq!(back.header, header(&task, cfg.clone()));
+        let model = back.model(&device).unwrap();
+        assert_eq!(before, run(&model), "{regime}");
 
-    // Truncated, flipped, foreign: each a clear error, never a panic.
-    for cut in [0, 4, 12, 40, bytes.len() / 2, bytes.len() - 1] {
-        let err = ModelBundle::decode(&bytes[..cut]).unwrap_err();
-        assert!(
-            matches!(err, WeightsError::Truncated(_) | WeightsError::BadMagic),
-            "cut {cut}: {err}"
-        );
+        // Truncated, flipped, foreign: each a clear error, never a panic.
+        for cut in [0, 4, 12, 40, bytes.len() / 2, bytes.len() - 1] {
+            let err = ModelBundle::decode(&bytes[..cut]).unwrap_err();
+            assert!(
+                matches!(err, WeightsError::Truncated(_) | WeightsError::BadMagic),
+                "cut {cut}: {err}"
+            );
+        }
+        let mut flipped = bytes.clone();
+        let mid = flipped.len() / 2;
+        flipped[mid] ^= 0x40;
+        assert!(matches!(
+            ModelBundle::decode(&flipped).unwrap_err(),
+            WeightsError::Checksum { .. }
+        ));
+        assert!(matches!(
+            ModelBundle::decode(b"<html>not found</html>").unwrap_err(),
+            WeightsError::BadMagic
+        ));
+        // Weights of another architecture are refused when loading.
+        let mut other = ModelBundle::decode(&bytes).unwrap();
+        other.header.model.d_model = 32;
+        assert!(matches!(
+            other.model(&device).unwrap_err(),
+            WeightsError::Architecture(_)
+        ));
     }
-    let mut flipped = bytes.clone();
-    let mid = flipped.len() / 2;
-    flipped[mid] ^= 0x40;
-    assert!(matches!(
-        ModelBundle::decode(&flipped).unwrap_err(),
-        WeightsError::Checksum { .. }
-    ));
-    assert!(matches!(
-        ModelBundle::decode(b"<html>not found</html>").unwrap_err(),
-        WeightsError::BadMagic
-    ));
-    // Weights of another architecture are refused when loading.
-    let mut other = ModelBundle::decode(&bytes).unwrap();
-    other.header.model.d_model = 32;
-    other.header.model.n_heads = 2;
-    assert!(matches!(
-        other.model(&device).unwrap_err(),
-        WeightsError::Architecture(_)
-    ));
+}
+
+fn fake_images(n: usize, seed: u64) -> amortize::task::mnist::Images {
+    use rand::Rng;
+    let mut rng = StdRng::seed_from_u64(seed);
+    amortize::task::mnist::Images {
+        pixels: (0..n * 784).map(|_| rng.random_range(0..=255u8)).collect(),
+        labels: (0..n).map(|i| (i % 10) as u8).collect(),
+    }
+}
+
+/// Classification (linear softmax for the parametric regime, every implicit state form) and
+/// generation (implicit, flow matching) run forward and backward too.
+#[test]
+fn classification_and_generation_run_in_every_regime_they_apply_to() {
+    use amortize::task::gmm::GmmConfig;
+    use amortize::task::mnist::{ImageData, ImageSet, ProjectionConfig};
+    use std::sync::Arc;
+    let device = Device::flex().autodiff();
+    let images = ImageData {
+        set: ImageSet::Mnist,
+        train: Arc::new(fake_images(60, 1)),
+        test: Arc::new(fake_images(20, 2)),
+    };
+    let projection = TaskConfig::Projection(ProjectionConfig {
+        dim: 6,
+        context: 12,
+        queries: 5,
+        ..Default::default()
+    });
+    let sampler = Sampler::with_images(projection.clone(), images).unwrap();
+    let mut rng = StdRng::seed_from_u64(4);
+    let data: Vec<_> = (0..2).map(|_| sampler.sample(&mut rng)).collect();
+    let b = batch(&data, &device);
+    let mut cfgs = Vec::new();
+    for regime in [Regime::Parametric, Regime::Explicit] {
+        for signal in Signal::ALL {
+            cfgs.push(tiny(&projection, regime, signal));
+        }
+    }
+    for state_form in [StateForm::Logits, StateForm::Softmax, StateForm::PreMlp] {
+        cfgs.push(AmortizerConfig {
+            state_form,
+            ..tiny(&projection, Regime::Implicit, Signal::Observations)
+        });
+    }
+    for cfg in cfgs {
+        cfg.validate().unwrap();
+        let model = cfg.init(&device);
+        let sched = schedule(12, 4, 2, &mut rng);
+        let loss = greedy_loss(&model, &b, &sched, &mut rng, &device);
+        let total = loss.total.clone().into_scalar::<f32>();
+        // Cross-entropy over 10 classes starts near ln 10.
+        assert!(
+            total.is_finite() && total > 0.5 && total < 20.0,
+            "{cfg:?}: {total}"
+        );
+        let grads = GradientsParams::from_grads(loss.total.backward(), &model);
+        assert!(grads.len() > 4);
+        let states = refine(&model, &b, &sched, &device);
+        let err = amortize::metric::error_rate_per_task(
+            predictions(&model, &states[2], &b),
+            b.query_target.clone(),
+        );
+        assert!(values(err).iter().all(|e| (0.0..=1.0).contains(e)));
+    }
+
+    // Generation: a Gaussian mixture and a letter by flow matching, implicit regime.
+    let letters = TaskConfig::Alphabet(amortize::task::alphabet::AlphabetConfig {
+        context: 10,
+        queries: 7,
+        ..Default::default()
+    });
+    let data = sample(&letters, 2, 6);
+    let b = batch(&data, &device);
+    let model = tiny(&letters, Regime::Implicit, Signal::Observations).init(&device);
+    let sched = schedule(10, 4, 2, &mut rng);
+    let loss = greedy_loss(&model, &b, &sched, &mut rng, &device);
+    assert!(loss.total.clone().into_scalar::<f32>().is_finite());
+    let _ = loss.total.backward();
+    let gmm = TaskConfig::Gmm(GmmConfig {
+        context: 10,
+        queries: 7,
+        ..Default::default()
+    });
+    let data = sample(&gmm, 2, 5);
+    assert!(data
+        .iter()
+        .all(|d| d.validate().is_ok() && d.query_input.len() == 7 * 3));
+    let b = batch(&data, &device);
+    let model = tiny(&gmm, Regime::Implicit, Signal::Observations).init(&device);
+    let sched = schedule(10, 4, 2, &mut rng);
+    let loss = greedy_loss(&model, &b, &sched, &mut rng, &device);
+    assert!(loss.total.clone().into_scalar::<f32>().is_finite());
+    let _ = loss.total.backward();
+    let plain = model.valid();
+    let device = device.without_autodiff();
+    let b = batch(&data, &device);
+    for method in [
+        amortize::flow::OdeMethod::Euler,
+        amortize::flow::OdeMethod::Heun,
+        amortize::flow::OdeMethod::Rk4,
+    ] {
+        let x0 = amortize::flow::noise(2, 9, 2, &device);
+        let path = amortize::flow::integrate(&plain, &b, x0, 4, method, &sched, &device);
+        assert_eq!(path.len(), 5);
+        assert_eq!(path[4].dims(), [2, 9, 2]);
+        assert!(values(path[4].clone()).iter().all(|v| v.is_finite()));
+    }
+}
+
+/// Flow-matching queries lie on the straight path from noise to their data point, and the target
+/// field carries them to it.
+#[test]
+fn flow_training_targets_follow_the_straight_path() {
+    use amortize::flow::training_data;
+    let mut rng = StdRng::seed_from_u64(3);
+    let targets = [1.0f32, 2.0, -3.0, 0.5];
+    let d = training_data(&[0.0, 0.0], &targets, 2, &mut rng);
+    for (i, x1) in targets.chunks(2).enumerate() {
+        let input = &d.query_input[i * 3..(i + 1) * 3];
+        let v = &d.query_target[i * 2..(i + 1) * 2];
+        let t = input[2];
+        assert!((0.0..1.0).contains(&t));
+        // x_t = (1 - t) x0 + t x1 and v = x1 - x0 give x_t + (1 - t) v = x1.
+        for k in 0..2 {
+            assert!((input[k] + (1.0 - t) * v[k] - x1[k]).abs() < 1e-5);
+        }
+    }
+}
+
+/// Topological order: the sample × node attention model refines leaf logits over mini-batches
+/// of samples, trains (loss falls), and its predicted orders are permutations scored by the
+/// order accuracy.
+#[test]
+fn order_model_trains_and_predicts_permutations() {
+    use amortize::model::order::{greedy_order_loss, predict_orders, OrderBatch, OrderModelConfig};
+    use amortize::task::scm::{order_accuracy, ScmConfig};
+    let device = Device::flex().autodiff();
+    let scm = ScmConfig {
+        nodes: 5,
+        samples: 32,
+        ..Default::default()
+    };
+    let cfg = OrderModelConfig {
+        d_model: 16,
+        n_heads: 2,
+        n_layers: 1,
+        d_ff: 32,
+    };
+    cfg.validate().unwrap();
+    let mut model = cfg.init(&device);
+    let mut optim = AdamWConfig::new().init();
+    let mut rng = StdRng::seed_from_u64(6);
+    let mut losses = Vec::new();
+    for _ in 0..60 {
+        let tasks: Vec<_> = (0..8).map(|_| scm.sample(&mut rng)).collect();
+        let batch = OrderBatch::new(tasks, &mut rng);
+        let sched = schedule(32, 8, 2, &mut rng);
+        let (loss, per_step) = greedy_order_loss(&model, &batch, &sched, &device);
+        assert_eq!(per_step.len(), 2);
+        losses.push(loss.clone().into_scalar::<f32>());
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = optim.step(3e-3, model, grads);
+    }
+    let first: f32 = losses[..10].iter().sum::<f32>() / 10.0;
+    let last: f32 = losses[losses.len() - 10..].iter().sum::<f32>() / 10.0;
+    assert!(last < first, "leaf loss {first} -> {last}");
+    let model = model.valid();
+    let device = device.without_autodiff();
+    let tasks: Vec<_> = (0..4).map(|_| scm.sample(&mut rng)).collect();
+    let orders = predict_orders(&model, &tasks, 2, 8, &mut rng, &device);
+    for (t, o) in tasks.iter().zip(&orders) {
+        let mut sorted = o.clone();
+        sorted.sort();
+        assert_eq!(sorted, (0..5).collect::<Vec<_>>());
+        let acc = order_accuracy(&t.adj, 5, o);
+        assert!((0.0..=1.0).contains(&acc));
+    }
 }

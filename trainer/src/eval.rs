@@ -2,19 +2,21 @@
 //! mean and least squares on the same tasks.
 
 use amortize::baseline::{least_squares, posterior_mean};
+use amortize::metric::error_rate_per_task;
 use amortize::metric::mse;
 use amortize::model::Amortizer;
-use amortize::refine::{refine, schedule, RegressionBatch};
-use amortize::regime::parametric;
-use amortize::task::regression::FunctionRegression;
+use amortize::refine::{loss_per_task, predictions, refine, schedule, TaskBatch};
+use amortize::task::{LossKind, Sampler};
 use amortize::RefineConfig;
-use burn::tensor::{Device, Tensor};
+use burn::tensor::Device;
 use rand::{rngs::StdRng, SeedableRng};
 use serde::Serialize;
 
 /// One evaluation's numbers.
 #[derive(Debug, Clone, Serialize)]
 pub struct EvalReport {
+    /// The task family.
+    pub task: String,
     /// Tasks evaluated.
     pub tasks: usize,
     /// Context points per task.
@@ -23,110 +25,167 @@ pub struct EvalReport {
     pub batch_size: usize,
     /// Seed of the task stream.
     pub seed: u64,
-    /// (step, mean query MSE) for each reported step; step 0 is the learned initial state.
+    /// The query loss: "MSE" or "cross-entropy".
+    pub metric: String,
+    /// (step, mean query loss) for each reported step; step 0 is the learned initial state.
     pub model: Vec<(usize, f64)>,
-    /// Mean query MSE of the Bayes posterior mean given all context points.
-    pub bayes: f64,
-    /// Mean query MSE of least squares on all context points.
-    pub least_squares: f64,
+    /// (step, query error rate in %) for classification tasks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_rate: Option<Vec<(usize, f64)>>,
+    /// Mean query MSE of the Bayes posterior mean given all context points (regression).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bayes: Option<f64>,
+    /// Mean query MSE of least squares on all context points (regression).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub least_squares: Option<f64>,
 }
 
 impl EvalReport {
     /// A Markdown table.
     pub fn markdown(&self) -> String {
         let mut s = format!(
-            "{} fresh tasks, {} context points, mini-batches of {}, seed {}\n\n",
-            self.tasks, self.context, self.batch_size, self.seed
+            "{}: {} fresh tasks, {} context points, mini-batches of {}, seed {}\n\n",
+            self.task, self.tasks, self.context, self.batch_size, self.seed
         );
-        s += "| predictor | query MSE | × Bayes |\n|---|---|---|\n";
-        for (step, v) in &self.model {
+        let rel = |v: f64| match self.bayes {
+            Some(b) => format!(" | {:.2}×", v / b),
+            None => String::new(),
+        };
+        let has_err = self.error_rate.is_some();
+        s += &format!(
+            "| predictor | query {}{}{} |\n|---|---{}{}|\n",
+            self.metric,
+            if has_err { " | error %" } else { "" },
+            if self.bayes.is_some() {
+                " | × Bayes"
+            } else {
+                ""
+            },
+            if has_err { "|---" } else { "" },
+            if self.bayes.is_some() { "|---" } else { "" },
+        );
+        for (i, (step, v)) in self.model.iter().enumerate() {
+            let err = self
+                .error_rate
+                .as_ref()
+                .map(|e| format!(" | {:.1}", e[i].1))
+                .unwrap_or_default();
             s += &format!(
-                "| amortizer, {step} step{} | {v:.4} | {:.2}× |\n",
+                "| amortizer, {step} step{} | {v:.4}{err}{} |\n",
                 if *step == 1 { "" } else { "s" },
-                v / self.bayes
+                rel(*v)
             );
         }
-        s += &format!(
-            "| Bayes posterior mean (all {} points) | {:.4} | 1.00× |\n",
-            self.context, self.bayes
-        );
-        s += &format!(
-            "| least squares (all {} points) | {:.4} | {:.2}× |\n",
-            self.context,
-            self.least_squares,
-            self.least_squares / self.bayes
-        );
+        if let (Some(b), Some(ls)) = (self.bayes, self.least_squares) {
+            s += &format!(
+                "| Bayes posterior mean (all {} points) | {b:.4} | 1.00× |\n",
+                self.context
+            );
+            s += &format!(
+                "| least squares (all {} points) | {ls:.4}{} |\n",
+                self.context,
+                rel(ls)
+            );
+        }
         s
     }
+}
+
+fn host(t: burn::tensor::Tensor<1>) -> anyhow::Result<Vec<f64>> {
+    Ok(t.into_data()
+        .try_into_vec::<f32>()
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?
+        .into_iter()
+        .map(f64::from)
+        .collect())
 }
 
 /// Evaluates `model` on `tasks` fresh tasks drawn from `seed`, reporting `steps`.
 pub fn evaluate(
     model: &Amortizer,
-    task: &FunctionRegression,
+    sampler: &Sampler,
     refine_cfg: &RefineConfig,
     tasks: usize,
     seed: u64,
     steps: &[usize],
     device: &Device,
-) -> EvalReport {
+) -> anyhow::Result<EvalReport> {
+    let task = &sampler.config;
     let max_step = steps.iter().copied().max().unwrap_or(0);
     let mut rng = StdRng::seed_from_u64(seed);
-    let p = task.state_dim();
+    let dims = task.dims();
+    let classification = dims.loss == LossKind::CrossEntropy;
+    let regression = task.noise_std();
+    let p = dims.input_dim;
     let mut model_sum = vec![0.0f64; steps.len()];
+    let mut err_sum = vec![0.0f64; steps.len()];
     let (mut bayes_sum, mut ls_sum) = (0.0f64, 0.0f64);
     let chunk = 250;
     let mut done = 0;
     while done < tasks {
         let n = chunk.min(tasks - done);
-        let sampled: Vec<_> = (0..n).map(|_| task.sample(&mut rng)).collect();
-        let episodes: Vec<_> = sampled.iter().map(|t| &t.episode).collect();
-        let batch = RegressionBatch::new(task, &episodes, device);
+        let data: Vec<_> = (0..n).map(|_| sampler.sample(&mut rng)).collect();
+        let refs: Vec<_> = data.iter().collect();
+        let batch = TaskBatch::new(&refs, device).map_err(|e| anyhow::anyhow!(e))?;
         let sched = schedule(
-            task.config.context,
+            task.context_len(),
             refine_cfg.batch_size,
             max_step,
             &mut rng,
         );
         let states = refine(model, &batch, &sched, device);
         for (j, &step) in steps.iter().enumerate() {
-            model_sum[j] += per_task_mse(states[step].clone(), &batch)
+            let pred = predictions(model, &states[step], &batch);
+            if classification {
+                err_sum[j] += host(error_rate_per_task(
+                    pred.clone(),
+                    batch.query_target.clone(),
+                ))?
                 .iter()
                 .sum::<f64>();
+            }
+            let per_task = loss_per_task(dims.loss, pred, batch.query_target.clone());
+            model_sum[j] += host(per_task)?.iter().sum::<f64>();
         }
-        for e in &episodes {
-            let design = task.design(&e.context_x);
-            let predict = |w: &[f32]| task.eval_many(w, &e.query_x);
-            let wb = posterior_mean(&design, &e.context_y, p, task.config.noise_std);
-            bayes_sum += mse(&predict(&wb), &e.query_y) as f64;
-            let wl = least_squares(&design, &e.context_y, p);
-            ls_sum += mse(&predict(&wl), &e.query_y) as f64;
+        if let Some(noise_std) = regression {
+            for d in &data {
+                let predict = |w: &[f32]| -> Vec<f32> {
+                    d.query_input
+                        .chunks(p)
+                        .map(|u| u.iter().zip(w).map(|(a, b)| a * b).sum())
+                        .collect()
+                };
+                let wb = posterior_mean(&d.context_input, &d.context_target, p, noise_std);
+                bayes_sum += mse(&predict(&wb), &d.query_target) as f64;
+                let wl = least_squares(&d.context_input, &d.context_target, p);
+                ls_sum += mse(&predict(&wl), &d.query_target) as f64;
+            }
         }
         done += n;
     }
     let t = tasks as f64;
-    EvalReport {
+    let per_step = |sums: Vec<f64>, scale: f64| -> Vec<(usize, f64)> {
+        steps
+            .iter()
+            .zip(sums)
+            .map(|(&s, v)| (s, scale * v / t))
+            .collect()
+    };
+    Ok(EvalReport {
+        task: task.name().to_string(),
         tasks,
-        context: task.config.context,
+        context: task.context_len(),
         batch_size: refine_cfg.batch_size,
         seed,
-        model: steps
-            .iter()
-            .zip(model_sum)
-            .map(|(&s, v)| (s, v / t))
-            .collect(),
-        bayes: bayes_sum / t,
-        least_squares: ls_sum / t,
-    }
-}
-
-/// Query MSE of each task's state, `[B]`.
-fn per_task_mse(states: Tensor<2>, batch: &RegressionBatch) -> Vec<f64> {
-    parametric::mse_per_task(states, batch.query_features.clone(), batch.targets.clone())
-        .into_data()
-        .try_into_vec::<f32>()
-        .expect("f32 tensor")
-        .into_iter()
-        .map(f64::from)
-        .collect()
+        metric: if classification {
+            "cross-entropy"
+        } else {
+            "MSE"
+        }
+        .to_string(),
+        model: per_step(model_sum, 1.0),
+        error_rate: classification.then(|| per_step(err_sum, 100.0)),
+        bayes: regression.map(|_| bayes_sum / t),
+        least_squares: regression.map(|_| ls_sum / t),
+    })
 }

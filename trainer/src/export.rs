@@ -39,26 +39,37 @@ fn model_card(
     let h = &bundle.header;
     let p = &h.provenance;
     let m = &h.model;
+    let state = match m.regime {
+        amortize::regime::Regime::Parametric => "θ of the fixed linear predictor".to_string(),
+        amortize::regime::Regime::Explicit => {
+            format!(
+                "a {}-dimensional latent z of a learned MLP predictor",
+                m.latent_dim
+            )
+        }
+        amortize::regime::Regime::Implicit => format!("per-query {:?} state", m.state_form),
+    };
     format!(
-        "# Model card: 1-D function regression, {regime} regime, {signal} signal\n\n\
+        "# Model card: {task}, {regime} regime, {signal} signal\n\n\
          Regenerate: train with the command below, then `{eval_command}`.\n\n\
          - Architecture: pre-norm transformer, d_model {d}, {heads} heads, {layers} layers, \
-         d_ff {ff}; state = θ of f(x) = φ(x)·θ over {feat} Legendre features.\n\
-         - Task: w ~ N(0, I), x ~ U(-1, 1), noise σ {noise}, {ctx} context points; trained with \
-         k = {k} steps of b = {b} points, causal masking over every prefix, detached states.\n\
+         d_ff {ff}; state = {state}; {attention:?} attention, history {history}.\n\
+         - Task: `{task_json}`; trained with k = {k} steps of b = {b} points, detached states \
+         between steps (greedy).\n\
          - Training command: `{cmd}`\n\
          - Budget: {steps} meta-steps of {tps} tasks, {secs:.0} s, seed {seed}.\n\
          - File: {size} bytes.\n\n\
          ## Evaluation (`amortize eval`)\n\n{table}",
-        regime = h.regime,
-        signal = h.signal,
+        task = h.task.name(),
+        regime = m.regime,
+        signal = m.signal,
         d = m.d_model,
         heads = m.n_heads,
         layers = m.n_layers,
         ff = m.d_ff,
-        feat = h.task.features,
-        noise = h.task.noise_std,
-        ctx = h.task.context,
+        attention = m.attention,
+        history = m.history,
+        task_json = serde_json::to_string(&h.task).unwrap_or_default(),
         k = h.refine.steps,
         b = h.refine.batch_size,
         cmd = p["command"].as_str().unwrap_or("unknown"),

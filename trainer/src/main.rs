@@ -1,5 +1,6 @@
 //! `amortize`: meta-train, evaluate and export iterative amortized inference models.
 
+mod data;
 mod device;
 mod eval;
 mod export;
@@ -8,8 +9,14 @@ mod train;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use amortize::model::mask::Attention;
 use amortize::model::AmortizerConfig;
-use amortize::task::regression::{FunctionRegression, FunctionRegressionConfig};
+use amortize::regime::implicit::StateForm;
+use amortize::regime::Regime;
+use amortize::signal::Signal;
+use amortize::task::linear::LinearRegressionConfig;
+use amortize::task::regression::FunctionRegressionConfig;
+use amortize::task::TaskConfig;
 use amortize::weights::ModelBundle;
 use amortize::RefineConfig;
 use anyhow::Context;
@@ -27,7 +34,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Meta-train an amortizer on 1-D function regression (parametric regime, observations).
+    /// Meta-train an amortizer (any regime and signal) on a regression task family.
     Train(TrainArgs),
     /// Query MSE after refinement steps on fresh tasks, beside Bayes and least squares.
     Eval(EvalArgs),
@@ -71,15 +78,50 @@ struct TrainArgs {
     /// Checkpoint every N steps (0: at the end only).
     #[arg(long, default_value_t = 1000)]
     checkpoint_every: usize,
-    /// Legendre features p.
+    /// Data directory for image tasks (holds mnist/ and fashion/); default $AMORTIZE_DATA or data/.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Image dataset of the projection task: mnist or fashion.
+    #[arg(long, default_value = "mnist")]
+    dataset: String,
+    /// Task family: function-regression (1-D, Legendre features), linear-regression, or
+    /// projection (MNIST/FashionMNIST under random projections).
+    #[arg(long, default_value = "function-regression")]
+    task: String,
+    /// Regime: parametric, explicit or implicit.
+    #[arg(long, default_value = "parametric")]
+    regime: Regime,
+    /// Signal: observations, gradients or both (implicit: observations only).
+    #[arg(long, default_value = "observations")]
+    signal: Signal,
+    /// Attention: causal (every context size per pass) or full (one size per iteration).
+    #[arg(long, value_enum, default_value = "causal")]
+    attention: AttentionArg,
+    /// Previous states read beside the current one (0: Markovian).
+    #[arg(long, default_value_t = 0)]
+    history: usize,
+    /// Implicit regime: carried state form (logits, softmax or pre-mlp).
+    #[arg(long, default_value = "logits")]
+    state_form: StateForm,
+    /// Explicit regime: latent size.
+    #[arg(long, default_value_t = 32)]
+    latent_dim: usize,
+    /// Legendre features p (function regression).
     #[arg(long, default_value_t = 8)]
     features: usize,
+    /// Input dimension d (linear regression; default 20) or projected dimension (projection;
+    /// default 100).
+    #[arg(long)]
+    dim: Option<usize>,
     /// Observation noise σ.
     #[arg(long, default_value_t = 0.1)]
     noise_std: f64,
     /// Context points per task.
     #[arg(long, default_value_t = 32)]
     context: usize,
+    /// Query points per task.
+    #[arg(long, default_value_t = 32)]
+    queries: usize,
     /// Refinement steps k.
     #[arg(long, default_value_t = 10)]
     k: usize,
@@ -119,6 +161,12 @@ struct EvalArgs {
     /// Largest number of refinement steps (default: as trained); 1, 5 and 10 are reported too.
     #[arg(long)]
     steps: Option<usize>,
+    /// Data directory for image tasks (default $AMORTIZE_DATA or data/).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Evaluate an image model on the other dataset (out of distribution).
+    #[arg(long)]
+    ood: bool,
     /// Print the report as JSON instead of Markdown.
     #[arg(long)]
     json: bool,
@@ -136,6 +184,12 @@ struct ExportArgs {
     /// Where to write (the web app serves `public/`).
     #[arg(long, default_value = "public/weights")]
     dir: PathBuf,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum AttentionArg {
+    Causal,
+    Full,
 }
 
 fn main() -> ExitCode {
@@ -162,11 +216,35 @@ fn command_line() -> String {
 }
 
 fn run_train(a: TrainArgs) -> anyhow::Result<()> {
-    let task = FunctionRegressionConfig::new()
-        .with_features(a.features)
-        .with_noise_std(a.noise_std)
-        .with_context(a.context);
-    let family = FunctionRegression::new(task.clone());
+    let task = match a.task.as_str() {
+        "function-regression" => TaskConfig::FunctionRegression(
+            FunctionRegressionConfig::new()
+                .with_features(a.features)
+                .with_noise_std(a.noise_std)
+                .with_context(a.context)
+                .with_queries(a.queries),
+        ),
+        "linear-regression" => TaskConfig::LinearRegression(LinearRegressionConfig {
+            dim: a.dim.unwrap_or(20),
+            noise_std: a.noise_std,
+            context: a.context,
+            queries: a.queries,
+        }),
+        "projection" => TaskConfig::Projection(amortize::task::mnist::ProjectionConfig {
+            dataset: match a.dataset.as_str() {
+                "mnist" => amortize::task::mnist::ImageSet::Mnist,
+                "fashion" => amortize::task::mnist::ImageSet::Fashion,
+                other => anyhow::bail!("--dataset: unknown {other:?} (expected mnist or fashion)"),
+            },
+            dim: a.dim.unwrap_or(100),
+            context: a.context,
+            queries: a.queries,
+        }),
+        other => anyhow::bail!(
+            "--task: unknown task {other:?} (expected function-regression, linear-regression or projection)"
+        ),
+    };
+    task.validate().map_err(|e| anyhow::anyhow!("task: {e}"))?;
     let cfg = train::TrainConfig {
         seed: a.seed,
         steps: a.steps,
@@ -176,20 +254,30 @@ fn run_train(a: TrainArgs) -> anyhow::Result<()> {
         eval_every: a.eval_every,
         eval_tasks: a.eval_tasks,
         checkpoint_every: a.checkpoint_every,
-        model: AmortizerConfig::new(family.observation_dim(), family.state_dim())
-            .with_d_model(a.d_model)
-            .with_n_heads(a.n_heads)
-            .with_n_layers(a.n_layers)
-            .with_d_ff(a.d_ff),
+        model: AmortizerConfig {
+            attention: match a.attention {
+                AttentionArg::Causal => Attention::Causal,
+                AttentionArg::Full => Attention::Full,
+            },
+            history: a.history,
+            state_form: a.state_form,
+            latent_dim: a.latent_dim,
+            d_model: a.d_model,
+            n_heads: a.n_heads,
+            n_layers: a.n_layers,
+            d_ff: a.d_ff,
+            ..AmortizerConfig::new(task.dims(), a.regime, a.signal)
+        },
         task,
         refine: RefineConfig::new()
             .with_steps(a.k)
             .with_batch_size(a.batch_size),
     };
     cfg.validate()?;
+    let sampler = data::sampler(&cfg.task, &data::data_dir(a.data.as_deref()), None)?;
     let chosen = device::choose(a.device.device)?;
     eprintln!("device: {}", chosen.description);
-    let path = train::train(&cfg, &chosen.device, &a.out, &command_line())?;
+    let path = train::train(&cfg, &sampler, &chosen.device, &a.out, &command_line())?;
     eprintln!("wrote {}", path.display());
     Ok(())
 }
@@ -219,13 +307,18 @@ fn run_eval(a: EvalArgs) -> anyhow::Result<(ModelBundle, eval::EvalReport)> {
     let model = bundle
         .model(&chosen.device)
         .with_context(|| format!("loading {}", a.weights.display()))?;
-    let mut task_cfg = bundle.header.task.clone();
+    let mut task = bundle.header.task.clone();
     if let Some(c) = a.context {
-        task_cfg.context = c;
+        task = task.with_context(c);
     }
-    let task = FunctionRegression::new(task_cfg);
     task.validate()
         .map_err(|e| anyhow::anyhow!("--context: {e}"))?;
+    let ood = match (a.ood, task.needs_images()) {
+        (false, _) => None,
+        (true, Some(set)) => Some(set.other()),
+        (true, None) => anyhow::bail!("--ood applies to image tasks only"),
+    };
+    let sampler = data::sampler(&task, &data::data_dir(a.data.as_deref()), ood)?;
     if a.tasks == 0 || a.tasks > 1_000_000 {
         anyhow::bail!("--tasks must be in 1..=1000000, got {}", a.tasks);
     }
@@ -237,13 +330,13 @@ fn run_eval(a: EvalArgs) -> anyhow::Result<(ModelBundle, eval::EvalReport)> {
     steps.insert(0, 0);
     let report = eval::evaluate(
         &model,
-        &task,
+        &sampler,
         &bundle.header.refine,
         a.tasks,
         a.seed,
         &steps,
         &chosen.device,
-    );
+    )?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

@@ -7,10 +7,8 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use amortize::model::AmortizerConfig;
-use amortize::refine::{greedy_loss, schedule, RegressionBatch};
-use amortize::regime::Regime;
-use amortize::signal::Signal;
-use amortize::task::regression::{FunctionRegression, FunctionRegressionConfig};
+use amortize::refine::{greedy_loss, schedule, TaskBatch};
+use amortize::task::{Sampler, TaskConfig};
 use amortize::weights::{BundleHeader, ModelBundle};
 use amortize::RefineConfig;
 use anyhow::Context;
@@ -46,7 +44,7 @@ pub struct TrainConfig {
     /// The amortizer's architecture.
     pub model: AmortizerConfig,
     /// The task family.
-    pub task: FunctionRegressionConfig,
+    pub task: TaskConfig,
     /// Steps k and mini-batch size b.
     pub refine: RefineConfig,
 }
@@ -54,10 +52,17 @@ pub struct TrainConfig {
 impl TrainConfig {
     /// Checks every field a user can set, naming the one at fault.
     pub fn validate(&self) -> anyhow::Result<()> {
-        let task = FunctionRegression::new(self.task.clone());
-        task.validate().map_err(|e| anyhow::anyhow!("task: {e}"))?;
+        self.task
+            .validate()
+            .map_err(|e| anyhow::anyhow!("task: {e}"))?;
         self.model.validate().map_err(|e| anyhow::anyhow!(e))?;
         self.refine.validate().map_err(|e| anyhow::anyhow!(e))?;
+        if self.task.is_generative() && self.model.regime != amortize::regime::Regime::Implicit {
+            anyhow::bail!(
+                "the {} task is generative (flow matching): use the implicit regime",
+                self.task.name()
+            );
+        }
         if self.steps == 0 {
             anyhow::bail!("steps must be at least 1");
         }
@@ -70,14 +75,11 @@ impl TrainConfig {
         if !(self.lr.is_finite() && self.lr > 0.0 && self.lr < 1.0) {
             anyhow::bail!("lr must be in (0, 1), got {}", self.lr);
         }
-        if self.model.obs_dim != task.observation_dim() || self.model.state_dim != task.state_dim()
-        {
+        if self.model.task != self.task.dims() {
             anyhow::bail!(
-                "model.obs_dim/state_dim ({}, {}) do not match the task ({}, {})",
-                self.model.obs_dim,
-                self.model.state_dim,
-                task.observation_dim(),
-                task.state_dim()
+                "model.task {:?} does not match the task's shapes {:?}",
+                self.model.task,
+                self.task.dims()
             );
         }
         Ok(())
@@ -97,6 +99,7 @@ pub fn learning_rate(cfg: &TrainConfig, step: usize) -> f64 {
 /// Trains per `cfg` on `device`, writing `config.json`, `log.jsonl` and `model.amz` into `out`.
 pub fn train(
     cfg: &TrainConfig,
+    sampler: &Sampler,
     device: &Device,
     out: &Path,
     command: &str,
@@ -112,7 +115,11 @@ pub fn train(
         fs::File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
 
     let ad = device.clone().autodiff();
-    let task = FunctionRegression::new(cfg.task.clone());
+    let task = &cfg.task;
+    anyhow::ensure!(
+        &sampler.config == task,
+        "the sampler is not the configured task"
+    );
     burn::tensor::Device::seed(&ad, cfg.seed);
     let mut model = cfg.model.init(&ad);
     let mut optim = AdamWConfig::new()
@@ -131,18 +138,18 @@ pub fn train(
     let mut ema: Option<f64> = None;
     let model_path = out.join("model.amz");
     for step in 1..=cfg.steps {
-        let sampled: Vec<_> = (0..cfg.tasks_per_step)
-            .map(|_| task.sample(&mut rng))
+        let data: Vec<_> = (0..cfg.tasks_per_step)
+            .map(|_| sampler.sample(&mut rng))
             .collect();
-        let episodes: Vec<_> = sampled.iter().map(|t| &t.episode).collect();
-        let batch = RegressionBatch::new(&task, &episodes, &ad);
+        let refs: Vec<_> = data.iter().collect();
+        let batch = TaskBatch::new(&refs, &ad).map_err(|e| anyhow::anyhow!(e))?;
         let sched = schedule(
-            cfg.task.context,
+            task.context_len(),
             cfg.refine.batch_size,
             cfg.refine.steps,
             &mut rng,
         );
-        let loss = greedy_loss(&model, &batch, &sched, &ad);
+        let loss = greedy_loss(&model, &batch, &sched, &mut rng, &ad);
         let grads = GradientsParams::from_grads(loss.total.backward(), &model);
         let lr = learning_rate(cfg, step);
         model = optim.step(lr, model, grads);
@@ -169,24 +176,28 @@ pub fn train(
         if eval_now {
             let report = evaluate(
                 &model.valid(),
-                &task,
+                sampler,
                 &cfg.refine,
                 cfg.eval_tasks,
                 // Evaluation tasks come from their own stream, the same at every evaluation.
                 cfg.seed.wrapping_add(0x5eed_e7a1),
                 &eval_steps(cfg.refine.steps),
                 device,
-            );
+            )?;
             record["eval"] = serde_json::to_value(&report)?;
             bar.println(format!(
-                "step {step}: eval MSE {} (Bayes {:.4})",
+                "step {step}: eval {} {}{}",
+                report.metric,
                 report
                     .model
                     .iter()
                     .map(|(s, v)| format!("k={s}: {v:.4}"))
                     .collect::<Vec<_>>()
                     .join(", "),
-                report.bayes
+                report
+                    .bayes
+                    .map(|b| format!(" (Bayes {b:.4})"))
+                    .unwrap_or_default()
             ));
         }
         writeln!(log, "{record}")?;
@@ -224,8 +235,6 @@ fn save(
     seconds: f64,
 ) -> anyhow::Result<()> {
     let header = BundleHeader {
-        regime: Regime::Parametric,
-        signal: Signal::Observations,
         model: cfg.model.clone(),
         task: cfg.task.clone(),
         refine: cfg.refine.clone(),

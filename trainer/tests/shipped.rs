@@ -1,8 +1,8 @@
 //! The weights shipped in `public/weights/` decode into the current architecture and still
 //! refine. Regenerate them with the commands in README.md (and in the model card beside them).
 
-use amortize::refine::{refine, schedule, RegressionBatch};
-use amortize::task::regression::FunctionRegression;
+use amortize::refine::{loss_per_task, predictions, refine, schedule, TaskBatch};
+use amortize::task::Sampler;
 use amortize::ModelBundle;
 use burn::tensor::Device;
 use rand::{rngs::StdRng, SeedableRng};
@@ -33,24 +33,25 @@ fn shipped_weights_decode_into_the_current_architecture_and_refine() {
     assert!(at(10) <= at(1) / 3.0, "{eval}");
 
     // And it does so now, on fresh tasks.
-    let task = FunctionRegression::new(bundle.header.task.clone());
+    let task = &bundle.header.task;
     let mut rng = StdRng::seed_from_u64(99);
-    let tasks: Vec<_> = (0..100).map(|_| task.sample(&mut rng)).collect();
-    let eps: Vec<_> = tasks.iter().map(|t| &t.episode).collect();
-    let batch = RegressionBatch::new(&task, &eps, &device);
+    let sampler = Sampler::new(task.clone()).unwrap();
+    let data: Vec<_> = (0..100).map(|_| sampler.sample(&mut rng)).collect();
+    let refs: Vec<_> = data.iter().collect();
+    let batch = TaskBatch::new(&refs, &device).unwrap();
     let k = bundle.header.refine.steps;
     let sched = schedule(
-        task.config.context,
+        task.context_len(),
         bundle.header.refine.batch_size,
         k,
         &mut rng,
     );
     let states = refine(&model, &batch, &sched, &device);
     let err = |i: usize| {
-        amortize::regime::parametric::mse_per_task(
-            states[i].clone(),
-            batch.query_features.clone(),
-            batch.targets.clone(),
+        loss_per_task(
+            task.dims().loss,
+            predictions(&model, &states[i], &batch),
+            batch.query_target.clone(),
         )
         .mean()
         .into_scalar::<f32>()

@@ -1,8 +1,11 @@
 //! Fetches the weights, picks the backend and runs refinement steps, asynchronously: on WebGPU
 //! a synchronous read of a tensor panics, so every read here is `into_data_async`.
 
-use amortize::signal::observation_tokens;
+use amortize::model::StepInput;
+use amortize::regime::Regime;
+use amortize::signal::Signal;
 use amortize::task::regression::FunctionRegression;
+use amortize::task::TaskConfig;
 use amortize::weights::ModelBundle;
 use amortize::{Amortizer, RefineConfig};
 use burn::tensor::{Device, Tensor, TensorData};
@@ -78,9 +81,25 @@ impl Engine {
         choice: BackendChoice,
     ) -> Result<(Self, Option<String>), String> {
         let bundle = ModelBundle::decode(bytes).map_err(|e| e.to_string())?;
+        let h = &bundle.header;
+        let TaskConfig::FunctionRegression(task) = &h.task else {
+            return Err(format!(
+                "this model was trained on {}; the regression demo needs a function-regression model",
+                h.task.name()
+            ));
+        };
+        if h.model.regime != Regime::Parametric
+            || h.model.signal != Signal::Observations
+            || h.model.history != 0
+        {
+            return Err(format!(
+                "this model is {} with {} signals; the regression demo draws a parametric model reading observations",
+                h.model.regime, h.model.signal
+            ));
+        }
+        let task = FunctionRegression::new(task.clone());
         let (device, backend, note) = pick_device(choice).await;
         let model = bundle.model(&device).map_err(|e| e.to_string())?;
-        let task = FunctionRegression::new(bundle.header.task.clone());
         let initial = read(model.initial_state(1)).await?;
         let engine = Engine {
             model,
@@ -108,18 +127,25 @@ impl Engine {
         let xs: Vec<f32> = batch.iter().map(|&i| points[i].0).collect();
         let ys: Vec<f32> = batch.iter().map(|&i| points[i].1).collect();
         let encoded = self.task.encode_observations(&xs, &ys);
-        let all: Vec<usize> = (0..batch.len()).collect();
-        let obs = observation_tokens(
-            &[&encoded],
-            &[&all],
-            self.task.observation_dim(),
+        let obs = Tensor::<3>::from_data(
+            TensorData::new(encoded, [1, batch.len(), self.task.observation_dim()]),
             &self.device,
         );
-        let s = Tensor::<2>::from_data(
-            TensorData::new(state.to_vec(), [1, state.len()]),
+        let s = Tensor::<3>::from_data(
+            TensorData::new(state.to_vec(), [1, 1, state.len()]),
             &self.device,
         );
-        read(self.model.step(s, obs)).await
+        let input = StepInput {
+            obs: Some(obs),
+            grads: None,
+            history: Vec::new(),
+            history_grads: Vec::new(),
+        };
+        // Causal attention: row j is the state after the first j points; the last row read
+        // the whole mini-batch.
+        let states = self.model.step_task(s, input);
+        let [b, m, d] = states.dims();
+        read(states.slice([0..b, m - 1..m, 0..d]).reshape([b, d])).await
     }
 }
 

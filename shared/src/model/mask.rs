@@ -1,11 +1,105 @@
-//! Attention masks. Burn's convention: `true` marks a position that may NOT be attended to.
+//! Attention masks, built on the host. Burn's convention: `true` marks a position that may NOT
+//! be attended to. Every row attends at least to itself, so no row is fully masked.
 
-use burn::nn::attention::generate_autoregressive_mask;
-use burn::tensor::{Bool, Device, Tensor};
+use burn::tensor::{Bool, Device, Tensor, TensorData};
 
-/// Causal mask over `[state, o_1, …, o_m]`: token j attends to the state and o_1..o_j, so the
-/// output at o_j is the refined state after seeing a prefix of j observations (paper §11.3,
-/// Fig. 5). One pass trains every prefix size at once. `[batch, m + 1, m + 1]`.
-pub fn causal_prefix_mask(batch: usize, tokens: usize, device: &Device) -> Tensor<3, Bool> {
-    generate_autoregressive_mask(batch, tokens, device)
+/// How tokens may attend to each other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Attention {
+    /// Causal over observations: one pass yields the state after every prefix of the
+    /// mini-batch (parametric/explicit, Fig. 5) or each query's prediction from a prefix of its
+    /// choosing (implicit, Fig. 6): every context size is trained at once (§11.3).
+    #[default]
+    Causal,
+    /// Full attention over one context size sampled per training iteration (§11.4).
+    Full,
+}
+
+/// Mask over `[state, history_1..history_{prefix-1}, o_1..o_m]` for a task-level state: the
+/// `prefix` state tokens see each other; o_j sees them and o_1..o_j (causal) or all
+/// observations (full). `[T, T]` flattened, T = prefix + m.
+pub fn task_state_mask(prefix: usize, m: usize, attention: Attention) -> Vec<bool> {
+    let t = prefix + m;
+    let mut mask = vec![true; t * t];
+    for row in 0..t {
+        for col in 0..t {
+            let visible = if col < prefix {
+                true
+            } else if row < prefix {
+                attention == Attention::Full
+            } else {
+                attention == Attention::Full || col <= row
+            };
+            mask[row * t + col] = !visible;
+        }
+    }
+    mask
+}
+
+/// Mask over `[o_1..o_m, q_1..q_Q]` for per-query states (implicit regime), one per task:
+/// context tokens attend causally (or fully) among themselves and never to queries; query i
+/// attends to o_1..o_{r_i} and to itself only, where `prefixes[task * Q + i]` = r_i ∈ 1..=m.
+/// `[B, T, T]` flattened, T = m + Q.
+pub fn query_mask(m: usize, q: usize, prefixes: &[usize], attention: Attention) -> Vec<bool> {
+    let t = m + q;
+    let b = prefixes.len() / q.max(1);
+    let mut mask = vec![true; b * t * t];
+    for task in 0..b {
+        let base = task * t * t;
+        for row in 0..m {
+            for col in 0..m {
+                let visible = attention == Attention::Full || col <= row;
+                mask[base + row * t + col] = !visible;
+            }
+        }
+        for i in 0..q {
+            let row = m + i;
+            let r = prefixes[task * q + i].min(m);
+            for col in 0..r {
+                mask[base + row * t + col] = false;
+            }
+            mask[base + row * t + row] = false;
+        }
+    }
+    mask
+}
+
+/// A `[T, T]` mask repeated for `batch` tasks, on `device`.
+pub fn shared_mask(mask: Vec<bool>, batch: usize, t: usize, device: &Device) -> Tensor<3, Bool> {
+    Tensor::<2, Bool>::from_data(TensorData::new(mask, [t, t]), device)
+        .unsqueeze_dim::<3>(0)
+        .expand([batch, t, t])
+}
+
+/// A `[B, T, T]` mask on `device`.
+pub fn batch_mask(mask: Vec<bool>, batch: usize, t: usize, device: &Device) -> Tensor<3, Bool> {
+    Tensor::<3, Bool>::from_data(TensorData::new(mask, [batch, t, t]), device)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn task_mask_is_causal_after_the_state_tokens() {
+        let m = task_state_mask(2, 3, Attention::Causal);
+        let t = 5;
+        let vis = |r: usize, c: usize| !m[r * t + c];
+        assert!(vis(0, 1) && vis(1, 0) && !vis(0, 2));
+        assert!(vis(2, 0) && vis(2, 1) && vis(2, 2) && !vis(2, 3));
+        assert!(vis(4, 2) && vis(4, 3) && vis(4, 4));
+        let f = task_state_mask(1, 3, Attention::Full);
+        assert!(f.iter().all(|&x| !x));
+    }
+
+    #[test]
+    fn queries_see_their_prefix_and_themselves_only() {
+        let m = query_mask(3, 2, &[1, 3], Attention::Causal);
+        let t = 5;
+        let vis = |r: usize, c: usize| !m[r * t + c];
+        assert!(vis(3, 0) && !vis(3, 1) && vis(3, 3) && !vis(3, 4));
+        assert!(vis(4, 0) && vis(4, 1) && vis(4, 2) && !vis(4, 3) && vis(4, 4));
+        assert!(!vis(0, 1) && vis(1, 0) && !vis(0, 3));
+    }
 }

@@ -1,42 +1,120 @@
-//! The amortizer h_φ: token encoders, a pre-norm transformer and the state decoder.
+//! The amortizer h_φ: token encoders, a pre-norm transformer and the state decoder, for every
+//! regime and signal.
+//!
+//! Tokens (paper §11.1): each observation (x, y) through an observation encoder, each gradient
+//! through a gradient encoder, the task-level state (parametric θ, explicit z) through a state
+//! encoder; in the implicit regime each query with its carried state through a query encoder.
+//! Optional history (Fig. 3): the previous states as extra tokens (task-level state) or as extra
+//! inputs of each query token (implicit).
 
 pub mod mask;
+pub mod order;
 
-use burn::config::Config;
 use burn::module::{Module, Param};
 use burn::nn::transformer::{
     TransformerEncoder, TransformerEncoderConfig, TransformerEncoderInput,
 };
 use burn::nn::{Gelu, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::tensor::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+use crate::regime::explicit::{Predictor, PredictorConfig};
+use crate::regime::implicit::{self, StateForm};
+use crate::regime::{parametric, Regime};
+use crate::signal::Signal;
+use crate::task::{LossKind, TaskDims};
+use mask::Attention;
 
 /// Architecture of the amortizer. An exported model is this config plus its weights.
-#[derive(Config, Debug, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct AmortizerConfig {
-    /// Size of one observation token's input (task-defined).
-    pub obs_dim: usize,
-    /// Size of the state the amortizer refines (parametric: the predictor's weights θ).
-    pub state_dim: usize,
+    /// What the state is.
+    pub regime: Regime,
+    /// What a mini-batch becomes.
+    pub signal: Signal,
+    /// Causal (every context size per pass) or full attention (one size per iteration).
+    pub attention: Attention,
+    /// Previous states read beside the current one (0: Markovian, like SGD).
+    pub history: usize,
+    /// Implicit regime: the form of the carried per-query state.
+    pub state_form: StateForm,
+    /// The task's shapes.
+    pub task: TaskDims,
+    /// Explicit regime: size of the latent z. Default 32.
+    pub latent_dim: usize,
+    /// Explicit regime: hidden width of the learned predictor. Default 64.
+    pub predictor_hidden: usize,
+    /// Explicit regime: hidden layers of the learned predictor. Default 2.
+    pub predictor_layers: usize,
     /// Transformer width. Default 64.
-    #[config(default = 64)]
     pub d_model: usize,
     /// Attention heads. Default 4.
-    #[config(default = 4)]
     pub n_heads: usize,
     /// Transformer layers. Default 3.
-    #[config(default = 3)]
     pub n_layers: usize,
     /// Feed-forward width. Default 256.
-    #[config(default = 256)]
     pub d_ff: usize,
 }
 
+impl Default for AmortizerConfig {
+    fn default() -> Self {
+        Self {
+            regime: Regime::Parametric,
+            signal: Signal::Observations,
+            attention: Attention::Causal,
+            history: 0,
+            state_form: StateForm::Logits,
+            task: TaskDims {
+                obs_dim: 0,
+                input_dim: 0,
+                output_dim: 0,
+                loss: LossKind::Mse,
+            },
+            latent_dim: 32,
+            predictor_hidden: 64,
+            predictor_layers: 2,
+            d_model: 64,
+            n_heads: 4,
+            n_layers: 3,
+            d_ff: 256,
+        }
+    }
+}
+
 impl AmortizerConfig {
-    /// Checks what a user may set in a config file.
+    /// The default architecture for a task, regime and signal.
+    pub fn new(task: TaskDims, regime: Regime, signal: Signal) -> Self {
+        Self {
+            task,
+            regime,
+            signal,
+            ..Self::default()
+        }
+    }
+
+    /// The size of the state h_φ refines: θ (parametric), z (explicit), or per query the
+    /// prediction or the hidden vector (implicit).
+    pub fn state_dim(&self) -> usize {
+        match self.regime {
+            Regime::Parametric => parametric::state_dim(&self.task),
+            Regime::Explicit => self.latent_dim,
+            Regime::Implicit => match self.state_form {
+                StateForm::PreMlp => self.d_model,
+                _ => self.task.output_dim,
+            },
+        }
+    }
+
+    /// Checks what a user may set in a config file, naming the field at fault.
     pub fn validate(&self) -> Result<(), String> {
         let fields = [
-            ("obs_dim", self.obs_dim),
-            ("state_dim", self.state_dim),
+            ("task.obs_dim", self.task.obs_dim),
+            ("task.input_dim", self.task.input_dim),
+            ("task.output_dim", self.task.output_dim),
+            ("latent_dim", self.latent_dim),
+            ("predictor_hidden", self.predictor_hidden),
+            ("predictor_layers", self.predictor_layers),
             ("d_model", self.d_model),
             ("n_heads", self.n_heads),
             ("n_layers", self.n_layers),
@@ -47,97 +125,338 @@ impl AmortizerConfig {
                 return Err(format!("model.{name} must be in 1..=4096, got {v}"));
             }
         }
+        if self.state_dim() > 1 << 16 {
+            return Err(format!(
+                "the state has {} values; at most 65536",
+                self.state_dim()
+            ));
+        }
+        if self.history > 16 {
+            return Err(format!(
+                "model.history must be in 0..=16, got {}",
+                self.history
+            ));
+        }
         if !self.d_model.is_multiple_of(self.n_heads) {
             return Err(format!(
                 "model.d_model ({}) must be a multiple of model.n_heads ({})",
                 self.d_model, self.n_heads
             ));
         }
+        if self.regime == Regime::Implicit && self.signal.uses_gradients() {
+            return Err(
+                "the implicit regime has no task parameters to differentiate: use signal = observations"
+                    .into(),
+            );
+        }
+        if self.regime != Regime::Implicit && self.state_form != StateForm::Logits {
+            return Err("model.state_form applies to the implicit regime only".into());
+        }
+        if self.state_form == StateForm::Softmax && self.task.loss != LossKind::CrossEntropy {
+            return Err("model.state_form = softmax needs a classification task".into());
+        }
         Ok(())
     }
 
-    /// Builds the module on `device` with freshly initialised weights.
+    /// Builds the module on `device` with freshly initialised weights. Call
+    /// [`validate`](Self::validate) first on anything a user wrote.
     pub fn init(&self, device: &Device) -> Amortizer {
         let d = self.d_model;
+        let s = self.state_dim();
+        let task_state = self.regime.has_task_state();
+        let mlp = |input: usize| {
+            (
+                LinearConfig::new(input, d).init(device),
+                LinearConfig::new(d, d).init(device),
+            )
+        };
+        let split = |p: Option<(Linear, Linear)>| match p {
+            Some((a, b)) => (Some(a), Some(b)),
+            None => (None, None),
+        };
+        let (obs_in, obs_out) = split(
+            self.signal
+                .uses_observations()
+                .then(|| mlp(self.task.obs_dim)),
+        );
+        let (grad_in, grad_out) = split(self.signal.uses_gradients().then(|| mlp(s)));
+        let (state_in, state_out) = split(task_state.then(|| mlp(s)));
+        let query_input = self.task.input_dim + s * (1 + self.history);
+        let (query_in, query_out) = split((!task_state).then(|| mlp(query_input)));
+        let head_out = if task_state { s } else { self.task.output_dim };
+        let initial = match (self.regime, self.state_form) {
+            // θ(0) and z(0) start at zero (for regression θ = 0 is the prior mean); training
+            // moves them. The implicit initial prediction starts at zero logits / values.
+            (Regime::Implicit, StateForm::PreMlp) => Tensor::zeros([d], device),
+            _ => Tensor::zeros([s], device),
+        };
         Amortizer {
-            obs_in: LinearConfig::new(self.obs_dim, d).init(device),
-            obs_out: LinearConfig::new(d, d).init(device),
-            state_in: LinearConfig::new(self.state_dim, d).init(device),
-            state_out: LinearConfig::new(d, d).init(device),
+            obs_in,
+            obs_out,
+            grad_in,
+            grad_out,
+            state_in,
+            state_out,
+            query_in,
+            query_out,
+            history_age: (task_state && self.history > 0).then(|| {
+                Param::from_tensor(Tensor::random(
+                    [self.history, d],
+                    burn::tensor::Distribution::Normal(0.0, 0.02),
+                    device,
+                ))
+            }),
             activation: Gelu::new(),
             encoder: TransformerEncoderConfig::new(d, self.d_ff, self.n_heads, self.n_layers)
                 .with_norm_first(true)
                 .with_dropout(0.0)
                 .init(device),
             norm: LayerNormConfig::new(d).init(device),
-            head: LinearConfig::new(d, self.state_dim).init(device),
-            // θ(0) starts at zero, the prior mean of the regression weights; training moves it.
-            initial_state: Param::from_tensor(Tensor::zeros([self.state_dim], device)),
+            head: LinearConfig::new(d, head_out).init(device),
+            initial_state: Param::from_tensor(initial),
+            predictor: (self.regime == Regime::Explicit).then(|| {
+                PredictorConfig::new(
+                    self.task.input_dim,
+                    self.latent_dim,
+                    self.task.output_dim,
+                    self.predictor_hidden,
+                    self.predictor_layers,
+                )
+                .init(device)
+            }),
+            config: self.clone(),
         }
     }
 }
 
-/// h_φ: reads the current state and a mini-batch of observation tokens, returns the refined
-/// state for every prefix of the mini-batch.
+/// h_φ, with the learned initial state, and (explicit regime) the learned predictor f_γ.
 #[derive(Module, Debug)]
 pub struct Amortizer {
-    obs_in: Linear,
-    obs_out: Linear,
-    state_in: Linear,
-    state_out: Linear,
+    obs_in: Option<Linear>,
+    obs_out: Option<Linear>,
+    grad_in: Option<Linear>,
+    grad_out: Option<Linear>,
+    state_in: Option<Linear>,
+    state_out: Option<Linear>,
+    query_in: Option<Linear>,
+    query_out: Option<Linear>,
+    history_age: Option<Param<Tensor<2>>>,
     activation: Gelu,
     encoder: TransformerEncoder,
     norm: LayerNorm,
     head: Linear,
-    /// The learned initial state θ(0).
+    /// The learned initial state: θ(0), z(0), or the implicit initial prediction (or hidden).
     initial_state: Param<Tensor<1>>,
+    predictor: Option<Predictor>,
+    #[module(skip)]
+    config: AmortizerConfig,
+}
+
+/// The inputs of one refinement step, all for the same mini-batch of m observations.
+pub struct StepInput {
+    /// Observation token inputs `[B, m, obs_dim]` (when the signal reads observations).
+    pub obs: Option<Tensor<3>>,
+    /// Preprocessed per-observation gradients `[B, m, S]` (when the signal reads gradients).
+    pub grads: Option<Tensor<3>>,
+    /// Previous states, most recent first (exactly `history` of them): `[B, 1, S]` for a
+    /// task-level state, `[B, q, S]` per query.
+    pub history: Vec<Tensor<3>>,
+    /// Mean preprocessed gradient at each previous state `[B, 1, S]` (gradient signals).
+    pub history_grads: Vec<Tensor<3>>,
 }
 
 impl Amortizer {
-    /// θ(0) repeated for `batch` tasks: `[batch, state_dim]`.
-    pub fn initial_state(&self, batch: usize) -> Tensor<2> {
-        let s = self.initial_state.val();
-        let dim = s.dims()[0];
-        s.unsqueeze_dim::<2>(0).expand([batch, dim])
+    /// The architecture.
+    pub fn config(&self) -> &AmortizerConfig {
+        &self.config
     }
 
-    /// One refinement step for every prefix size at once.
+    fn encode(&self, pair: (&Option<Linear>, &Option<Linear>), x: Tensor<3>) -> Tensor<3> {
+        let (a, b) = (
+            pair.0
+                .as_ref()
+                .expect("encoder present for this configuration"),
+            pair.1
+                .as_ref()
+                .expect("encoder present for this configuration"),
+        );
+        b.forward(self.activation.forward(a.forward(x)))
+    }
+
+    /// The initial carried state: `[B, 1, S]` for a task-level state, `[B, q, S]` per query.
+    pub fn initial(&self, batch: usize, queries: usize) -> Tensor<3> {
+        let s = self.initial_state.val();
+        let dim = s.dims()[0];
+        let rows = if self.config.regime.has_task_state() {
+            1
+        } else {
+            queries
+        };
+        let s = s.reshape([1, 1, dim]).expand([batch, rows, dim]);
+        if self.config.regime == Regime::Implicit {
+            implicit::state_of(s, self.config.state_form)
+        } else {
+            s
+        }
+    }
+
+    /// Parametric θ(0) or explicit z(0) for `batch` tasks, `[B, S]`.
+    pub fn initial_state(&self, batch: usize) -> Tensor<2> {
+        let s = self.initial(batch, 1);
+        let [b, _, d] = s.dims();
+        s.reshape([b, d])
+    }
+
+    /// Task-level states on queries: `states` `[B, M, S]`, `inputs` `[B, q, in]` →
+    /// `[B, M, q, out]`.
+    pub fn predict(&self, states: Tensor<3>, inputs: Tensor<3>) -> Tensor<4> {
+        match &self.predictor {
+            Some(p) => p.predict(states, inputs),
+            None => parametric::predict(states, inputs, &self.config.task),
+        }
+    }
+
+    /// The prediction each per-query state encodes (implicit regime): `[B, q, S]` →
+    /// `[B, q, out]`.
+    pub fn decode_queries(&self, states: Tensor<3>) -> Tensor<3> {
+        match self.config.state_form {
+            StateForm::PreMlp => self.head.forward(states),
+            form => implicit::logits_of(states, form),
+        }
+    }
+
+    /// Per-observation gradients of the predictor's loss at `state` `[B, 1, S]`:
+    /// `[B, m, S]`, raw. The predictor's weights are constants here.
+    pub fn point_gradients(
+        &self,
+        state: Tensor<3>,
+        inputs: Tensor<3>,
+        targets: Tensor<3>,
+    ) -> Tensor<3> {
+        let [b, _, s] = state.dims();
+        let state = state.reshape([b, s]);
+        let loss = self.config.task.loss;
+        match &self.predictor {
+            Some(p) => {
+                let fixed = p.valid();
+                crate::signal::point_gradients(state, inputs, targets, loss, |z, u| {
+                    fixed.predict_paired(z, u)
+                })
+            }
+            None => {
+                let dims = self.config.task;
+                crate::signal::point_gradients(state, inputs, targets, loss, |w, u| {
+                    parametric::predict_paired(w, u, &dims)
+                })
+            }
+        }
+    }
+
+    /// One refinement step of a task-level state (parametric, explicit).
     ///
-    /// `state`: `[B, S]`; `obs`: `[B, m, obs_dim]` → refined states `[B, m, S]`, where row j
-    /// saw the state and observations 1..=j only (causal mask). The update is residual,
-    /// θ_j = θ + Δ_j, like an optimiser's step.
-    pub fn step_prefixes(&self, state: Tensor<2>, obs: Tensor<3>) -> Tensor<3> {
-        let [batch, m, _] = obs.dims();
-        let device = obs.device();
-        // [B, 1, d]
-        let state_tok = self
-            .state_out
-            .forward(
-                self.activation
-                    .forward(self.state_in.forward(state.clone())),
-            )
-            .unsqueeze_dim::<3>(1);
-        // [B, m, d]
-        let obs_tok = self
-            .obs_out
-            .forward(self.activation.forward(self.obs_in.forward(obs)));
-        let tokens = Tensor::cat(vec![state_tok, obs_tok], 1); // [B, m + 1, d]
-        let mask = mask::causal_prefix_mask(batch, m + 1, &device);
+    /// `state` `[B, 1, S]` → with causal attention the refined state after every prefix of the
+    /// mini-batch, `[B, m, S]` (row j saw observations 1..=j only); with full attention the
+    /// state after the whole mini-batch, `[B, 1, S]`. The update is residual, θ' = θ + Δ, like
+    /// an optimiser's step.
+    pub fn step_task(&self, state: Tensor<3>, input: StepInput) -> Tensor<3> {
+        let [batch, _, s] = state.dims();
+        let device = state.device();
+        let mut prefix = vec![self.encode((&self.state_in, &self.state_out), state.clone())];
+        if let Some(age) = &self.history_age {
+            let age = age.val();
+            let d = age.dims()[1];
+            for (i, past) in input.history.iter().enumerate() {
+                let mut tok = self.encode((&self.state_in, &self.state_out), past.clone())
+                    + age.clone().slice([i..i + 1, 0..d]).reshape([1, 1, d]);
+                if let Some(g) = input.history_grads.get(i) {
+                    tok = tok + self.encode((&self.grad_in, &self.grad_out), g.clone());
+                }
+                prefix.push(tok);
+            }
+        }
+        let p = prefix.len();
+        let obs = self.observation_tokens(&input);
+        let m = obs.dims()[1];
+        let tokens = Tensor::cat(prefix.into_iter().chain([obs]).collect(), 1);
+        let t = p + m;
+        let mask = mask::shared_mask(
+            mask::task_state_mask(p, m, self.config.attention),
+            batch,
+            t,
+            &device,
+        );
+        let h = self.run(tokens, mask);
+        let d = h.dims()[2];
+        let read = match self.config.attention {
+            Attention::Causal => h.slice([0..batch, p..t, 0..d]),
+            Attention::Full => h.slice([0..batch, 0..1, 0..d]),
+        };
+        let delta = self.head.forward(read);
+        let rows = delta.dims()[1];
+        state.expand([batch, rows, s]) + delta
+    }
+
+    /// One refinement step of per-query states (implicit).
+    ///
+    /// `state` `[B, q, S]`, `query_inputs` `[B, q, in]`; query i of task b reads the first
+    /// `prefixes[b·q + i]` observations of the mini-batch (all of them at inference; a random
+    /// prefix in training, Fig. 6). Returns the predictions `[B, q, out]` and the next carried
+    /// states `[B, q, S]`.
+    pub fn step_queries(
+        &self,
+        state: Tensor<3>,
+        query_inputs: Tensor<3>,
+        input: StepInput,
+        prefixes: &[usize],
+    ) -> (Tensor<3>, Tensor<3>) {
+        let [batch, q, _] = state.dims();
+        let device = state.device();
+        let mut parts = vec![query_inputs, state.clone()];
+        parts.extend(input.history.iter().cloned());
+        let queries = self.encode((&self.query_in, &self.query_out), Tensor::cat(parts, 2));
+        let obs = self.observation_tokens(&input);
+        let m = obs.dims()[1];
+        let t = m + q;
+        let tokens = Tensor::cat(vec![obs, queries], 1);
+        let mask = mask::batch_mask(
+            mask::query_mask(m, q, prefixes, self.config.attention),
+            batch,
+            t,
+            &device,
+        );
+        let h = self.run(tokens, mask);
+        let d = h.dims()[2];
+        let hq = h.slice([0..batch, m..t, 0..d]);
+        match self.config.state_form {
+            StateForm::PreMlp => (self.head.forward(hq.clone()), hq),
+            form => {
+                let logits = implicit::logits_of(state, form) + self.head.forward(hq);
+                (logits.clone(), implicit::state_of(logits, form))
+            }
+        }
+    }
+
+    fn observation_tokens(&self, input: &StepInput) -> Tensor<3> {
+        let obs = input
+            .obs
+            .as_ref()
+            .map(|o| self.encode((&self.obs_in, &self.obs_out), o.clone()));
+        let grads = input
+            .grads
+            .as_ref()
+            .map(|g| self.encode((&self.grad_in, &self.grad_out), g.clone()));
+        match (obs, grads) {
+            (Some(o), Some(g)) => o + g,
+            (Some(o), None) => o,
+            (None, Some(g)) => g,
+            (None, None) => panic!("a step needs observation or gradient tokens"),
+        }
+    }
+
+    fn run(&self, tokens: Tensor<3>, mask: Tensor<3, burn::tensor::Bool>) -> Tensor<3> {
         let h = self
             .encoder
             .forward(TransformerEncoderInput::new(tokens).mask_attn(mask));
-        let h = self.norm.forward(h);
-        let d = h.dims()[2];
-        let h_obs = h.slice([0..batch, 1..m + 1, 0..d]); // [B, m, d]
-        let delta = self.head.forward(h_obs); // [B, m, S]
-        state.unsqueeze_dim::<3>(1) + delta
-    }
-
-    /// One refinement step over a whole mini-batch: the state after its last prefix, `[B, S]`.
-    pub fn step(&self, state: Tensor<2>, obs: Tensor<3>) -> Tensor<2> {
-        let m = obs.dims()[1];
-        let all = self.step_prefixes(state, obs);
-        let [b, _, s] = all.dims();
-        all.slice([0..b, m - 1..m, 0..s]).reshape([b, s])
+        self.norm.forward(h)
     }
 }

@@ -5,7 +5,7 @@ use burn::config::Config;
 use rand::Rng;
 use rand_distr::{Distribution, Normal, StandardNormal, Uniform};
 
-use super::Episode;
+use super::{Episode, LossKind, TaskData, TaskDims};
 
 /// The 1-D function-regression task family.
 #[derive(Config, Debug, PartialEq)]
@@ -80,6 +80,29 @@ impl FunctionRegression {
             out.push(y);
         }
         out
+    }
+
+    /// The shapes this family gives the amortizer: tokens `[x, φ(x), y]`, predictor input φ(x),
+    /// one output, squared error.
+    pub fn dims(&self) -> TaskDims {
+        TaskDims {
+            obs_dim: self.observation_dim(),
+            input_dim: self.config.features,
+            output_dim: 1,
+            loss: LossKind::Mse,
+        }
+    }
+
+    /// Encodes an episode (any number of context and query points, e.g. clicked by a visitor).
+    pub fn task_data(&self, e: &Episode) -> TaskData {
+        TaskData {
+            dims: self.dims(),
+            context_obs: self.encode_observations(&e.context_x, &e.context_y),
+            context_input: self.design(&e.context_x),
+            context_target: e.context_y.clone(),
+            query_input: self.design(&e.query_x),
+            query_target: e.query_y.clone(),
+        }
     }
 
     /// φ for every x, row-major `[n, p]`.
