@@ -323,11 +323,13 @@ fn short_training_lowers_the_loss_in_every_regime() {
         (Regime::Implicit, Signal::Observations),
     ] {
         let sampler = Sampler::new(task.clone()).unwrap();
+        // Seeded initial weights: the run is the same every time.
+        Device::seed(&device, 7);
         let mut model = tiny(&task, regime, signal).init(&device);
         let mut optim = AdamWConfig::new().init();
         let mut rng = StdRng::seed_from_u64(2);
         let mut losses = Vec::new();
-        for _ in 0..120 {
+        for _ in 0..200 {
             let data: Vec<_> = (0..16).map(|_| sampler.sample(&mut rng)).collect();
             let b = batch(&data, &device);
             let sched = schedule(16, 4, 3, &mut rng);
@@ -336,10 +338,11 @@ fn short_training_lowers_the_loss_in_every_regime() {
             let grads = GradientsParams::from_grads(loss.total.backward(), &model);
             model = optim.step(3e-3, model, grads);
         }
-        let first: f32 = losses[..15].iter().sum::<f32>() / 15.0;
-        let last: f32 = losses[losses.len() - 15..].iter().sum::<f32>() / 15.0;
+        let first: f32 = losses[..20].iter().sum::<f32>() / 20.0;
+        let last: f32 = losses[losses.len() - 20..].iter().sum::<f32>() / 20.0;
+        eprintln!("{regime} {signal}: greedy loss {first:.3} -> {last:.3}");
         assert!(
-            last < 0.7 * first,
+            last < 0.6 * first,
             "{regime} {signal}: loss {first} -> {last}"
         );
     }
@@ -355,6 +358,7 @@ fn refinement_of_a_trained_parametric_model_improves_with_steps() {
             .with_queries(16),
     );
     let sampler = Sampler::new(task.clone()).unwrap();
+    Device::seed(&device, 3);
     let mut model = tiny(&task, Regime::Parametric, Signal::Observations).init(&device);
     let mut optim = AdamWConfig::new().init();
     let mut rng = StdRng::seed_from_u64(2);
@@ -628,5 +632,50 @@ fn order_model_trains_and_predicts_permutations() {
         assert_eq!(sorted, (0..5).collect::<Vec<_>>());
         let acc = order_accuracy(&t.adj, 5, o);
         assert!((0.0..=1.0).contains(&acc));
+    }
+}
+
+/// Classification over embedding files runs through the same regimes (a small generated set).
+#[test]
+fn embedding_classification_runs_forward_and_backward() {
+    use amortize::task::embeddings::{EmbeddingConfig, EmbeddingData, Embeddings};
+    use rand::Rng;
+    use std::sync::Arc;
+    let mut rng = StdRng::seed_from_u64(12);
+    let mut split = |n: usize| Embeddings {
+        dim: 8,
+        features: (0..n * 8).map(|_| rng.random_range(-1.0..1.0)).collect(),
+        labels: (0..n).map(|i| i % 6).collect(),
+    };
+    let data = EmbeddingData {
+        train: Arc::new(split(60)),
+        test: Arc::new(split(30)),
+    };
+    let task = TaskConfig::Embeddings(EmbeddingConfig {
+        name: "generated".into(),
+        dim: 8,
+        ways: 4,
+        context: 12,
+        queries: 6,
+    });
+    let sampler = Sampler::with_embeddings(task.clone(), data).unwrap();
+    let device = Device::flex().autodiff();
+    let tasks: Vec<_> = (0..2).map(|_| sampler.sample(&mut rng)).collect();
+    let b = batch(&tasks, &device);
+    for (regime, signal) in [
+        (Regime::Parametric, Signal::Both),
+        (Regime::Explicit, Signal::Gradients),
+        (Regime::Implicit, Signal::Observations),
+    ] {
+        let model = tiny(&task, regime, signal).init(&device);
+        let sched = schedule(12, 4, 2, &mut rng);
+        let loss = greedy_loss(&model, &b, &sched, &mut rng, &device);
+        let total = loss.total.clone().into_scalar::<f32>();
+        assert!(
+            total.is_finite() && total > 0.0,
+            "{regime} {signal}: {total}"
+        );
+        let grads = GradientsParams::from_grads(loss.total.backward(), &model);
+        assert!(grads.len() > 4);
     }
 }

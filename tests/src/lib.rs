@@ -16,9 +16,13 @@ use anyhow::{anyhow, bail, Context};
 use headless_chrome::protocol::cdp::Page::CaptureScreenshotFormatOption;
 use headless_chrome::{Browser, LaunchOptions, Tab};
 
-/// The repository root.
+/// The repository root. Read from `CARGO_MANIFEST_DIR` at run time (cargo sets it for tests):
+/// the compile-time value is baked into the binary, and a binary reused from a build in another
+/// checkout that shares the target directory would look there.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf())
         .parent()
         .expect("tests/ has a parent")
         .to_path_buf()

@@ -1,12 +1,14 @@
 //! Datasets on disk: the MNIST / FashionMNIST IDX files, checked against their published md5
 //! sums before use. The directory comes from `--data` or `AMORTIZE_DATA` and holds `mnist/` and
-//! `fashion/` with the original `.gz` files.
+//! `fashion/` with the original `.gz` files; `amortize data download` fetches them from the
+//! canonical mirrors (md5-checked before anything is written).
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use amortize::task::embeddings::{EmbeddingData, Embeddings};
-use amortize::task::mnist::{decode_idx, files, ImageData, ImageSet, Images};
+use amortize::task::mnist::{decode_idx, files, md5_hex, ImageData, ImageSet, Images};
 use amortize::task::{Sampler, TaskConfig};
 use anyhow::Context;
 
@@ -91,4 +93,90 @@ pub fn sampler(
         }
         None => Sampler::new(task.clone()).map_err(|e| anyhow::anyhow!("task: {e}")),
     }
+}
+
+/// Canonical mirrors of the IDX files, tried in order.
+pub fn mirrors(set: ImageSet) -> &'static [&'static str] {
+    match set {
+        ImageSet::Mnist => &[
+            "https://ossci-datasets.s3.amazonaws.com/mnist/",
+            "https://storage.googleapis.com/cvdf-datasets/mnist/",
+        ],
+        ImageSet::Fashion => &[
+            "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+            "https://github.com/zalandoresearch/fashion-mnist/raw/master/data/fashion/",
+        ],
+    }
+}
+
+/// Largest file accepted from a mirror (the biggest IDX file is 26 MB).
+const MAX_DOWNLOAD: u64 = 64 << 20;
+
+/// Checks the four files of `set` under `dir` against their published md5 sums: one line per
+/// file, `Err` naming the first that is missing or damaged.
+pub fn verify(set: ImageSet, dir: &Path) -> anyhow::Result<Vec<String>> {
+    let mut lines = Vec::new();
+    for (name, md5) in files(set) {
+        let path = dir.join(set.dir()).join(name);
+        let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        let found = md5_hex(&bytes);
+        anyhow::ensure!(
+            found == md5,
+            "{}: md5 {found} does not match the published {md5}",
+            path.display()
+        );
+        lines.push(format!("ok  {md5}  {}", path.display()));
+    }
+    Ok(lines)
+}
+
+/// Downloads the files of `set` that are missing or damaged under `dir`, from `mirrors` in
+/// order, checking each file's md5 before it is moved into place (atomically): a bad download
+/// leaves nothing behind.
+pub fn download(set: ImageSet, dir: &Path, mirrors: &[String]) -> anyhow::Result<Vec<String>> {
+    let sub = dir.join(set.dir());
+    std::fs::create_dir_all(&sub).with_context(|| format!("creating {}", sub.display()))?;
+    let mut lines = Vec::new();
+    for (name, md5) in files(set) {
+        let path = sub.join(name);
+        if std::fs::read(&path).is_ok_and(|b| md5_hex(&b) == md5) {
+            lines.push(format!("present  {}", path.display()));
+            continue;
+        }
+        let mut errors = Vec::new();
+        let mut done = false;
+        for base in mirrors {
+            let url = format!("{}/{name}", base.trim_end_matches('/'));
+            match fetch(&url) {
+                Ok(bytes) if md5_hex(&bytes) == md5 => {
+                    crate::train::write_atomic(&path, &bytes)?;
+                    lines.push(format!("downloaded  {url}"));
+                    done = true;
+                    break;
+                }
+                Ok(bytes) => errors.push(format!(
+                    "{url}: md5 {} does not match the published {md5}",
+                    md5_hex(&bytes)
+                )),
+                Err(e) => errors.push(format!("{url}: {e:#}")),
+            }
+        }
+        anyhow::ensure!(
+            done,
+            "could not download {name}:\n  {}",
+            errors.join("\n  ")
+        );
+    }
+    Ok(lines)
+}
+
+fn fetch(url: &str) -> anyhow::Result<Vec<u8>> {
+    let response = ureq::get(url).call()?;
+    let mut bytes = Vec::new();
+    response
+        .into_body()
+        .into_reader()
+        .take(MAX_DOWNLOAD)
+        .read_to_end(&mut bytes)?;
+    Ok(bytes)
 }

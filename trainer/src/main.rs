@@ -40,6 +40,36 @@ enum Command {
     Eval(EvalArgs),
     /// Evaluate a trained model and write it, with its model card, for the web app.
     Export(ExportArgs),
+    /// Check or download the MNIST / FashionMNIST files (md5-checked).
+    #[command(subcommand)]
+    Data(DataCommand),
+}
+
+#[derive(Subcommand)]
+enum DataCommand {
+    /// Check the files under the data directory against their published md5 sums.
+    Verify(DataArgs),
+    /// Download missing or damaged files from the canonical mirrors, checking each md5.
+    Download(DownloadArgs),
+}
+
+#[derive(Args)]
+struct DataArgs {
+    /// Data directory (holds mnist/ and fashion/); default $AMORTIZE_DATA or data/.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Which dataset: mnist, fashion or all.
+    #[arg(long, default_value = "all")]
+    dataset: String,
+}
+
+#[derive(Args)]
+struct DownloadArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    /// Mirror base URL to use instead of the canonical ones (repeatable).
+    #[arg(long)]
+    mirror: Vec<String>,
 }
 
 #[derive(Args)]
@@ -84,8 +114,9 @@ struct TrainArgs {
     /// Image dataset of the projection task: mnist or fashion.
     #[arg(long, default_value = "mnist")]
     dataset: String,
-    /// Task family: function-regression (1-D, Legendre features), linear-regression, or
-    /// projection (MNIST/FashionMNIST under random projections).
+    /// Task family: function-regression (1-D, Legendre features), linear-regression,
+    /// projection (MNIST/FashionMNIST under random projections), gmm or alphabet (generation by
+    /// flow matching, implicit regime).
     #[arg(long, default_value = "function-regression")]
     task: String,
     /// Regime: parametric, explicit or implicit.
@@ -198,6 +229,8 @@ fn main() -> ExitCode {
         Command::Train(a) => run_train(a),
         Command::Eval(a) => run_eval(a).map(|_| ()),
         Command::Export(a) => run_export(a),
+        Command::Data(DataCommand::Verify(a)) => run_data(a, None),
+        Command::Data(DataCommand::Download(a)) => run_data(a.data, Some(a.mirror)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -240,8 +273,19 @@ fn run_train(a: TrainArgs) -> anyhow::Result<()> {
             context: a.context,
             queries: a.queries,
         }),
+        "gmm" => TaskConfig::Gmm(amortize::task::gmm::GmmConfig {
+            dim: a.dim.unwrap_or(2),
+            context: a.context,
+            queries: a.queries,
+            ..Default::default()
+        }),
+        "alphabet" => TaskConfig::Alphabet(amortize::task::alphabet::AlphabetConfig {
+            context: a.context,
+            queries: a.queries,
+            ..Default::default()
+        }),
         other => anyhow::bail!(
-            "--task: unknown task {other:?} (expected function-regression, linear-regression or projection)"
+            "--task: unknown task {other:?} (expected function-regression, linear-regression, projection, gmm or alphabet)"
         ),
     };
     task.validate().map_err(|e| anyhow::anyhow!("task: {e}"))?;
@@ -279,6 +323,34 @@ fn run_train(a: TrainArgs) -> anyhow::Result<()> {
     eprintln!("device: {}", chosen.description);
     let path = train::train(&cfg, &sampler, &chosen.device, &a.out, &command_line())?;
     eprintln!("wrote {}", path.display());
+    Ok(())
+}
+
+fn run_data(a: DataArgs, download: Option<Vec<String>>) -> anyhow::Result<()> {
+    use amortize::task::mnist::ImageSet;
+    let sets = match a.dataset.as_str() {
+        "mnist" => vec![ImageSet::Mnist],
+        "fashion" => vec![ImageSet::Fashion],
+        "all" => vec![ImageSet::Mnist, ImageSet::Fashion],
+        other => anyhow::bail!("--dataset: unknown {other:?} (expected mnist, fashion or all)"),
+    };
+    let dir = data::data_dir(a.data.as_deref());
+    for set in sets {
+        let lines = match &download {
+            None => data::verify(set, &dir)?,
+            Some(custom) => {
+                let mirrors: Vec<String> = if custom.is_empty() {
+                    data::mirrors(set).iter().map(|m| m.to_string()).collect()
+                } else {
+                    custom.clone()
+                };
+                data::download(set, &dir, &mirrors)?
+            }
+        };
+        for l in lines {
+            println!("{l}");
+        }
+    }
     Ok(())
 }
 

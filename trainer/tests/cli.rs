@@ -208,3 +208,210 @@ fn bad_flags_name_the_field() {
         assert_clean_failure(&o, needle);
     }
 }
+
+/// Every regime trains from the command line, on linear regression, and evaluates.
+#[test]
+fn every_regime_trains_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    for (regime, signal) in [
+        ("parametric", "gradients"),
+        ("explicit", "both"),
+        ("implicit", "observations"),
+    ] {
+        let out = dir.path().join(regime);
+        let mut args = vec![
+            "train",
+            "--out",
+            out.to_str().unwrap(),
+            "--task",
+            "linear-regression",
+            "--dim",
+            "3",
+            "--context",
+            "12",
+            "--queries",
+            "6",
+            "--k",
+            "3",
+            "--batch-size",
+            "4",
+            "--regime",
+            regime,
+            "--signal",
+            signal,
+        ];
+        args.extend_from_slice(TINY);
+        let o = amortize(&args);
+        assert!(o.status.success(), "{regime}: {}", stderr(&o));
+        let weights = out.join("model.amz");
+        let o = amortize(&[
+            "eval",
+            "--weights",
+            weights.to_str().unwrap(),
+            "--tasks",
+            "10",
+            "--device",
+            "cpu",
+            "--json",
+        ]);
+        assert!(o.status.success(), "{regime}: {}", stderr(&o));
+        let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(report["task"], "linear-regression");
+        assert!(report["bayes"].as_f64().unwrap() > 0.0);
+    }
+    // A generative task refuses a parametric model, naming why.
+    let o = amortize(&["train", "--task", "gmm", "--device", "cpu"]);
+    assert_clean_failure(&o, "implicit regime");
+    let o = amortize(&[
+        "train",
+        "--regime",
+        "implicit",
+        "--signal",
+        "gradients",
+        "--device",
+        "cpu",
+    ]);
+    assert_clean_failure(&o, "implicit");
+}
+
+fn fake_idx_dir(root: &Path) {
+    // Files with the right names but not the published bytes.
+    for set in ["mnist", "fashion"] {
+        let d = root.join(set);
+        std::fs::create_dir_all(&d).unwrap();
+        for f in [
+            "train-images-idx3-ubyte.gz",
+            "train-labels-idx1-ubyte.gz",
+            "t10k-images-idx3-ubyte.gz",
+            "t10k-labels-idx1-ubyte.gz",
+        ] {
+            std::fs::write(d.join(f), b"not the original file").unwrap();
+        }
+    }
+}
+
+/// The data commands check every file against the published md5 sums; a mirror serving other
+/// bytes is refused and nothing is written. (No test downloads from the internet: the mirror
+/// here is a local server.)
+#[test]
+fn data_files_are_checked_against_published_sums() {
+    let dir = tempfile::tempdir().unwrap();
+    fake_idx_dir(dir.path());
+    let data = dir.path().to_str().unwrap();
+    let o = amortize(&["data", "verify", "--data", data]);
+    assert_clean_failure(&o, "does not match the published");
+    let o = amortize(&[
+        "train",
+        "--task",
+        "projection",
+        "--data",
+        data,
+        "--device",
+        "cpu",
+    ]);
+    assert_clean_failure(&o, "does not match the published");
+
+    // A local mirror that serves the wrong bytes.
+    let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
+    let port = server.server_addr().to_ip().unwrap().port();
+    let handle = std::thread::spawn(move || {
+        for _ in 0..4 {
+            let Ok(Some(rq)) = server.recv_timeout(std::time::Duration::from_secs(60)) else {
+                return;
+            };
+            let _ = rq.respond(tiny_http::Response::from_data(b"corrupted".to_vec()));
+        }
+    });
+    let empty = tempfile::tempdir().unwrap();
+    let mirror = format!("http://127.0.0.1:{port}/");
+    let o = amortize(&[
+        "data",
+        "download",
+        "--data",
+        empty.path().to_str().unwrap(),
+        "--dataset",
+        "mnist",
+        "--mirror",
+        &mirror,
+    ]);
+    assert_clean_failure(&o, "does not match the published");
+    assert!(
+        !empty
+            .path()
+            .join("mnist/train-images-idx3-ubyte.gz")
+            .exists(),
+        "a bad download leaves nothing behind"
+    );
+    drop(handle);
+}
+
+/// With the real MNIST files (../shared/data here, or AMORTIZE_DATA), the projection task trains
+/// and evaluates in distribution and on FashionMNIST.
+#[test]
+fn projection_task_trains_on_the_real_images() {
+    let root = std::env::var_os("AMORTIZE_DATA")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::env::var_os("CARGO_MANIFEST_DIR")
+                .map(std::path::PathBuf::from)
+                .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into())
+                .join("../../shared/data")
+        });
+    if !root.join("mnist/train-images-idx3-ubyte.gz").exists() {
+        eprintln!(
+            "SKIPPED: MNIST not found under {} (set AMORTIZE_DATA, or run `amortize data download`)",
+            root.display()
+        );
+        return;
+    }
+    let data = root.to_str().unwrap();
+    let o = amortize(&["data", "verify", "--data", data]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("mnist");
+    let mut args = vec![
+        "train",
+        "--out",
+        out.to_str().unwrap(),
+        "--task",
+        "projection",
+        "--data",
+        data,
+        "--dim",
+        "16",
+        "--context",
+        "16",
+        "--queries",
+        "8",
+        "--k",
+        "2",
+        "--batch-size",
+        "8",
+    ];
+    args.extend_from_slice(TINY);
+    let o = amortize(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for ood in [false, true] {
+        let weights = out.join("model.amz");
+        let mut eval = vec![
+            "eval",
+            "--weights",
+            weights.to_str().unwrap(),
+            "--tasks",
+            "10",
+            "--device",
+            "cpu",
+            "--data",
+            data,
+            "--json",
+        ];
+        if ood {
+            eval.push("--ood");
+        }
+        let o = amortize(&eval);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let err = report["error_rate"][1][1].as_f64().unwrap();
+        assert!((0.0..=100.0).contains(&err), "{report}");
+    }
+}

@@ -9,8 +9,12 @@ use rand::{rngs::StdRng, SeedableRng};
 
 #[test]
 fn shipped_weights_decode_into_the_current_architecture_and_refine() {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../public/weights/regression-parametric.amz");
+    // The manifest directory at run time (cargo sets it): a test binary reused from a build in
+    // another checkout must not read that checkout's files.
+    let manifest = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into());
+    let path = manifest.join("../public/weights/regression-parametric.amz");
     let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let bundle = ModelBundle::decode(&bytes).expect("decodes");
     let device = Device::flex();
