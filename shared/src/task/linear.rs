@@ -125,16 +125,7 @@ impl LinearRegression {
         if c.dim == 0 || c.dim > 1024 {
             return Err(format!("dim must be in 1..=1024, got {}", c.dim));
         }
-        if !(c.noise_std.is_finite() && c.noise_std >= 0.0) {
-            return Err(format!(
-                "noise_std must be finite and >= 0, got {}",
-                c.noise_std
-            ));
-        }
-        if c.context == 0 || c.queries == 0 {
-            return Err("context and queries must be at least 1".into());
-        }
-        Ok(())
+        super::check_regression(c.noise_std, c.context, c.queries)
     }
 }
 

@@ -369,6 +369,20 @@ impl Sampler {
     }
 }
 
+/// The checks every regression family shares: a finite noise level, at least one context and one
+/// query point.
+fn check_regression(noise_std: f64, context: usize, queries: usize) -> Result<(), String> {
+    if !(noise_std.is_finite() && noise_std >= 0.0) {
+        return Err(format!(
+            "noise_std must be finite and >= 0, got {noise_std}"
+        ));
+    }
+    if context == 0 || queries == 0 {
+        return Err("context and queries must be at least 1".into());
+    }
+    Ok(())
+}
+
 /// One-hot rows for `labels` over `classes`, `[n, classes]`.
 pub fn one_hot(labels: &[usize], classes: usize) -> Vec<f32> {
     let mut out = vec![0.0; labels.len() * classes];

@@ -145,16 +145,7 @@ impl FunctionRegression {
         if c.features == 0 || c.features > 64 {
             return Err(format!("features must be in 1..=64, got {}", c.features));
         }
-        if !(c.noise_std.is_finite() && c.noise_std >= 0.0) {
-            return Err(format!(
-                "noise_std must be finite and >= 0, got {}",
-                c.noise_std
-            ));
-        }
-        if c.context == 0 || c.queries == 0 {
-            return Err("context and queries must be at least 1".into());
-        }
-        Ok(())
+        super::check_regression(c.noise_std, c.context, c.queries)
     }
 }
 
