@@ -198,6 +198,15 @@ struct EvalArgs {
     /// Evaluate an image model on the other dataset (out of distribution).
     #[arg(long)]
     ood: bool,
+    /// Generation: ODE method for sampling (euler, heun or rk4).
+    #[arg(long, default_value = "heun")]
+    ode: amortize::flow::OdeMethod,
+    /// Generation: ODE steps from noise (t = 0) to data (t = 1).
+    #[arg(long, default_value_t = 20)]
+    ode_steps: usize,
+    /// Generation: tasks whose samples are scored by exact W1/W2 (at most --tasks).
+    #[arg(long, default_value_t = 64)]
+    sample_tasks: usize,
     /// Print the report as JSON instead of Markdown.
     #[arg(long)]
     json: bool,
@@ -400,7 +409,10 @@ fn run_eval(a: EvalArgs) -> anyhow::Result<(ModelBundle, eval::EvalReport)> {
     }
     let mut steps = train::eval_steps(max_steps);
     steps.insert(0, 0);
-    let report = eval::evaluate(
+    if a.ode_steps == 0 || a.ode_steps > 10_000 {
+        anyhow::bail!("--ode-steps must be in 1..=10000, got {}", a.ode_steps);
+    }
+    let mut report = eval::evaluate(
         &model,
         &sampler,
         &bundle.header.refine,
@@ -409,6 +421,18 @@ fn run_eval(a: EvalArgs) -> anyhow::Result<(ModelBundle, eval::EvalReport)> {
         &steps,
         &chosen.device,
     )?;
+    if task.is_generative() {
+        report.generation = Some(eval::generation(
+            &model,
+            &sampler,
+            &bundle.header.refine,
+            a.sample_tasks.clamp(1, a.tasks),
+            a.seed,
+            &steps,
+            (a.ode, a.ode_steps),
+            &chosen.device,
+        )?);
+    }
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
