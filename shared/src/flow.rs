@@ -61,6 +61,17 @@ pub fn training_data<R: Rng + ?Sized>(
     }
 }
 
+/// The data points x_1 behind a flow-matching task's queries, `[q, dim]`: every query lies on
+/// the straight path, so x_1 = x_t + (1 − t)·v.
+pub fn data_points(task: &TaskData) -> Vec<f32> {
+    let d = task.dims.output_dim;
+    task.query_input
+        .chunks(d + 1)
+        .zip(task.query_target.chunks(d))
+        .flat_map(|(x, v)| (0..d).map(move |k| x[k] + (1.0 - x[d]) * v[k]))
+        .collect()
+}
+
 /// Fixed-step ODE methods.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]

@@ -4,6 +4,8 @@
 //! state, detaches it (no backpropagation through time) and scores every prefix's state on the
 //! queries.
 
+use std::sync::Arc;
+
 use burn::config::Config;
 use burn::tensor::{Device, Tensor, TensorData};
 use rand::seq::SliceRandom;
@@ -81,14 +83,15 @@ pub fn schedule<R: Rng + ?Sized>(n: usize, b: usize, k: usize, rng: &mut R) -> V
 }
 
 /// A batch of tasks ready for the amortizer: context rows on the host (mini-batches are cut from
-/// them step by step), query inputs and targets on the device.
+/// them step by step; shared, so a batch with other queries costs no copy), query inputs and
+/// targets on the device.
 #[derive(Clone)]
 pub struct TaskBatch {
     dims: TaskDims,
     context: usize,
-    obs: Vec<f32>,
-    inputs: Vec<f32>,
-    targets: Vec<f32>,
+    obs: Arc<[f32]>,
+    inputs: Arc<[f32]>,
+    targets: Arc<[f32]>,
     /// Query inputs, `[B, q, in]`.
     pub query_input: Tensor<3>,
     /// Query targets, `[B, q, out]`.
@@ -115,17 +118,8 @@ impl TaskBatch {
         let dims = first.dims;
         let (n, q) = (first.context_len(), first.query_len());
         let with_targets = first.has_context_targets();
-        let mut b = Self {
-            dims,
-            context: n,
-            obs: Vec::with_capacity(tasks.len() * n * dims.obs_dim),
-            inputs: Vec::new(),
-            targets: Vec::new(),
-            query_input: Tensor::zeros([1, 1, 1], device),
-            query_target: Tensor::zeros([1, 1, 1], device),
-            tasks: tasks.len(),
-            queries: q,
-        };
+        let mut obs = Vec::with_capacity(tasks.len() * n * dims.obs_dim);
+        let (mut inputs, mut targets) = (Vec::new(), Vec::new());
         let mut qi = Vec::with_capacity(tasks.len() * q * dims.input_dim);
         let mut qt = Vec::with_capacity(tasks.len() * q * dims.output_dim);
         for (i, t) in tasks.iter().enumerate() {
@@ -140,16 +134,24 @@ impl TaskBatch {
                     "task {i}: context targets present in some tasks only"
                 ));
             }
-            b.obs.extend_from_slice(&t.context_obs);
-            b.inputs.extend_from_slice(&t.context_input);
-            b.targets.extend_from_slice(&t.context_target);
+            obs.extend_from_slice(&t.context_obs);
+            inputs.extend_from_slice(&t.context_input);
+            targets.extend_from_slice(&t.context_target);
             qi.extend_from_slice(&t.query_input);
             qt.extend_from_slice(&t.query_target);
         }
         let bs = tasks.len();
-        b.query_input = Tensor::from_data(TensorData::new(qi, [bs, q, dims.input_dim]), device);
-        b.query_target = Tensor::from_data(TensorData::new(qt, [bs, q, dims.output_dim]), device);
-        Ok(b)
+        Ok(Self {
+            dims,
+            context: n,
+            obs: obs.into(),
+            inputs: inputs.into(),
+            targets: targets.into(),
+            query_input: Tensor::from_data(TensorData::new(qi, [bs, q, dims.input_dim]), device),
+            query_target: Tensor::from_data(TensorData::new(qt, [bs, q, dims.output_dim]), device),
+            tasks: bs,
+            queries: q,
+        })
     }
 
     /// The same contexts with other queries, `[B, q', in]` (targets zero): e.g. the points

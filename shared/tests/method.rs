@@ -583,6 +583,8 @@ fn flow_training_targets_follow_the_straight_path() {
             assert!((input[k] + (1.0 - t) * v[k] - x1[k]).abs() < 1e-5);
         }
     }
+    let back = amortize::flow::data_points(&d);
+    assert!(back.iter().zip(&targets).all(|(a, b)| (a - b).abs() < 1e-5));
 }
 
 /// Topological order: the sample × node attention model refines leaf logits over mini-batches
@@ -647,10 +649,8 @@ fn embedding_classification_runs_forward_and_backward() {
         features: (0..n * 8).map(|_| rng.random_range(-1.0..1.0)).collect(),
         labels: (0..n).map(|i| i % 6).collect(),
     };
-    let data = EmbeddingData {
-        train: Arc::new(split(60)),
-        test: Arc::new(split(30)),
-    };
+    let train = Arc::new(split(60));
+    let data = EmbeddingData::new(train, Arc::new(split(30)));
     let task = TaskConfig::Embeddings(EmbeddingConfig {
         name: "generated".into(),
         dim: 8,

@@ -68,10 +68,7 @@ pub fn load_embeddings(name: &str, dir: &Path) -> anyhow::Result<EmbeddingData> 
             Embeddings::decode(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         Ok(Arc::new(e))
     };
-    Ok(EmbeddingData {
-        train: read("train")?,
-        test: read("test")?,
-    })
+    Ok(EmbeddingData::new(read("train")?, read("test")?))
 }
 
 /// A sampler for `task`, loading its dataset (or `images_override`, e.g. the other dataset for

@@ -79,16 +79,7 @@ pub fn generation(
     let refs: Vec<_> = data.iter().collect();
     let batch = TaskBatch::new(&refs, device).map_err(|e| anyhow::anyhow!(e))?;
     let q = batch.query_len();
-    let targets: Vec<Vec<f32>> = data
-        .iter()
-        .map(|t| {
-            t.query_input
-                .chunks(d + 1)
-                .zip(t.query_target.chunks(d))
-                .flat_map(|(x, v)| (0..d).map(move |k| x[k] + (1.0 - x[d]) * v[k]))
-                .collect()
-        })
-        .collect();
+    let targets: Vec<Vec<f32>> = data.iter().map(flow::data_points).collect();
     device.seed(seed);
     let x0 = flow::noise(tasks, q, d, device);
     let (mut w1, mut w2) = (Vec::new(), Vec::new());
@@ -156,16 +147,6 @@ impl EvalReport {
                 rel(*v)
             );
         }
-        if let Some(g) = &self.generation {
-            s += &format!(
-                "\nGenerated samples vs held-out points ({} tasks, {} samples each, {}):\n\n\
-                 | refinement steps per field evaluation | W1 | W2 |\n|---|---|---|\n",
-                g.tasks, g.samples, g.ode
-            );
-            for ((k, a), (_, b)) in g.w1.iter().zip(&g.w2) {
-                s += &format!("| {k} | {a:.4} | {b:.4} |\n");
-            }
-        }
         if let (Some(b), Some(ls)) = (self.bayes, self.least_squares) {
             s += &format!(
                 "| Bayes posterior mean (all {} points) | {b:.4} | 1.00× |\n",
@@ -176,6 +157,16 @@ impl EvalReport {
                 self.context,
                 rel(ls)
             );
+        }
+        if let Some(g) = &self.generation {
+            s += &format!(
+                "\nGenerated samples vs held-out points ({} tasks, {} samples each, {}):\n\n\
+                 | refinement steps per field evaluation | W1 | W2 |\n|---|---|---|\n",
+                g.tasks, g.samples, g.ode
+            );
+            for ((k, a), (_, b)) in g.w1.iter().zip(&g.w2) {
+                s += &format!("| {k} | {a:.4} | {b:.4} |\n");
+            }
         }
         s
     }

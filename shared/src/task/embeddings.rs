@@ -5,6 +5,7 @@
 //! split (queries). Each task picks `ways` classes present in both splits and relabels them
 //! into `0..ways` at random, merging classes sometimes but never splitting one.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use rand::seq::index::sample as sample_indices;
@@ -97,24 +98,48 @@ impl Embeddings {
         })
     }
 
-    /// Rows per class: `classes[c]` lists the rows labelled c.
-    fn by_class(&self) -> Vec<Vec<usize>> {
-        let k = self.labels.iter().max().map_or(0, |m| m + 1);
-        let mut out = vec![Vec::new(); k];
+    /// Rows per class label.
+    fn by_class(&self) -> BTreeMap<usize, Vec<usize>> {
+        let mut out: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
         for (i, &l) in self.labels.iter().enumerate() {
-            out[l].push(i);
+            out.entry(l).or_default().push(i);
         }
         out
     }
 }
 
-/// The training (context) and evaluation (query) splits.
+/// The training (context) and evaluation (query) splits, indexed by class once so that drawing a
+/// task does not scan the splits.
 #[derive(Debug, Clone)]
 pub struct EmbeddingData {
     /// Contexts come from here.
     pub train: Arc<Embeddings>,
     /// Queries come from here.
     pub test: Arc<Embeddings>,
+    train_rows: Arc<BTreeMap<usize, Vec<usize>>>,
+    test_rows: Arc<BTreeMap<usize, Vec<usize>>>,
+    /// Classes with rows in both splits.
+    shared: Arc<Vec<usize>>,
+}
+
+impl EmbeddingData {
+    /// Pairs the splits and indexes their rows by class.
+    pub fn new(train: Arc<Embeddings>, test: Arc<Embeddings>) -> Self {
+        let train_rows = train.by_class();
+        let test_rows = test.by_class();
+        let shared = train_rows
+            .keys()
+            .filter(|c| test_rows.contains_key(c))
+            .copied()
+            .collect();
+        Self {
+            train,
+            test,
+            train_rows: Arc::new(train_rows),
+            test_rows: Arc::new(test_rows),
+            shared: Arc::new(shared),
+        }
+    }
 }
 
 /// The embedding-classification task family.
@@ -192,7 +217,7 @@ impl EmbeddingConfig {
                 ));
             }
         }
-        let shared = shared_classes(data).len();
+        let shared = data.shared.len();
         if shared < self.ways {
             return Err(format!(
                 "{shared} classes appear in both splits; a task needs {}",
@@ -205,7 +230,7 @@ impl EmbeddingConfig {
     /// One task: `ways` shared classes, relabelled; contexts from the training split, queries
     /// from the evaluation split, each drawn uniformly among the chosen classes' rows.
     pub fn sample<R: Rng + ?Sized>(&self, data: &EmbeddingData, rng: &mut R) -> TaskData {
-        let shared = shared_classes(data);
+        let shared = &data.shared;
         let chosen: Vec<usize> = sample_indices(rng, shared.len(), self.ways)
             .into_iter()
             .map(|i| shared[i])
@@ -213,21 +238,24 @@ impl EmbeddingConfig {
         let relabel: Vec<usize> = (0..self.ways)
             .map(|_| rng.random_range(0..self.ways))
             .collect();
-        let draw = |split: &Embeddings, n: usize, rng: &mut R| -> (Vec<f32>, Vec<usize>) {
-            let rows = split.by_class();
+        let draw = |split: &Embeddings,
+                    rows: &BTreeMap<usize, Vec<usize>>,
+                    n: usize,
+                    rng: &mut R|
+         -> (Vec<f32>, Vec<usize>) {
             let mut x = Vec::with_capacity(n * self.dim);
             let mut y = Vec::with_capacity(n);
             for _ in 0..n {
                 let slot = rng.random_range(0..self.ways);
-                let class_rows = &rows[chosen[slot]];
+                let class_rows = &rows[&chosen[slot]];
                 let r = class_rows[rng.random_range(0..class_rows.len())];
                 x.extend_from_slice(&split.features[r * self.dim..(r + 1) * self.dim]);
                 y.push(relabel[slot]);
             }
             (x, y)
         };
-        let (cx, cy) = draw(&data.train, self.context, rng);
-        let (qx, qy) = draw(&data.test, self.queries, rng);
+        let (cx, cy) = draw(&data.train, &data.train_rows, self.context, rng);
+        let (qx, qy) = draw(&data.test, &data.test_rows, self.queries, rng);
         let ct = one_hot(&cy, self.ways);
         let context_obs = cx
             .chunks(self.dim)
@@ -243,15 +271,6 @@ impl EmbeddingConfig {
             query_target: one_hot(&qy, self.ways),
         }
     }
-}
-
-/// Classes with rows in both splits.
-fn shared_classes(data: &EmbeddingData) -> Vec<usize> {
-    let a = data.train.by_class();
-    let b = data.test.by_class();
-    (0..a.len().min(b.len()))
-        .filter(|&c| !a[c].is_empty() && !b[c].is_empty())
-        .collect()
 }
 
 #[cfg(test)]
@@ -289,10 +308,7 @@ mod tests {
         let train = Embeddings::decode(&file(120, 4, 12, 1)).unwrap();
         let test = Embeddings::decode(&file(48, 4, 12, 2)).unwrap();
         assert_eq!((train.dim, train.labels.len()), (4, 120));
-        let data = EmbeddingData {
-            train: Arc::new(train),
-            test: Arc::new(test),
-        };
+        let data = EmbeddingData::new(Arc::new(train), Arc::new(test));
         let cfg = EmbeddingConfig {
             name: "generated".into(),
             dim: 4,
