@@ -6,7 +6,8 @@ use burn::tensor::Device;
 use clap::ValueEnum;
 
 /// The `--device` choices.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum DeviceChoice {
     /// A hardware GPU through wgpu when one is found, else the CPU.
     Auto,

@@ -18,6 +18,10 @@ use serde::Serialize;
 pub struct EvalReport {
     /// The task family.
     pub task: String,
+    /// Which tasks: "ID" (the training distribution) or "OoD: …" (what changed).
+    pub split: String,
+    /// The model: regime / signal.
+    pub label: String,
     /// Tasks evaluated.
     pub tasks: usize,
     /// Context points per task.
@@ -42,6 +46,129 @@ pub struct EvalReport {
     /// Generation: exact Wasserstein distances of generated samples to held-out data.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub generation: Option<GenerationReport>,
+    /// Test-time optimisation of the task's parametric predictor on the same tasks and
+    /// mini-batches (Adam, SGD; zero or prior start), each at its best learning rate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub test_time: Option<TestTimeReport>,
+}
+
+/// The amortizer's wall time beside test-time optimisers'.
+#[derive(Debug, Clone, Serialize)]
+pub struct TestTimeReport {
+    /// Tasks in the comparison (the first chunk of the evaluation's tasks).
+    pub tasks: usize,
+    /// Seconds the amortizer took for its largest number of steps on those tasks.
+    pub amortizer_seconds: f64,
+    /// (steps, mean query loss) of the amortizer on those tasks.
+    pub amortizer: Vec<(usize, f64)>,
+    /// The optimisers.
+    pub runs: Vec<crate::baseline::TestTimeRun>,
+}
+
+impl EvalReport {
+    /// The number a paper-style table shows: error % for classification, W2 for generation,
+    /// the query loss otherwise; at `step`.
+    pub fn headline(&self, step: usize) -> Option<f64> {
+        let pick = |v: &Vec<(usize, f64)>| v.iter().find(|(s, _)| *s == step).map(|x| x.1);
+        if let Some(g) = &self.generation {
+            return pick(&g.w2);
+        }
+        if let Some(e) = &self.error_rate {
+            return pick(e);
+        }
+        pick(&self.model)
+    }
+
+    /// What [`headline`](Self::headline) measures.
+    pub fn headline_name(&self) -> &'static str {
+        if self.generation.is_some() {
+            "W2 of generated samples"
+        } else if self.error_rate.is_some() {
+            "query error %"
+        } else {
+            "query MSE"
+        }
+    }
+}
+
+/// The paper's table layout: rows (model, steps), columns (task, split).
+#[derive(Debug, Clone, Serialize)]
+pub struct PaperTable {
+    /// Column headings: "task (split)".
+    pub columns: Vec<String>,
+    /// Rows: model label, steps, one cell per column (absent where that model was not run).
+    pub rows: Vec<(String, usize, Vec<Option<f64>>)>,
+    /// What each column measures.
+    pub measures: Vec<String>,
+}
+
+impl PaperTable {
+    /// Lays out `reports` for `steps`.
+    pub fn new(reports: &[EvalReport], steps: &[usize]) -> Self {
+        let mut columns: Vec<String> = Vec::new();
+        let mut measures = Vec::new();
+        let mut labels: Vec<String> = Vec::new();
+        for r in reports {
+            let c = format!("{} ({})", r.task, r.split);
+            if !columns.contains(&c) {
+                columns.push(c);
+                measures.push(r.headline_name().to_string());
+            }
+            if !labels.contains(&r.label) {
+                labels.push(r.label.clone());
+            }
+        }
+        let mut rows = Vec::new();
+        for label in &labels {
+            for &step in steps {
+                let cells = columns
+                    .iter()
+                    .map(|c| {
+                        reports
+                            .iter()
+                            .find(|r| {
+                                &r.label == label && &format!("{} ({})", r.task, r.split) == c
+                            })
+                            .and_then(|r| r.headline(step))
+                    })
+                    .collect();
+                rows.push((label.clone(), step, cells));
+            }
+        }
+        Self {
+            columns,
+            rows,
+            measures,
+        }
+    }
+
+    /// As Markdown.
+    pub fn markdown(&self) -> String {
+        let mut s = format!(
+            "| model | steps | {} |\n|---|---|{}\n",
+            self.columns.join(" | "),
+            "---|".repeat(self.columns.len())
+        );
+        s += &format!(
+            "| | | {} |\n",
+            self.measures
+                .iter()
+                .map(|m| format!("*{m}*"))
+                .collect::<Vec<_>>()
+                .join(" | ")
+        );
+        for (label, step, cells) in &self.rows {
+            s += &format!(
+                "| {label} | {step} | {} |\n",
+                cells
+                    .iter()
+                    .map(|c| c.map(|v| format!("{v:.4}")).unwrap_or_else(|| "–".into()))
+                    .collect::<Vec<_>>()
+                    .join(" | ")
+            );
+        }
+        s
+    }
 }
 
 /// Generated samples against held-out samples of the same tasks.
@@ -115,8 +242,8 @@ impl EvalReport {
     /// A Markdown table.
     pub fn markdown(&self) -> String {
         let mut s = format!(
-            "{}: {} fresh tasks, {} context points, mini-batches of {}, seed {}\n\n",
-            self.task, self.tasks, self.context, self.batch_size, self.seed
+            "{} ({}), {}: {} fresh tasks, {} context points, mini-batches of {}, seed {}\n\n",
+            self.task, self.split, self.label, self.tasks, self.context, self.batch_size, self.seed
         );
         let rel = |v: f64| match self.bayes {
             Some(b) => format!(" | {:.2}×", v / b),
@@ -166,6 +293,45 @@ impl EvalReport {
             );
             for ((k, a), (_, b)) in g.w1.iter().zip(&g.w2) {
                 s += &format!("| {k} | {a:.4} | {b:.4} |\n");
+            }
+        }
+        if let Some(t) = &self.test_time {
+            let steps: Vec<usize> = t.amortizer.iter().map(|x| x.0).collect();
+            s += &format!(
+                "\nTest-time optimisation on the first {} tasks, same mini-batches (query {}; learning rate: best of the grid by final loss):\n\n\
+                 | method | {} | seconds |\n|---|{}---|\n",
+                t.tasks,
+                self.metric,
+                steps.iter().map(|k| format!("{k} steps")).collect::<Vec<_>>().join(" | "),
+                "---|".repeat(steps.len())
+            );
+            let cells = |v: &[(usize, f64)]| {
+                steps
+                    .iter()
+                    .map(|k| {
+                        v.iter()
+                            .find(|x| x.0 == *k)
+                            .map(|x| format!("{:.4}", x.1))
+                            .unwrap_or_else(|| "–".into())
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" | ")
+            };
+            s += &format!(
+                "| amortizer ({}) | {} | {:.3} |\n",
+                self.label,
+                cells(&t.amortizer),
+                t.amortizer_seconds
+            );
+            for r in &t.runs {
+                s += &format!(
+                    "| {:?} from {:?}, lr {} | {} | {:.3} |\n",
+                    r.optimizer,
+                    r.init,
+                    r.lr,
+                    cells(&r.loss),
+                    r.seconds
+                );
             }
         }
         s
@@ -254,6 +420,8 @@ pub fn evaluate(
     };
     Ok(EvalReport {
         task: task.name().to_string(),
+        split: "ID".to_string(),
+        label: format!("{} / {}", model.config().regime, model.config().signal).to_lowercase(),
         tasks,
         context: task.context_len(),
         batch_size: refine_cfg.batch_size,
@@ -269,5 +437,60 @@ pub fn evaluate(
         bayes: regression.map(|_| bayes_sum / t),
         least_squares: regression.map(|_| ls_sum / t),
         generation: None,
+        test_time: None,
+    })
+}
+
+/// The amortizer against test-time Adam and SGD on the same `tasks` tasks and mini-batches.
+#[allow(clippy::too_many_arguments)]
+pub fn test_time(
+    model: &Amortizer,
+    sampler: &Sampler,
+    refine_cfg: &RefineConfig,
+    tasks: usize,
+    seed: u64,
+    steps: &[usize],
+    device: &Device,
+) -> anyhow::Result<TestTimeReport> {
+    use crate::baseline::{self, Optim};
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x7e57);
+    let data: Vec<_> = (0..tasks).map(|_| sampler.sample(&mut rng)).collect();
+    let refs: Vec<_> = data.iter().collect();
+    let batch = TaskBatch::new(&refs, device).map_err(|e| anyhow::anyhow!(e))?;
+    let max_step = steps.iter().copied().max().unwrap_or(0);
+    let sched = schedule(
+        batch.context_len(),
+        refine_cfg.batch_size,
+        max_step,
+        &mut rng,
+    );
+    let dims = batch.dims();
+    let started = std::time::Instant::now();
+    let states = refine(model, &batch, &sched, device);
+    let mut amortizer = Vec::new();
+    for &k in steps {
+        let pred = predictions(model, &states[k], &batch);
+        amortizer.push((
+            k,
+            host(loss_per_task(dims.loss, pred, batch.query_target.clone()))?
+                .iter()
+                .sum::<f64>()
+                / tasks as f64,
+        ));
+    }
+    let amortizer_seconds = started.elapsed().as_secs_f64();
+    let mut runs = Vec::new();
+    for optim in [Optim::Adam, Optim::Sgd] {
+        for init in baseline::inits(&dims) {
+            runs.push(baseline::test_time(
+                &batch, &sched, steps, optim, init, seed, device,
+            ));
+        }
+    }
+    Ok(TestTimeReport {
+        tasks,
+        amortizer_seconds,
+        amortizer,
+        runs,
     })
 }

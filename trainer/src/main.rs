@@ -1,9 +1,12 @@
 //! `amortize`: meta-train, evaluate and export iterative amortized inference models.
 
+mod baseline;
+mod bench;
 mod data;
 mod device;
 mod eval;
 mod export;
+mod plot;
 mod train;
 
 use std::path::PathBuf;
@@ -20,7 +23,9 @@ use amortize::task::TaskConfig;
 use amortize::weights::ModelBundle;
 use amortize::RefineConfig;
 use anyhow::Context;
-use clap::{Args, Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+use serde::{Deserialize, Serialize};
 
 use device::DeviceChoice;
 
@@ -43,6 +48,29 @@ enum Command {
     /// Check or download the MNIST / FashionMNIST files (md5-checked).
     #[command(subcommand)]
     Data(DataCommand),
+    /// Time meta-training and refinement steps on the chosen backend (optionally beside PyTorch).
+    Bench(BenchArgs),
+    /// Draw a run's training curves and error per refinement step as SVG or PNG.
+    Plot(plot::PlotArgs),
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    /// The configuration to time: every `train` setting (and --config) applies.
+    #[command(flatten)]
+    train: TrainArgs,
+    /// Timed iterations (the median is reported).
+    #[arg(long, default_value_t = 20)]
+    iters: usize,
+    /// Untimed iterations first.
+    #[arg(long, default_value_t = 3)]
+    warmup_iters: usize,
+    /// Also time trainer/benches/pytorch_step.py with this Python (which has torch).
+    #[arg(long)]
+    pytorch: Option<String>,
+    /// The PyTorch script.
+    #[arg(long, default_value = "trainer/benches/pytorch_step.py")]
+    pytorch_script: PathBuf,
 }
 
 #[derive(Subcommand)]
@@ -79,9 +107,24 @@ struct DeviceArgs {
     device: DeviceChoice,
 }
 
-#[derive(Args)]
+/// `train`'s settings. A TOML file (`--config`) may set any of them under the flag's name
+/// (`tasks-per-step = 64`); flags given on the command line override the file.
+#[derive(Args, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
 struct TrainArgs {
-    /// Output directory: config.json, log.jsonl and model.amz go here.
+    /// A TOML file of settings (keys are the flag names); flags override it.
+    #[arg(long)]
+    #[serde(skip)]
+    config: Option<PathBuf>,
+    /// Print the effective configuration as TOML (usable as --config) and exit.
+    #[arg(long)]
+    #[serde(skip)]
+    print_config: bool,
+    /// Continue the run in --out from its last checkpoint, with the same random stream.
+    #[arg(long)]
+    #[serde(skip)]
+    resume: bool,
+    /// Output directory: config.json, log.jsonl, checkpoint.bin and model.amz go here.
     #[arg(long, default_value = "runs/regression")]
     out: PathBuf,
     /// Seed of everything random in the run.
@@ -171,15 +214,17 @@ struct TrainArgs {
     /// Feed-forward width.
     #[arg(long, default_value_t = 256)]
     d_ff: usize,
-    #[command(flatten)]
-    device: DeviceArgs,
+    /// Where to run: a hardware GPU if there is one (auto), the CPU, or a GPU only.
+    #[arg(long, value_enum, default_value = "auto")]
+    device: DeviceChoice,
 }
 
 #[derive(Args)]
 struct EvalArgs {
-    /// A model file written by `amortize train` (model.amz).
-    #[arg(long)]
-    weights: PathBuf,
+    /// Model files written by `amortize train` (model.amz); several make one paper-style table
+    /// (rows: model × steps, columns: task × split).
+    #[arg(long, required = true, num_args = 1..)]
+    weights: Vec<PathBuf>,
     /// Fresh tasks to evaluate on.
     #[arg(long, default_value_t = 1000)]
     tasks: usize,
@@ -195,9 +240,17 @@ struct EvalArgs {
     /// Data directory for image tasks (default $AMORTIZE_DATA or data/).
     #[arg(long)]
     data: Option<PathBuf>,
-    /// Evaluate an image model on the other dataset (out of distribution).
+    /// Also evaluate out of distribution where the task has a shifted version: image models on the
+    /// other dataset, alphabets on the held-out letters.
     #[arg(long)]
     ood: bool,
+    /// Only the out-of-distribution evaluation (implies --ood).
+    #[arg(long)]
+    ood_only: bool,
+    /// Compare with Adam and SGD run at test time on the same tasks and mini-batches (parametric
+    /// predictor; regression and classification tasks), for this many tasks.
+    #[arg(long, default_value_t = 0)]
+    test_time_tasks: usize,
     /// Generation: ODE method for sampling (euler, heun or rk4).
     #[arg(long, default_value = "heun")]
     ode: amortize::flow::OdeMethod,
@@ -226,20 +279,30 @@ struct ExportArgs {
     dir: PathBuf,
 }
 
-#[derive(Clone, Copy, clap::ValueEnum)]
+#[derive(Clone, Copy, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 enum AttentionArg {
     Causal,
     Full,
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let result = match cli.command {
-        Command::Train(a) => run_train(a),
+        Command::Train(a) => matches
+            .subcommand_matches("train")
+            .ok_or_else(|| anyhow::anyhow!("no train arguments"))
+            .and_then(|m| run_train(a, m)),
         Command::Eval(a) => run_eval(a).map(|_| ()),
         Command::Export(a) => run_export(a),
         Command::Data(DataCommand::Verify(a)) => run_data(a, None),
         Command::Data(DataCommand::Download(a)) => run_data(a.data, Some(a.mirror)),
+        Command::Bench(a) => matches
+            .subcommand_matches("bench")
+            .ok_or_else(|| anyhow::anyhow!("no bench arguments"))
+            .and_then(|m| run_bench(a, m)),
+        Command::Plot(a) => plot::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -257,7 +320,194 @@ fn command_line() -> String {
     parts.join(" ")
 }
 
-fn run_train(a: TrainArgs) -> anyhow::Result<()> {
+/// Was `id` (a clap argument id, snake_case) given on the command line?
+fn given(m: &ArgMatches, id: &str) -> bool {
+    m.ids().any(|i| i.as_str() == id) && m.value_source(id) == Some(ValueSource::CommandLine)
+}
+
+/// The settings in effect: the defaults, then the `--config` file, then the flags given.
+fn effective_train_args(a: TrainArgs, m: &ArgMatches) -> anyhow::Result<TrainArgs> {
+    let Some(path) = a.config.clone() else {
+        return Ok(a);
+    };
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("reading --config {}", path.display()))?;
+    let file: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+        let line = e
+            .span()
+            .map(|s| text[..s.start.min(text.len())].lines().count().max(1))
+            .unwrap_or(1);
+        anyhow::anyhow!(
+            "{}: line {line}: {}",
+            path.display(),
+            e.message().trim().replace('\n', " ")
+        )
+    })?;
+    let base = toml::Table::try_from(&a)?;
+    let mut merged = base.clone();
+    for (key, value) in file {
+        if given(m, &key.replace('-', "_")) {
+            continue; // the flag wins
+        }
+        // Check the key alone first, so an error names it.
+        let mut single = base.clone();
+        single.insert(key.clone(), value.clone());
+        if let Err(e) = single.try_into::<TrainArgs>() {
+            anyhow::bail!(
+                "{}: `{key}`: {}",
+                path.display(),
+                e.message().trim().replace('\n', " ")
+            );
+        }
+        merged.insert(key, value);
+    }
+    let mut out: TrainArgs = merged
+        .try_into()
+        .map_err(|e: toml::de::Error| anyhow::anyhow!("{}: {}", path.display(), e.message()))?;
+    out.config = a.config;
+    out.print_config = a.print_config;
+    out.resume = a.resume;
+    Ok(out)
+}
+
+fn run_train(a: TrainArgs, m: &ArgMatches) -> anyhow::Result<()> {
+    if a.resume {
+        let allowed = ["out", "resume", "device", "data"];
+        if let Some(id) = m
+            .ids()
+            .map(|i| i.as_str().to_string())
+            // (clap's derive adds an argument group named after the struct: not a flag)
+            .filter(|id| id.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+            .find(|id| !allowed.contains(&id.as_str()) && given(m, id))
+        {
+            anyhow::bail!(
+                "--resume continues the run in --out with its saved configuration; drop --{} (or train into a new --out)",
+                id.replace('_', "-")
+            );
+        }
+        let files = train::RunFiles::new(&a.out);
+        let text = std::fs::read_to_string(&files.config)
+            .with_context(|| format!("reading {} to resume", files.config.display()))?;
+        let cfg: train::TrainConfig = serde_json::from_str(&text)
+            .with_context(|| format!("{}: not a training configuration", files.config.display()))?;
+        return launch(&cfg, a.data.as_deref(), a.device, &a.out, true);
+    }
+    let a = effective_train_args(a, m)?;
+    if a.print_config {
+        print!("{}", toml::to_string(&a)?);
+        return Ok(());
+    }
+    let cfg = train_config(&a)?;
+    launch(&cfg, a.data.as_deref(), a.device, &a.out, false)
+}
+
+fn run_bench(b: BenchArgs, m: &ArgMatches) -> anyhow::Result<()> {
+    if b.iters == 0 || b.iters > 10_000 || b.warmup_iters > 10_000 {
+        anyhow::bail!("--iters must be in 1..=10000 and --warmup-iters in 0..=10000");
+    }
+    let a = effective_train_args(b.train, m)?;
+    let cfg = train_config(&a)?;
+    let sampler = data::sampler(&cfg.task, &data::data_dir(a.data.as_deref()), None)?;
+    let chosen = device::choose(a.device)?;
+    eprintln!("device: {}", chosen.description);
+    let r = bench::bench(&cfg, &sampler, &chosen.device, b.warmup_iters, b.iters)?;
+    let (k, bs) = (cfg.refine.steps, cfg.refine.batch_size);
+    println!(
+        "{} / {} on {}, {} tasks per step, k = {k}, b = {bs}, d_model {}, {} layers, {} parameters; {} threads; median of {} iterations\n",
+        cfg.model.regime,
+        cfg.model.signal,
+        cfg.task.name(),
+        cfg.tasks_per_step,
+        cfg.model.d_model,
+        cfg.model.n_layers,
+        r.parameters,
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        b.iters
+    );
+    println!("| measurement | {} |", chosen.description);
+    println!("|---|---|");
+    println!(
+        "| meta-training step (sample, greedy k-step loss, backward, AdamW) | {:.1} ms |",
+        r.train_step_ms
+    );
+    println!(
+        "| one refinement step, all tasks, b = {bs} points (inference) | {:.2} ms |",
+        r.refine_step_ms
+    );
+    println!(
+        "| k = {k} refinement steps over {k} × {bs} points | {:.2} ms |",
+        r.k_steps_ms
+    );
+    println!(
+        "| 1 refinement step over all {} points | {:.2} ms |",
+        (k * bs).min(cfg.task.context_len()),
+        r.one_step_ms
+    );
+    if let Some(python) = &b.pytorch {
+        let t = bench::pytorch(python, &b.pytorch_script, &cfg, b.warmup_iters, b.iters)?;
+        println!(
+            "\n| same model and step | this trainer | {} | ratio (ours / PyTorch) |\n|---|---|---|---|",
+            t.framework
+        );
+        println!(
+            "| meta-training step | {:.1} ms | {:.1} ms | {:.2}× |",
+            r.train_step_ms,
+            t.train_step_ms,
+            r.train_step_ms / t.train_step_ms
+        );
+        println!(
+            "| refinement step | {:.2} ms | {:.2} ms | {:.2}× |",
+            r.refine_step_ms,
+            t.refine_step_ms,
+            r.refine_step_ms / t.refine_step_ms
+        );
+        if t.parameters != r.parameters {
+            println!(
+                "\nnote: parameter counts differ (ours {}, PyTorch {})",
+                r.parameters, t.parameters
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Trains (or resumes) with Ctrl-C writing a checkpoint before stopping.
+fn launch(
+    cfg: &train::TrainConfig,
+    data: Option<&std::path::Path>,
+    device: DeviceChoice,
+    out: &std::path::Path,
+    resume: bool,
+) -> anyhow::Result<()> {
+    cfg.validate()?;
+    let sampler = data::sampler(&cfg.task, &data::data_dir(data), None)?;
+    let chosen = device::choose(device)?;
+    eprintln!("device: {}", chosen.description);
+    ctrlc::set_handler(|| {
+        if train::INTERRUPTED.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        eprintln!(
+            "\ninterrupted: writing a checkpoint after this step (Ctrl-C again quits at once)"
+        );
+    })
+    .context("installing the Ctrl-C handler")?;
+    match train::train(cfg, &sampler, &chosen.device, out, &command_line(), resume)? {
+        train::Ended::Finished(path) => eprintln!("wrote {}", path.display()),
+        train::Ended::Interrupted(step) => {
+            eprintln!(
+                "stopped after step {step}; checkpoint in {}; continue with: amortize train --out {} --resume",
+                out.display(),
+                out.display()
+            );
+            anyhow::bail!("interrupted");
+        }
+    }
+    Ok(())
+}
+
+/// The run configuration the settings describe.
+fn train_config(a: &TrainArgs) -> anyhow::Result<train::TrainConfig> {
     let task = match a.task.as_str() {
         "function-regression" => TaskConfig::FunctionRegression(
             FunctionRegressionConfig::new()
@@ -327,12 +577,8 @@ fn run_train(a: TrainArgs) -> anyhow::Result<()> {
             .with_batch_size(a.batch_size),
     };
     cfg.validate()?;
-    let sampler = data::sampler(&cfg.task, &data::data_dir(a.data.as_deref()), None)?;
-    let chosen = device::choose(a.device.device)?;
-    eprintln!("device: {}", chosen.description);
-    let path = train::train(&cfg, &sampler, &chosen.device, &a.out, &command_line())?;
-    eprintln!("wrote {}", path.display());
-    Ok(())
+    // What a resumed run reads back from config.json, so both runs use identical numbers.
+    Ok(serde_json::from_str(&serde_json::to_string(&cfg)?)?)
 }
 
 fn run_data(a: DataArgs, download: Option<Vec<String>>) -> anyhow::Result<()> {
@@ -372,71 +618,163 @@ fn run_export(a: ExportArgs) -> anyhow::Result<()> {
     {
         anyhow::bail!("--name: letters, digits, '-' and '_' only, got {name:?}");
     }
+    if a.eval.weights.len() != 1 {
+        anyhow::bail!(
+            "--weights: export takes one model, got {}",
+            a.eval.weights.len()
+        );
+    }
     let (bundle, report) = run_eval(a.eval)?;
     export::export(bundle, &report, &command_line(), &a.dir, &name)?;
     eprintln!("exported {}/{name}.amz and {name}.md", a.dir.display());
     Ok(())
 }
 
-fn run_eval(a: EvalArgs) -> anyhow::Result<(ModelBundle, eval::EvalReport)> {
-    let bytes =
-        std::fs::read(&a.weights).with_context(|| format!("reading {}", a.weights.display()))?;
-    let bundle =
-        ModelBundle::decode(&bytes).with_context(|| format!("loading {}", a.weights.display()))?;
-    let chosen = device::choose(a.device.device)?;
-    eprintln!("device: {}", chosen.description);
-    let model = bundle
-        .model(&chosen.device)
-        .with_context(|| format!("loading {}", a.weights.display()))?;
-    let mut task = bundle.header.task.clone();
-    if let Some(c) = a.context {
-        task = task.with_context(c);
+/// The task's out-of-distribution version, the image set to load instead, and what changed.
+fn ood_variant(
+    task: &TaskConfig,
+) -> Option<(TaskConfig, Option<amortize::task::mnist::ImageSet>, String)> {
+    use amortize::task::alphabet::LetterSet;
+    match task {
+        TaskConfig::Alphabet(c) if c.letters == LetterSet::Train => Some((
+            TaskConfig::Alphabet(amortize::task::alphabet::AlphabetConfig {
+                letters: LetterSet::HeldOut,
+                ..c.clone()
+            }),
+            None,
+            "OoD: held-out letters".to_string(),
+        )),
+        _ => task.needs_images().map(|set| {
+            let other = set.other();
+            (task.clone(), Some(other), format!("OoD: {other:?}"))
+        }),
     }
-    task.validate()
-        .map_err(|e| anyhow::anyhow!("--context: {e}"))?;
-    let ood = match (a.ood, task.needs_images()) {
-        (false, _) => None,
-        (true, Some(set)) => Some(set.other()),
-        (true, None) => anyhow::bail!("--ood applies to image tasks only"),
-    };
-    let sampler = data::sampler(&task, &data::data_dir(a.data.as_deref()), ood)?;
+}
+
+fn run_eval(a: EvalArgs) -> anyhow::Result<(ModelBundle, eval::EvalReport)> {
     if a.tasks == 0 || a.tasks > 1_000_000 {
         anyhow::bail!("--tasks must be in 1..=1000000, got {}", a.tasks);
     }
-    let max_steps = a.steps.unwrap_or(bundle.header.refine.steps);
-    if max_steps == 0 || max_steps > 10_000 {
-        anyhow::bail!("--steps must be in 1..=10000, got {max_steps}");
-    }
-    let mut steps = train::eval_steps(max_steps);
-    steps.insert(0, 0);
     if a.ode_steps == 0 || a.ode_steps > 10_000 {
         anyhow::bail!("--ode-steps must be in 1..=10000, got {}", a.ode_steps);
     }
-    let mut report = eval::evaluate(
-        &model,
-        &sampler,
-        &bundle.header.refine,
-        a.tasks,
-        a.seed,
-        &steps,
-        &chosen.device,
-    )?;
-    if task.is_generative() {
-        report.generation = Some(eval::generation(
-            &model,
-            &sampler,
-            &bundle.header.refine,
-            a.sample_tasks.clamp(1, a.tasks),
-            a.seed,
-            &steps,
-            (a.ode, a.ode_steps),
-            &chosen.device,
-        )?);
+    if a.test_time_tasks > 10_000 {
+        anyhow::bail!(
+            "--test-time-tasks must be in 0..=10000, got {}",
+            a.test_time_tasks
+        );
     }
+    let chosen = device::choose(a.device.device)?;
+    eprintln!("device: {}", chosen.description);
+    let mut reports = Vec::new();
+    let mut first = None;
+    let mut table_steps = Vec::new();
+    for path in &a.weights {
+        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let bundle =
+            ModelBundle::decode(&bytes).with_context(|| format!("loading {}", path.display()))?;
+        let model = bundle
+            .model(&chosen.device)
+            .with_context(|| format!("loading {}", path.display()))?;
+        let mut task = bundle.header.task.clone();
+        if let Some(c) = a.context {
+            task = task.with_context(c);
+        }
+        task.validate()
+            .map_err(|e| anyhow::anyhow!("--context: {e}"))?;
+        let max_steps = a.steps.unwrap_or(bundle.header.refine.steps);
+        if max_steps == 0 || max_steps > 10_000 {
+            anyhow::bail!("--steps must be in 1..=10000, got {max_steps}");
+        }
+        let mut steps = train::eval_steps(max_steps);
+        steps.insert(0, 0);
+        for s in &steps {
+            if !table_steps.contains(s) && *s > 0 {
+                table_steps.push(*s);
+            }
+        }
+        let mut splits: Vec<(TaskConfig, Option<amortize::task::mnist::ImageSet>, String)> =
+            Vec::new();
+        if !a.ood_only {
+            splits.push((task.clone(), None, "ID".to_string()));
+        }
+        if a.ood || a.ood_only {
+            match ood_variant(&task) {
+                Some(v) => splits.push(v),
+                None if a.weights.len() == 1 => anyhow::bail!(
+                    "--ood: the {} task has no out-of-distribution version (image and alphabet tasks do)",
+                    task.name()
+                ),
+                None => {}
+            }
+        }
+        for (split_task, images, split) in splits {
+            let sampler = data::sampler(&split_task, &data::data_dir(a.data.as_deref()), images)?;
+            let mut report = eval::evaluate(
+                &model,
+                &sampler,
+                &bundle.header.refine,
+                a.tasks,
+                a.seed,
+                &steps,
+                &chosen.device,
+            )?;
+            report.split = split;
+            if split_task.is_generative() {
+                report.generation = Some(eval::generation(
+                    &model,
+                    &sampler,
+                    &bundle.header.refine,
+                    a.sample_tasks.clamp(1, a.tasks),
+                    a.seed,
+                    &steps,
+                    (a.ode, a.ode_steps),
+                    &chosen.device,
+                )?);
+            }
+            if a.test_time_tasks > 0 {
+                if model.config().regime != Regime::Parametric || split_task.is_generative() {
+                    anyhow::bail!(
+                        "--test-time-tasks: the comparison fits the parametric predictor; {} is a {} model",
+                        path.display(),
+                        model.config().regime
+                    );
+                }
+                report.test_time = Some(eval::test_time(
+                    &model,
+                    &sampler,
+                    &bundle.header.refine,
+                    a.test_time_tasks,
+                    a.seed,
+                    &steps,
+                    &chosen.device,
+                )?);
+            }
+            reports.push(report);
+        }
+        if first.is_none() {
+            first = Some(bundle);
+        }
+    }
+    table_steps.sort();
+    let table = eval::PaperTable::new(&reports, &table_steps);
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "reports": reports,
+                "table": table,
+            }))?
+        );
     } else {
-        println!("{}", report.markdown());
+        for r in &reports {
+            println!("{}", r.markdown());
+        }
+        if reports.len() > 1 {
+            println!("Paper-style table:\n\n{}", table.markdown());
+        }
     }
+    let bundle = first.expect("at least one --weights");
+    let report = reports.swap_remove(0);
     Ok((bundle, report))
 }

@@ -4,6 +4,7 @@
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use amortize::model::AmortizerConfig;
@@ -23,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use crate::eval::evaluate;
 
 /// Everything a run depends on; a run is reproducible from it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
     /// Seed of the task stream, the mini-batch schedules and the initial weights.
     pub seed: u64,
@@ -96,38 +97,123 @@ pub fn learning_rate(cfg: &TrainConfig, step: usize) -> f64 {
     cfg.lr * (0.1 + 0.9 * 0.5 * (1.0 + (std::f64::consts::PI * t).cos()))
 }
 
-/// Trains per `cfg` on `device`, writing `config.json`, `log.jsonl` and `model.amz` into `out`.
+/// Where a run's files live inside its output directory.
+pub struct RunFiles {
+    /// The effective configuration (JSON).
+    pub config: PathBuf,
+    /// One JSON record per meta-training step.
+    pub log: PathBuf,
+    /// The trained model in the web format.
+    pub model: PathBuf,
+    /// The resumable state: weights, optimiser moments, step.
+    pub checkpoint: PathBuf,
+}
+
+impl RunFiles {
+    /// The files of the run in `out`.
+    pub fn new(out: &Path) -> Self {
+        Self {
+            config: out.join("config.json"),
+            log: out.join("log.jsonl"),
+            model: out.join("model.amz"),
+            checkpoint: out.join("checkpoint.bin"),
+        }
+    }
+}
+
+/// The random stream of meta-training step `step`: a function of the seed and the step only, so a
+/// resumed run draws exactly the tasks and mini-batches an uninterrupted one would.
+fn step_seed(seed: u64, step: usize) -> u64 {
+    // SplitMix64 finaliser of (seed, step): distinct, well-mixed seeds per step.
+    let mut z = seed ^ (step as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// Set by Ctrl-C: the loop writes a checkpoint after the current step and stops.
+pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// How a call to [`train`] ended.
+pub enum Ended {
+    /// All steps ran; the model is at this path.
+    Finished(PathBuf),
+    /// Ctrl-C: a checkpoint was written after this step.
+    Interrupted(usize),
+}
+
+/// Trains per `cfg` on `device`, writing `config.json`, `log.jsonl`, `checkpoint.bin` and
+/// `model.amz` into `out`. With `resume`, continues from `out`'s checkpoint: the log is cut back
+/// to the checkpoint's step and the run goes on exactly as if it had never stopped.
 pub fn train(
     cfg: &TrainConfig,
     sampler: &Sampler,
     device: &Device,
     out: &Path,
     command: &str,
-) -> anyhow::Result<PathBuf> {
+    resume: bool,
+) -> anyhow::Result<Ended> {
     cfg.validate()?;
+    let files = RunFiles::new(out);
     fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    write_atomic(
-        &out.join("config.json"),
-        serde_json::to_string_pretty(cfg)?.as_bytes(),
-    )?;
-    let log_path = out.join("log.jsonl");
-    let mut log =
-        fs::File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
-
-    let ad = device.clone().autodiff();
     let task = &cfg.task;
     anyhow::ensure!(
         &sampler.config == task,
         "the sampler is not the configured task"
     );
-    burn::tensor::Device::seed(&ad, cfg.seed);
-    let mut model = cfg.model.init(&ad);
+    let ad = device.clone().autodiff();
     let mut optim = AdamWConfig::new()
         .with_weight_decay(0.0)
         .with_grad_clipping(Some(GradientClippingConfig::Norm(1.0)))
         .init();
-    let mut rng = StdRng::seed_from_u64(cfg.seed);
+    let (mut model, first_step, mut ema, seconds_before) = if resume {
+        let ck = Checkpoint::read(&files.checkpoint)?;
+        anyhow::ensure!(
+            ck.state.config == *cfg,
+            "{} was written by another configuration",
+            files.checkpoint.display()
+        );
+        let model = ModelBundle {
+            header: BundleHeader {
+                model: cfg.model.clone(),
+                task: cfg.task.clone(),
+                refine: cfg.refine.clone(),
+                provenance: serde_json::Value::Null,
+            },
+            weights: ck.model,
+        }
+        .model(&ad)
+        .with_context(|| format!("loading the weights in {}", files.checkpoint.display()))?;
+        optim = optim
+            .from_bytes(burn::tensor::Bytes::from_bytes_vec(ck.optimizer))
+            .map_err(|e| anyhow::anyhow!("loading the optimiser state: {e:?}"))?;
+        truncate_log(&files.log, ck.state.step)?;
+        (model, ck.state.step + 1, ck.state.ema, ck.state.seconds)
+    } else {
+        write_atomic(&files.config, serde_json::to_string_pretty(cfg)?.as_bytes())?;
+        fs::File::create(&files.log)
+            .with_context(|| format!("creating {}", files.log.display()))?;
+        burn::tensor::Device::seed(&ad, cfg.seed);
+        (cfg.model.init(&ad), 1, None, 0.0)
+    };
+    let mut log = fs::OpenOptions::new()
+        .append(true)
+        .open(&files.log)
+        .with_context(|| format!("opening {}", files.log.display()))?;
+    if first_step > cfg.steps {
+        save(
+            cfg,
+            &model.valid(),
+            &files.model,
+            command,
+            cfg.steps,
+            seconds_before,
+        )?;
+        return Ok(Ended::Finished(files.model));
+    }
+
     let started = Instant::now();
+    let seconds = |started: &Instant| seconds_before + started.elapsed().as_secs_f64();
     let bar = ProgressBar::new(cfg.steps as u64);
     bar.set_style(
         ProgressStyle::with_template(
@@ -135,9 +221,11 @@ pub fn train(
         )
         .expect("valid template"),
     );
-    let mut ema: Option<f64> = None;
-    let model_path = out.join("model.amz");
-    for step in 1..=cfg.steps {
+    bar.set_position(first_step as u64 - 1);
+    bar.reset_eta();
+    for step in first_step..=cfg.steps {
+        let mut rng = StdRng::seed_from_u64(step_seed(cfg.seed, step));
+        burn::tensor::Device::seed(&ad, step_seed(cfg.seed ^ 0xde71ce, step));
         let data: Vec<_> = (0..cfg.tasks_per_step)
             .map(|_| sampler.sample(&mut rng))
             .collect();
@@ -163,14 +251,15 @@ pub fn train(
         if !total.is_finite() {
             anyhow::bail!("the loss became {total} at step {step}; lower --lr");
         }
-        ema = Some(ema.map_or(total, |e| 0.98 * e + 0.02 * total));
+        let smoothed = ema.map_or(total, |e| 0.98 * e + 0.02 * total);
+        ema = Some(smoothed);
         let mut record = serde_json::json!({
             "step": step,
             "loss": total,
             "loss_first_step": per_step[0],
             "loss_last_step": per_step[per_step.len() - 1],
             "lr": lr,
-            "seconds": started.elapsed().as_secs_f64(),
+            "seconds": seconds(&started),
         });
         let eval_now = step == cfg.steps || (cfg.eval_every > 0 && step % cfg.eval_every == 0);
         if eval_now {
@@ -201,21 +290,144 @@ pub fn train(
             ));
         }
         writeln!(log, "{record}")?;
-        if step == cfg.steps || (cfg.checkpoint_every > 0 && step % cfg.checkpoint_every == 0) {
-            save(
-                cfg,
-                &model.valid(),
-                &model_path,
-                command,
-                step,
-                started.elapsed().as_secs_f64(),
-            )?;
+        log.flush()?;
+        let interrupted = INTERRUPTED.load(Ordering::SeqCst);
+        let checkpoint_now = step == cfg.steps
+            || interrupted
+            || (cfg.checkpoint_every > 0 && step % cfg.checkpoint_every == 0);
+        if checkpoint_now {
+            log.sync_data()?;
+            let model_bytes = model.valid().into_record().into_bytes()?.to_vec();
+            let optimizer = optim
+                .into_bytes()
+                .map_err(|e| anyhow::anyhow!("saving the optimiser state: {e:?}"))?
+                .to_vec();
+            Checkpoint {
+                state: CheckpointState {
+                    step,
+                    ema,
+                    seconds: seconds(&started),
+                    config: cfg.clone(),
+                },
+                model: model_bytes,
+                optimizer,
+            }
+            .write(&files.checkpoint)?;
         }
-        bar.set_message(format!("loss {:.4} lr {lr:.2e}", ema.unwrap_or(total)));
+        bar.set_message(format!("loss {smoothed:.4} lr {lr:.2e}"));
         bar.inc(1);
+        if interrupted && step < cfg.steps {
+            bar.abandon();
+            return Ok(Ended::Interrupted(step));
+        }
     }
     bar.finish();
-    Ok(model_path)
+    save(
+        cfg,
+        &model.valid(),
+        &files.model,
+        command,
+        cfg.steps,
+        seconds(&started),
+    )?;
+    Ok(Ended::Finished(files.model))
+}
+
+/// Keeps the log's records up to `step` (a killed run may have logged steps after its last
+/// checkpoint; the resumed run logs them again, identically).
+fn truncate_log(path: &Path, step: usize) -> anyhow::Result<()> {
+    let text = fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut kept = String::new();
+    for line in text.lines() {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+            break; // a record cut by the kill
+        };
+        match v["step"].as_u64() {
+            Some(s) if (s as usize) <= step => {
+                kept += line;
+                kept.push('\n');
+            }
+            _ => break,
+        }
+    }
+    write_atomic(path, kept.as_bytes())
+}
+
+/// What a checkpoint says besides the tensors.
+#[derive(Serialize, Deserialize)]
+struct CheckpointState {
+    step: usize,
+    ema: Option<f64>,
+    seconds: f64,
+    config: TrainConfig,
+}
+
+/// A resumable state: one file, written atomically, checksummed.
+struct Checkpoint {
+    state: CheckpointState,
+    /// Burnpack bytes of the model's record (parameter ids included, which key the optimiser).
+    model: Vec<u8>,
+    /// Burnpack bytes of the optimiser's state.
+    optimizer: Vec<u8>,
+}
+
+const CHECKPOINT_MAGIC: &[u8; 8] = b"AMZCKPT1";
+
+impl Checkpoint {
+    fn write(&self, path: &Path) -> anyhow::Result<()> {
+        let state = serde_json::to_vec(&self.state)?;
+        let mut out = CHECKPOINT_MAGIC.to_vec();
+        for part in [&state, &self.model, &self.optimizer] {
+            out.extend_from_slice(&(part.len() as u64).to_le_bytes());
+            out.extend_from_slice(part);
+        }
+        let crc = crc32fast::hash(&out);
+        out.extend_from_slice(&crc.to_le_bytes());
+        write_atomic(path, &out)
+    }
+
+    fn read(path: &Path) -> anyhow::Result<Self> {
+        let bytes = fs::read(path).with_context(|| {
+            format!(
+                "reading {} (no checkpoint to resume from; start without --resume)",
+                path.display()
+            )
+        })?;
+        let bad = || anyhow::anyhow!("{} is not a valid checkpoint", path.display());
+        if bytes.len() < 12 || &bytes[..8] != CHECKPOINT_MAGIC {
+            return Err(bad());
+        }
+        let (body, crc) = bytes.split_at(bytes.len() - 4);
+        if crc32fast::hash(body).to_le_bytes() != crc {
+            return Err(anyhow::anyhow!(
+                "{} is damaged (checksum mismatch)",
+                path.display()
+            ));
+        }
+        let mut rest = &body[8..];
+        let mut parts = Vec::new();
+        for _ in 0..3 {
+            if rest.len() < 8 {
+                return Err(bad());
+            }
+            let n = u64::from_le_bytes(rest[..8].try_into().expect("8 bytes")) as usize;
+            rest = &rest[8..];
+            if rest.len() < n {
+                return Err(bad());
+            }
+            parts.push(rest[..n].to_vec());
+            rest = &rest[n..];
+        }
+        let optimizer = parts.pop().expect("three parts");
+        let model = parts.pop().expect("three parts");
+        let state = serde_json::from_slice(&parts[0])
+            .with_context(|| format!("{}: bad state record", path.display()))?;
+        Ok(Self {
+            state,
+            model,
+            optimizer,
+        })
+    }
 }
 
 /// The steps reported by evaluations: 1, 5, 10 and k, up to k.

@@ -10,6 +10,12 @@ fn amortize(args: &[&str]) -> Output {
         .expect("the binary runs")
 }
 
+/// The first report of `eval --json`.
+fn first_report(o: &Output) -> serde_json::Value {
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON output");
+    v["reports"][0].clone()
+}
+
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
@@ -114,8 +120,78 @@ fn train_eval_export_end_to_end_and_reproducible() {
         "cpu",
         "--json",
     ]);
-    let report: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON report");
+    let report = first_report(&o);
     assert!(report["bayes"].as_f64().unwrap() > 0.0);
+
+    // Two models in one paper-style table, with test-time Adam and SGD beside them.
+    let other = b.join("model.amz");
+    let o = amortize(&[
+        "eval",
+        "--weights",
+        weights.to_str().unwrap(),
+        other.to_str().unwrap(),
+        "--tasks",
+        "20",
+        "--test-time-tasks",
+        "6",
+        "--device",
+        "cpu",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["reports"].as_array().unwrap().len(), 2);
+    let table = &v["table"];
+    assert_eq!(table["columns"][0], "function-regression (ID)");
+    assert_eq!(
+        table["rows"].as_array().unwrap().len(),
+        3,
+        "steps 1, 5, 10: {table}"
+    );
+    let runs = v["reports"][0]["test_time"]["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 4, "Adam and SGD from zero and from the prior");
+    for r in runs {
+        let loss = r["loss"].as_array().unwrap();
+        let (start, end) = (
+            loss[0][1].as_f64().unwrap(),
+            loss.last().unwrap()[1].as_f64().unwrap(),
+        );
+        assert!(
+            end.is_finite() && end < start,
+            "test-time optimisation lowers the loss: {r}"
+        );
+        assert!(r["seconds"].as_f64().unwrap() > 0.0);
+    }
+
+    // Training curves and error per step, as SVG and PNG.
+    for ext in ["svg", "png"] {
+        let img = dir.path().join(format!("curves.{ext}"));
+        let o = amortize(&[
+            "plot",
+            "--run",
+            a.to_str().unwrap(),
+            "--out",
+            img.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let bytes = std::fs::read(&img).unwrap();
+        if ext == "svg" {
+            let svg = String::from_utf8(bytes).unwrap();
+            assert!(
+                svg.contains("<svg") && svg.contains("meta-training step"),
+                "{svg}"
+            );
+            assert!(
+                svg.contains("Bayes posterior mean"),
+                "the Bayes line is drawn"
+            );
+        } else {
+            assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+            assert!(bytes.len() > 5_000, "a real image");
+        }
+    }
+    let o = amortize(&["plot", "--run", a.to_str().unwrap(), "--out", "x.gif"]);
+    assert_clean_failure(&o, "--out");
 
     let export_dir = dir.path().join("public");
     let o = amortize(&[
@@ -255,7 +331,7 @@ fn every_regime_trains_from_the_command_line() {
             "--json",
         ]);
         assert!(o.status.success(), "{regime}: {}", stderr(&o));
-        let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let report = first_report(&o);
         assert_eq!(report["task"], "linear-regression");
         assert!(report["bayes"].as_f64().unwrap() > 0.0);
     }
@@ -406,11 +482,11 @@ fn projection_task_trains_on_the_real_images() {
             "--json",
         ];
         if ood {
-            eval.push("--ood");
+            eval.push("--ood-only");
         }
         let o = amortize(&eval);
         assert!(o.status.success(), "{}", stderr(&o));
-        let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let report = first_report(&o);
         let err = report["error_rate"][1][1].as_f64().unwrap();
         assert!((0.0..=100.0).contains(&err), "{report}");
     }
@@ -460,7 +536,7 @@ fn generation_is_scored_by_exact_wasserstein_distances() {
         "--json",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let report = first_report(&o);
     let g = &report["generation"];
     assert_eq!(g["tasks"], 3);
     assert_eq!(g["samples"], 12);
@@ -479,4 +555,219 @@ fn generation_is_scored_by_exact_wasserstein_distances() {
         "leapfrog",
     ]);
     assert_clean_failure(&o, "leapfrog");
+}
+
+/// The log's records without the wall-clock field, which differs between runs.
+fn log_without_time(dir: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(dir.join("log.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v.as_object_mut().unwrap().remove("seconds");
+            v
+        })
+        .collect()
+}
+
+#[test]
+fn a_killed_run_resumes_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let (whole, killed) = (dir.path().join("whole"), dir.path().join("killed"));
+    let args = |out: &Path| -> Vec<String> {
+        [
+            "train",
+            "--task",
+            "linear-regression",
+            "--dim",
+            "4",
+            "--context",
+            "16",
+            "--queries",
+            "8",
+            "--steps",
+            "400",
+            "--tasks-per-step",
+            "4",
+            "--d-model",
+            "16",
+            "--n-heads",
+            "2",
+            "--n-layers",
+            "1",
+            "--d-ff",
+            "32",
+            "--eval-every",
+            "25",
+            "--eval-tasks",
+            "8",
+            "--checkpoint-every",
+            "7",
+            "--warmup",
+            "10",
+            "--device",
+            "cpu",
+            "--seed",
+            "11",
+            "--out",
+            out.to_str().unwrap(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let o = amortize(&args(&whole).iter().map(|s| s.as_str()).collect::<Vec<_>>());
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_amortize"))
+        .args(args(&killed))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let log = killed.join("log.jsonl");
+    let started = std::time::Instant::now();
+    loop {
+        let n = std::fs::read_to_string(&log)
+            .map(|t| t.lines().count())
+            .unwrap_or(0);
+        // Past a checkpoint (7, 14, …) and an evaluation (25), not at a checkpoint boundary.
+        if n >= 31 {
+            break;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before it was killed"
+        );
+        assert!(started.elapsed().as_secs() < 600, "the run is too slow");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().unwrap(); // SIGKILL on Unix: no chance to clean up
+    child.wait().unwrap();
+    assert!(
+        child.try_wait().unwrap().is_some() && !killed.join("model.amz").exists(),
+        "killed before the end"
+    );
+
+    let mut resume = vec!["train", "--out", killed.to_str().unwrap(), "--resume"];
+    resume.extend(["--device", "cpu"]);
+    let o = amortize(&resume);
+    assert!(o.status.success(), "resume failed: {}", stderr(&o));
+    let (a, b) = (log_without_time(&whole), log_without_time(&killed));
+    assert_eq!(a.len(), 400);
+    assert_eq!(b.len(), 400, "the resumed log has each step once");
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!(x, y, "the resumed run departs from the uninterrupted one");
+    }
+    // The final models predict the same (their files differ in provenance and parameter ids).
+    let eval = |p: &Path| {
+        let o = amortize(&[
+            "eval",
+            "--weights",
+            p.join("model.amz").to_str().unwrap(),
+            "--tasks",
+            "30",
+            "--device",
+            "cpu",
+            "--json",
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        first_report(&o)["model"].clone()
+    };
+    assert_eq!(
+        eval(&whole),
+        eval(&killed),
+        "the resumed run ends with another model"
+    );
+
+    // Resuming a finished run changes nothing; changing the configuration is refused.
+    let o = amortize(&[
+        "train",
+        "--out",
+        killed.to_str().unwrap(),
+        "--resume",
+        "--steps",
+        "9",
+    ]);
+    assert_clean_failure(&o, "drop --steps");
+    let o = amortize(&[
+        "train",
+        "--out",
+        dir.path().join("none").to_str().unwrap(),
+        "--resume",
+    ]);
+    assert_clean_failure(&o, "to resume");
+}
+
+#[test]
+fn config_files_with_flags_on_top() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("run.toml");
+    std::fs::write(
+        &cfg,
+        "task = \"linear-regression\"\ndim = 3\nsteps = 4\ntasks-per-step = 2\nregime = \"explicit\"\nsignal = \"both\"\nd-model = 16\n",
+    )
+    .unwrap();
+    let c = cfg.to_str().unwrap();
+    let o = amortize(&["train", "--config", c, "--steps", "9", "--print-config"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let printed = String::from_utf8(o.stdout).unwrap();
+    for line in [
+        "steps = 9",
+        "dim = 3",
+        "tasks-per-step = 2",
+        "regime = \"explicit\"",
+        "signal = \"both\"",
+        "d-model = 16",
+        "n-layers = 3",
+    ] {
+        assert!(
+            printed.lines().any(|l| l == line),
+            "{line:?} missing from:\n{printed}"
+        );
+    }
+    // The printed configuration is itself a valid config file with the same effect.
+    let again = dir.path().join("again.toml");
+    std::fs::write(&again, &printed).unwrap();
+    let o = amortize(&[
+        "train",
+        "--config",
+        again.to_str().unwrap(),
+        "--print-config",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(String::from_utf8(o.stdout).unwrap(), printed);
+
+    let one_line = |o: &Output, needle: &str| {
+        assert_clean_failure(o, needle);
+        assert_eq!(
+            stderr(o).trim().lines().count(),
+            1,
+            "one line: {}",
+            stderr(o)
+        );
+    };
+    for (text, needle) in [
+        ("stpes = 3\n", "stpes"),
+        ("steps = \"many\"\n", "`steps`"),
+        ("regime = \"bayesian\"\n", "`regime`"),
+        ("lr = 5.0\n", "lr must be in"),
+        ("steps = 0\n", "steps must be at least 1"),
+        ("d-model = 30\nn-heads = 4\n", "d_model"),
+        ("steps = [\n", "line 1"),
+        ("seed = -1\n", "`seed`"),
+    ] {
+        std::fs::write(&cfg, text).unwrap();
+        one_line(
+            &amortize(&["train", "--config", c, "--device", "cpu"]),
+            needle,
+        );
+    }
+    one_line(
+        &amortize(&[
+            "train",
+            "--config",
+            dir.path().join("missing.toml").to_str().unwrap(),
+        ]),
+        "missing.toml",
+    );
 }

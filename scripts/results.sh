@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Trains and evaluates every model behind docs/results.md, on this machine's CPU, at the budgets
+# written there. Usage: scripts/results.sh [PART...] (parts: linreg gmm alphabet mnist bench; all
+# by default). Outputs go to runs/results/; evaluation tables to runs/results/*.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+A=${AMORTIZE:-target/release/amortize}
+R=runs/results
+mkdir -p "$R"
+parts=("$@")
+[ ${#parts[@]} -eq 0 ] && parts=(linreg gmm alphabet mnist bench)
+small=(--tasks-per-step 32 --n-layers 2 --d-ff 128 --warmup 50 --eval-every 0 --eval-tasks 200 --seed 0 --device cpu)
+
+for part in "${parts[@]}"; do
+case $part in
+linreg)
+  for rs in parametric:observations parametric:gradients parametric:both \
+            explicit:observations explicit:gradients explicit:both implicit:observations; do
+    r=${rs%%:*}; s=${rs##*:}
+    case $r in parametric) steps=1000 ;; explicit) steps=400 ;; implicit) steps=500 ;; esac
+    $A train --task linear-regression --regime "$r" --signal "$s" --steps $steps "${small[@]}" \
+      --out "$R/linreg-$r-$s"
+  done
+  $A eval --weights "$R"/linreg-*/model.amz --tasks 1000 --seed 1234 --device cpu > "$R/linreg.md"
+  $A eval --weights "$R/linreg-parametric-observations/model.amz" --tasks 1000 --steps 40 \
+    --seed 1234 --device cpu > "$R/linreg-streaming.md"
+  $A eval --weights "$R/linreg-parametric-gradients/model.amz" "$R/linreg-parametric-both/model.amz" \
+    --tasks 1000 --test-time-tasks 200 --seed 1234 --device cpu > "$R/linreg-test-time.md"
+  ;;
+gmm)
+  $A train --task gmm --regime implicit --context 64 --queries 64 --steps 400 "${small[@]}" --out "$R/gmm"
+  $A eval --weights "$R/gmm/model.amz" --tasks 200 --sample-tasks 64 --ode heun --ode-steps 10 \
+    --seed 1234 --device cpu > "$R/gmm.md"
+  ;;
+alphabet)
+  $A train --task alphabet --regime implicit --context 128 --queries 64 --steps 300 "${small[@]}" --out "$R/alphabet"
+  $A eval --weights "$R/alphabet/model.amz" --ood --tasks 200 --sample-tasks 32 --ode heun --ode-steps 10 \
+    --seed 1234 --device cpu > "$R/alphabet.md"
+  ;;
+mnist)
+  $A train --task projection --dataset mnist --regime implicit --context 64 --queries 32 --steps 400 \
+    "${small[@]}" --out "$R/mnist-implicit"
+  $A eval --weights "$R/mnist-implicit/model.amz" --ood --tasks 500 --seed 1234 --device cpu > "$R/mnist.md"
+  ;;
+bench)
+  $A bench --task linear-regression --regime parametric --signal observations --tasks-per-step 64 \
+    --device cpu --iters 20 --pytorch "${PYTHON:-python3}" > "$R/bench.md"
+  ;;
+*) echo "unknown part $part" >&2; exit 2 ;;
+esac
+done
