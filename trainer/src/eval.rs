@@ -66,6 +66,26 @@ pub struct TestTimeReport {
 }
 
 impl EvalReport {
+    /// The (empty) report of a run on a user's points: nothing is scored.
+    pub fn for_points(task: &amortize::task::TaskConfig, points: usize) -> Self {
+        Self {
+            task: task.name().to_string(),
+            split: "user points".to_string(),
+            label: String::new(),
+            tasks: 1,
+            context: points,
+            batch_size: 0,
+            seed: 0,
+            metric: String::new(),
+            model: Vec::new(),
+            error_rate: None,
+            bayes: None,
+            least_squares: None,
+            generation: None,
+            test_time: None,
+        }
+    }
+
     /// The number a paper-style table shows: error % for classification, W2 for generation,
     /// the query loss otherwise; at `step`.
     pub fn headline(&self, step: usize) -> Option<f64> {

@@ -7,6 +7,7 @@ mod device;
 mod eval;
 mod export;
 mod plot;
+mod points;
 mod train;
 
 use std::path::PathBuf;
@@ -260,6 +261,11 @@ struct EvalArgs {
     /// Generation: tasks whose samples are scored by exact W1/W2 (at most --tasks).
     #[arg(long, default_value_t = 64)]
     sample_tasks: usize,
+    /// Run the model on your own context points (CSV or .json; rows of numbers: x, y for
+    /// function regression, x_1..x_d, y for linear regression, coordinates for generation) and
+    /// print its predictions or samples after each reported number of steps as CSV.
+    #[arg(long)]
+    points: Option<PathBuf>,
     /// Print the report as JSON instead of Markdown.
     #[arg(long)]
     json: bool,
@@ -692,6 +698,28 @@ fn run_eval(a: EvalArgs) -> anyhow::Result<(ModelBundle, eval::EvalReport)> {
             if !table_steps.contains(s) && *s > 0 {
                 table_steps.push(*s);
             }
+        }
+        if let Some(points) = &a.points {
+            if a.weights.len() != 1 {
+                anyhow::bail!("--points: give one --weights");
+            }
+            let rows = points::read(points)?;
+            let steps: Vec<usize> = steps.iter().copied().filter(|&s| s > 0).collect();
+            print!(
+                "{}",
+                points::run(
+                    &model,
+                    &task,
+                    &bundle.header.refine,
+                    &rows,
+                    &steps,
+                    a.seed,
+                    (a.ode, a.ode_steps),
+                    &chosen.device
+                )?
+            );
+            let report = eval::EvalReport::for_points(&task, rows.len());
+            return Ok((bundle, report));
         }
         let mut splits: Vec<(TaskConfig, Option<amortize::task::mnist::ImageSet>, String)> =
             Vec::new();

@@ -771,3 +771,84 @@ fn config_files_with_flags_on_top() {
         "missing.toml",
     );
 }
+
+/// `eval --points`: a user's own context points, from CSV (with a header) or JSON (arrays or
+/// objects), give the predicted curve per step as CSV; bad files give a one-line error.
+#[test]
+fn eval_runs_on_a_users_points() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("fr");
+    train_tiny(&out);
+    let weights = out.join("model.amz");
+    let w = weights.to_str().unwrap();
+    let csv = dir.path().join("p.csv");
+    std::fs::write(&csv, "x,y\n0.1,0.5\n-0.3,0.2\n0.7,-0.1\n").unwrap();
+    let json = dir.path().join("p.json");
+    std::fs::write(
+        &json,
+        r#"[{"x": 0.1, "y": 0.5}, [-0.3, 0.2], {"y": -0.1, "x": 0.7}]"#,
+    )
+    .unwrap();
+    let run = |p: &Path| {
+        let o = amortize(&[
+            "eval",
+            "--weights",
+            w,
+            "--points",
+            p.to_str().unwrap(),
+            "--device",
+            "cpu",
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        String::from_utf8(o.stdout).unwrap()
+    };
+    let (a, b) = (run(&csv), run(&json));
+    assert_eq!(
+        a, b,
+        "the same points from CSV and JSON give the same curves"
+    );
+    let mut lines = a.lines();
+    assert_eq!(lines.next(), Some("x,steps_1,steps_5,steps_10"));
+    let rows: Vec<Vec<f64>> = lines
+        .map(|l| l.split(',').map(|f| f.parse().unwrap()).collect())
+        .collect();
+    assert_eq!(rows.len(), 101);
+    assert_eq!((rows[0][0], rows[100][0]), (-1.0, 1.0));
+    assert!(rows.iter().flatten().all(|v| v.is_finite()));
+
+    for (name, body, needle) in [
+        ("nan.csv", "0.1,0.2\n0.3,nan\n", "point 2 has a non-finite"),
+        ("cols.csv", "0.1,0.2,0.3\n", "the file has 3"),
+        ("word.json", r#"[[1, "a"]]"#, "non-number"),
+        ("empty.csv", "x,y\n", "between 1 and"),
+        ("broken.json", "[[1, 2]", "not JSON"),
+    ] {
+        let p = dir.path().join(name);
+        std::fs::write(&p, body).unwrap();
+        let o = amortize(&[
+            "eval",
+            "--weights",
+            w,
+            "--points",
+            p.to_str().unwrap(),
+            "--device",
+            "cpu",
+        ]);
+        assert_clean_failure(&o, needle);
+    }
+    let many: String = (0..5000)
+        .map(|i| format!("{},{}\n", i as f64 / 5000.0, 0.0))
+        .collect();
+    let p = dir.path().join("many.csv");
+    std::fs::write(&p, many).unwrap();
+    let o = amortize(&[
+        "eval",
+        "--weights",
+        w,
+        "--points",
+        p.to_str().unwrap(),
+        "--device",
+        "cpu",
+    ]);
+    assert_clean_failure(&o, "between 1 and 4096 points, got 5000");
+}
