@@ -10,11 +10,13 @@ use burn::store::ModuleRecord;
 use burn::tensor::{Bytes, Device};
 use serde::{Deserialize, Serialize};
 
+use crate::model::order::{OrderAmortizer, OrderModelConfig};
 use crate::model::{Amortizer, AmortizerConfig};
 use crate::refine::RefineConfig;
 use crate::regime::Regime;
 use crate::signal::Signal;
 use crate::task::regression::{FunctionRegression, FunctionRegressionConfig};
+use crate::task::scm::ScmConfig;
 use crate::task::TaskConfig;
 
 const MAGIC: &[u8; 8] = b"AMORTIZE";
@@ -106,54 +108,17 @@ impl ModelBundle {
     /// Serialises to the file format.
     pub fn encode(&self) -> Vec<u8> {
         let header = serde_json::to_vec(&self.header).expect("the header serialises");
-        let mut out = Vec::with_capacity(32 + header.len() + self.weights.len());
-        out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-        out.extend_from_slice(&(header.len() as u32).to_le_bytes());
-        out.extend_from_slice(&header);
-        out.extend_from_slice(&(self.weights.len() as u64).to_le_bytes());
-        out.extend_from_slice(&self.weights);
-        let crc = crc32fast::hash(&out);
-        out.extend_from_slice(&crc.to_le_bytes());
-        out
+        frame(MAGIC, FORMAT_VERSION, &header, &self.weights)
     }
 
     /// Parses the file format, checking magic, version, lengths and checksum.
     pub fn decode(bytes: &[u8]) -> Result<Self, WeightsError> {
-        if bytes.len() < MAGIC.len() || &bytes[..MAGIC.len()] != MAGIC {
-            return Err(WeightsError::BadMagic);
+        if bytes.len() >= ORDER_MAGIC.len() && &bytes[..ORDER_MAGIC.len()] == ORDER_MAGIC {
+            return Err(WeightsError::Header(
+                "this is a topological-order model (SCM task), not an amortizer".into(),
+            ));
         }
-        let mut r = Reader {
-            bytes,
-            at: MAGIC.len(),
-        };
-        let version = u32::from_le_bytes(r.take::<4>("version")?);
-        if version != FORMAT_VERSION && version != 1 {
-            return Err(WeightsError::Version { found: version });
-        }
-        let header_len = u32::from_le_bytes(r.take::<4>("header length")?) as usize;
-        if header_len > MAX_HEADER {
-            return Err(WeightsError::Header(format!(
-                "header length {header_len} exceeds {MAX_HEADER} bytes"
-            )));
-        }
-        let header = r.slice(header_len, "header")?;
-        let weights_len = u64::from_le_bytes(r.take::<8>("weights length")?);
-        let weights_len = usize::try_from(weights_len)
-            .map_err(|_| WeightsError::Truncated("weights length does not fit in memory".into()))?;
-        let weights = r.slice(weights_len, "weights")?;
-        let body_end = r.at;
-        let expected = u32::from_le_bytes(r.take::<4>("checksum")?);
-        if r.at != bytes.len() {
-            return Err(WeightsError::Truncated(format!(
-                "{} unexpected bytes after the checksum",
-                bytes.len() - r.at
-            )));
-        }
-        let found = crc32fast::hash(&bytes[..body_end]);
-        if found != expected {
-            return Err(WeightsError::Checksum { expected, found });
-        }
+        let (version, header, weights) = unframe(bytes, MAGIC, &[1, FORMAT_VERSION])?;
         let header: BundleHeader = if version == 1 {
             serde_json::from_slice::<HeaderV1>(header)
                 .map_err(|e| WeightsError::Header(e.to_string()))?
@@ -219,6 +184,142 @@ impl HeaderV1 {
             provenance: self.provenance,
         })
     }
+}
+
+/// Magic of topological-order model files.
+const ORDER_MAGIC: &[u8; 8] = b"AMZORDER";
+/// The order-model format version this build writes and reads.
+pub const ORDER_FORMAT_VERSION: u32 = 1;
+
+/// Whether `bytes` start like a topological-order model file.
+pub fn is_order_model(bytes: &[u8]) -> bool {
+    bytes.starts_with(ORDER_MAGIC)
+}
+
+/// What an order-model file says about its model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderHeader {
+    /// The architecture.
+    pub model: OrderModelConfig,
+    /// The SCM family it was trained on.
+    pub task: ScmConfig,
+    /// Steps and mini-batch size (of samples) it was trained with.
+    pub refine: RefineConfig,
+    /// Free-form provenance: training command, budget, evaluation numbers.
+    #[serde(default)]
+    pub provenance: serde_json::Value,
+}
+
+/// A topological-order model (paper §9.4) and its header, in the same framing as
+/// [`ModelBundle`] under the magic `AMZORDER`.
+#[derive(Debug, Clone)]
+pub struct OrderBundle {
+    /// Config and provenance.
+    pub header: OrderHeader,
+    /// Burnpack bytes of the module's record.
+    pub weights: Vec<u8>,
+}
+
+impl OrderBundle {
+    /// Captures a trained model.
+    pub fn from_model(header: OrderHeader, model: OrderAmortizer) -> Result<Self, WeightsError> {
+        let bytes = model
+            .into_record()
+            .into_bytes()
+            .map_err(|e| WeightsError::Architecture(e.to_string()))?;
+        Ok(Self {
+            header,
+            weights: bytes.to_vec(),
+        })
+    }
+
+    /// Rebuilds the model on `device`.
+    pub fn model(&self, device: &Device) -> Result<OrderAmortizer, WeightsError> {
+        self.header.model.validate().map_err(WeightsError::Header)?;
+        self.header.task.validate().map_err(WeightsError::Header)?;
+        let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(self.weights.clone()))
+            .map_err(|e| WeightsError::Architecture(e.to_string()))?;
+        self.header
+            .model
+            .init(device)
+            .try_load_record(record)
+            .map_err(|e| WeightsError::Architecture(e.to_string()))
+    }
+
+    /// Serialises to the file format.
+    pub fn encode(&self) -> Vec<u8> {
+        let header = serde_json::to_vec(&self.header).expect("the header serialises");
+        frame(ORDER_MAGIC, ORDER_FORMAT_VERSION, &header, &self.weights)
+    }
+
+    /// Parses the file format, checking magic, version, lengths and checksum.
+    pub fn decode(bytes: &[u8]) -> Result<Self, WeightsError> {
+        let (_, header, weights) = unframe(bytes, ORDER_MAGIC, &[ORDER_FORMAT_VERSION])?;
+        let header: OrderHeader =
+            serde_json::from_slice(header).map_err(|e| WeightsError::Header(e.to_string()))?;
+        Ok(Self {
+            header,
+            weights: weights.to_vec(),
+        })
+    }
+}
+
+/// magic · u32 version · u32 header length · header · u64 weights length · weights · u32 CRC-32.
+fn frame(magic: &[u8; 8], version: u32, header: &[u8], weights: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(32 + header.len() + weights.len());
+    out.extend_from_slice(magic);
+    out.extend_from_slice(&version.to_le_bytes());
+    out.extend_from_slice(&(header.len() as u32).to_le_bytes());
+    out.extend_from_slice(header);
+    out.extend_from_slice(&(weights.len() as u64).to_le_bytes());
+    out.extend_from_slice(weights);
+    let crc = crc32fast::hash(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    out
+}
+
+/// Checks a [`frame`]: magic, an accepted version, lengths and checksum; returns
+/// (version, header bytes, weight bytes).
+fn unframe<'a>(
+    bytes: &'a [u8],
+    magic: &[u8; 8],
+    versions: &[u32],
+) -> Result<(u32, &'a [u8], &'a [u8]), WeightsError> {
+    if bytes.len() < magic.len() || &bytes[..magic.len()] != magic {
+        return Err(WeightsError::BadMagic);
+    }
+    let mut r = Reader {
+        bytes,
+        at: magic.len(),
+    };
+    let version = u32::from_le_bytes(r.take::<4>("version")?);
+    if !versions.contains(&version) {
+        return Err(WeightsError::Version { found: version });
+    }
+    let header_len = u32::from_le_bytes(r.take::<4>("header length")?) as usize;
+    if header_len > MAX_HEADER {
+        return Err(WeightsError::Header(format!(
+            "header length {header_len} exceeds {MAX_HEADER} bytes"
+        )));
+    }
+    let header = r.slice(header_len, "header")?;
+    let weights_len = u64::from_le_bytes(r.take::<8>("weights length")?);
+    let weights_len = usize::try_from(weights_len)
+        .map_err(|_| WeightsError::Truncated("weights length does not fit in memory".into()))?;
+    let weights = r.slice(weights_len, "weights")?;
+    let body_end = r.at;
+    let expected = u32::from_le_bytes(r.take::<4>("checksum")?);
+    if r.at != bytes.len() {
+        return Err(WeightsError::Truncated(format!(
+            "{} unexpected bytes after the checksum",
+            bytes.len() - r.at
+        )));
+    }
+    let found = crc32fast::hash(&bytes[..body_end]);
+    if found != expected {
+        return Err(WeightsError::Checksum { expected, found });
+    }
+    Ok((version, header, weights))
 }
 
 struct Reader<'a> {

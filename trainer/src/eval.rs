@@ -101,7 +101,9 @@ impl EvalReport {
 
     /// What [`headline`](Self::headline) measures.
     pub fn headline_name(&self) -> &'static str {
-        if self.generation.is_some() {
+        if self.metric == crate::order::METRIC {
+            "order accuracy (edges oriented right)"
+        } else if self.generation.is_some() {
             "W2 of generated samples"
         } else if self.error_rate.is_some() {
             "query error %"
@@ -271,8 +273,12 @@ impl EvalReport {
         };
         let has_err = self.error_rate.is_some();
         s += &format!(
-            "| predictor | query {}{}{} |\n|---|---{}{}|\n",
-            self.metric,
+            "| predictor | {}{}{} |\n|---|---{}{}|\n",
+            if self.metric == crate::order::METRIC {
+                self.metric.clone()
+            } else {
+                format!("query {}", self.metric)
+            },
             if has_err { " | error %" } else { "" },
             if self.bayes.is_some() {
                 " | × Bayes"

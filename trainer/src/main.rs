@@ -6,6 +6,7 @@ mod data;
 mod device;
 mod eval;
 mod export;
+mod order;
 mod plot;
 mod points;
 mod train;
@@ -160,7 +161,8 @@ struct TrainArgs {
     dataset: String,
     /// Task family: function-regression (1-D, Legendre features), linear-regression,
     /// projection (MNIST/FashionMNIST under random projections), gmm or alphabet (generation by
-    /// flow matching, implicit regime).
+    /// flow matching, implicit regime), or scm (topological order of a causal graph from its
+    /// samples; --context is the number of samples, --regime and --signal do not apply).
     #[arg(long, default_value = "function-regression")]
     task: String,
     /// Regime: parametric, explicit or implicit.
@@ -188,6 +190,12 @@ struct TrainArgs {
     /// default 100).
     #[arg(long)]
     dim: Option<usize>,
+    /// SCM: variables per causal model.
+    #[arg(long, default_value_t = 20)]
+    nodes: usize,
+    /// SCM: mechanisms to train on: linear, rff (random Fourier features) or both.
+    #[arg(long, default_value = "both")]
+    mechanism: String,
     /// Observation noise σ.
     #[arg(long, default_value_t = 0.1)]
     noise_std: f64,
@@ -394,6 +402,12 @@ fn run_train(a: TrainArgs, m: &ArgMatches) -> anyhow::Result<()> {
         let files = train::RunFiles::new(&a.out);
         let text = std::fs::read_to_string(&files.config)
             .with_context(|| format!("reading {} to resume", files.config.display()))?;
+        if serde_json::from_str::<order::OrderTrainConfig>(&text).is_ok() {
+            anyhow::bail!(
+                "{}: SCM runs do not resume; train again (the run is reproducible from its seed)",
+                files.config.display()
+            );
+        }
         let cfg: train::TrainConfig = serde_json::from_str(&text)
             .with_context(|| format!("{}: not a training configuration", files.config.display()))?;
         return launch(&cfg, a.data.as_deref(), a.device, &a.out, true);
@@ -403,8 +417,67 @@ fn run_train(a: TrainArgs, m: &ArgMatches) -> anyhow::Result<()> {
         print!("{}", toml::to_string(&a)?);
         return Ok(());
     }
+    if a.task == "scm" {
+        return launch_order(&a, m);
+    }
     let cfg = train_config(&a)?;
     launch(&cfg, a.data.as_deref(), a.device, &a.out, false)
+}
+
+/// `train --task scm`: the topological-order model (paper §9.4).
+fn launch_order(a: &TrainArgs, m: &ArgMatches) -> anyhow::Result<()> {
+    for flag in [
+        "regime",
+        "signal",
+        "attention",
+        "history",
+        "state_form",
+        "latent_dim",
+    ] {
+        if given(m, flag) {
+            anyhow::bail!(
+                "--{}: does not apply to --task scm (the order model has its own architecture)",
+                flag.replace('_', "-")
+            );
+        }
+    }
+    let cfg = order::OrderTrainConfig {
+        seed: a.seed,
+        steps: a.steps,
+        tasks_per_step: a.tasks_per_step,
+        lr: a.lr,
+        warmup: a.warmup,
+        eval_every: a.eval_every,
+        eval_tasks: a.eval_tasks,
+        model: amortize::model::order::OrderModelConfig {
+            d_model: a.d_model,
+            n_heads: a.n_heads,
+            n_layers: a.n_layers,
+            d_ff: a.d_ff,
+        },
+        task: amortize::task::scm::ScmConfig {
+            nodes: a.nodes,
+            samples: a.context,
+            mechanisms: order::mechanisms(&a.mechanism)?,
+            ..Default::default()
+        },
+        refine: RefineConfig::new()
+            .with_steps(a.k)
+            .with_batch_size(a.batch_size),
+    };
+    cfg.validate()?;
+    let chosen = device::choose(a.device)?;
+    eprintln!("device: {}", chosen.description);
+    ctrlc::set_handler(|| {
+        if train::INTERRUPTED.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        eprintln!("\ninterrupted: stopping after this step (Ctrl-C again quits at once)");
+    })
+    .context("installing the Ctrl-C handler")?;
+    let path = order::train(&cfg, &chosen.device, &a.out, &command_line())?;
+    eprintln!("wrote {}", path.display());
+    Ok(())
 }
 
 fn run_bench(b: BenchArgs, m: &ArgMatches) -> anyhow::Result<()> {
@@ -549,8 +622,11 @@ fn train_config(a: &TrainArgs) -> anyhow::Result<train::TrainConfig> {
             queries: a.queries,
             ..Default::default()
         }),
+        "scm" => anyhow::bail!(
+            "--task scm: only `amortize train` runs the topological-order model (not bench)"
+        ),
         other => anyhow::bail!(
-            "--task: unknown task {other:?} (expected function-regression, linear-regression, projection, gmm or alphabet)"
+            "--task: unknown task {other:?} (expected function-regression, linear-regression, projection, gmm, alphabet or scm)"
         ),
     };
     task.validate().map_err(|e| anyhow::anyhow!("task: {e}"))?;
@@ -631,6 +707,9 @@ fn run_export(a: ExportArgs) -> anyhow::Result<()> {
         );
     }
     let (bundle, report) = run_eval(a.eval)?;
+    let Some(bundle) = bundle else {
+        anyhow::bail!("export: topological-order (SCM) models have no web demo to export to");
+    };
     export::export(bundle, &report, &command_line(), &a.dir, &name)?;
     eprintln!("exported {}/{name}.amz and {name}.md", a.dir.display());
     Ok(())
@@ -657,7 +736,7 @@ fn ood_variant(
     }
 }
 
-fn run_eval(a: EvalArgs) -> anyhow::Result<(ModelBundle, eval::EvalReport)> {
+fn run_eval(a: EvalArgs) -> anyhow::Result<(Option<ModelBundle>, eval::EvalReport)> {
     if a.tasks == 0 || a.tasks > 1_000_000 {
         anyhow::bail!("--tasks must be in 1..=1000000, got {}", a.tasks);
     }
@@ -677,6 +756,33 @@ fn run_eval(a: EvalArgs) -> anyhow::Result<(ModelBundle, eval::EvalReport)> {
     let mut table_steps = Vec::new();
     for path in &a.weights {
         let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        if amortize::weights::is_order_model(&bytes) {
+            if a.points.is_some() || a.test_time_tasks > 0 || a.context.is_some() {
+                anyhow::bail!(
+                    "{}: a topological-order model takes neither --points, --test-time-tasks nor --context",
+                    path.display()
+                );
+            }
+            let bundle = amortize::weights::OrderBundle::decode(&bytes)
+                .with_context(|| format!("loading {}", path.display()))?;
+            let (r, s) = order::reports(
+                &bundle,
+                a.tasks,
+                a.seed,
+                a.steps,
+                !a.ood_only,
+                a.ood || a.ood_only,
+                &chosen.device,
+            )
+            .with_context(|| format!("evaluating {}", path.display()))?;
+            reports.extend(r);
+            for s in s {
+                if !table_steps.contains(&s) {
+                    table_steps.push(s);
+                }
+            }
+            continue;
+        }
         let bundle =
             ModelBundle::decode(&bytes).with_context(|| format!("loading {}", path.display()))?;
         let model = bundle
@@ -719,7 +825,7 @@ fn run_eval(a: EvalArgs) -> anyhow::Result<(ModelBundle, eval::EvalReport)> {
                 )?
             );
             let report = eval::EvalReport::for_points(&task, rows.len());
-            return Ok((bundle, report));
+            return Ok((Some(bundle), report));
         }
         let mut splits: Vec<(TaskConfig, Option<amortize::task::mnist::ImageSet>, String)> =
             Vec::new();
@@ -802,7 +908,6 @@ fn run_eval(a: EvalArgs) -> anyhow::Result<(ModelBundle, eval::EvalReport)> {
             println!("Paper-style table:\n\n{}", table.markdown());
         }
     }
-    let bundle = first.expect("at least one --weights");
     let report = reports.swap_remove(0);
-    Ok((bundle, report))
+    Ok((first, report))
 }

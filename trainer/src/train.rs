@@ -89,12 +89,17 @@ impl TrainConfig {
 
 /// The learning rate at `step` (1-based): linear warm-up, then a cosine decay to 10% of `lr`.
 pub fn learning_rate(cfg: &TrainConfig, step: usize) -> f64 {
-    if step <= cfg.warmup {
-        return cfg.lr * step as f64 / cfg.warmup.max(1) as f64;
+    lr_at(cfg.lr, cfg.warmup, cfg.steps, step)
+}
+
+/// Linear warm-up to `lr` over `warmup` steps, then cosine decay to a tenth of it at `steps`.
+pub fn lr_at(lr: f64, warmup: usize, steps: usize, step: usize) -> f64 {
+    if step <= warmup {
+        return lr * step as f64 / warmup.max(1) as f64;
     }
-    let span = (cfg.steps - cfg.warmup).max(1) as f64;
-    let t = ((step - cfg.warmup) as f64 / span).min(1.0);
-    cfg.lr * (0.1 + 0.9 * 0.5 * (1.0 + (std::f64::consts::PI * t).cos()))
+    let span = (steps.saturating_sub(warmup)).max(1) as f64;
+    let t = ((step - warmup) as f64 / span).min(1.0);
+    lr * (0.1 + 0.9 * 0.5 * (1.0 + (std::f64::consts::PI * t).cos()))
 }
 
 /// Where a run's files live inside its output directory.
@@ -123,7 +128,7 @@ impl RunFiles {
 
 /// The random stream of meta-training step `step`: a function of the seed and the step only, so a
 /// resumed run draws exactly the tasks and mini-batches an uninterrupted one would.
-fn step_seed(seed: u64, step: usize) -> u64 {
+pub(crate) fn step_seed(seed: u64, step: usize) -> u64 {
     // SplitMix64 finaliser of (seed, step): distinct, well-mixed seeds per step.
     let mut z = seed ^ (step as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);

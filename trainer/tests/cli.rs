@@ -852,3 +852,129 @@ fn eval_runs_on_a_users_points() {
     ]);
     assert_clean_failure(&o, "between 1 and 4096 points, got 5000");
 }
+
+/// SCM topological order (paper §9.4): `train --task scm` writes an order model; `eval --ood`
+/// reports the order accuracy per mechanism, in and out of distribution, in the paper table;
+/// flags that do not apply and export are refused with one line.
+#[test]
+fn scm_order_model_trains_and_evaluates_in_and_out_of_distribution() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("scm");
+    let mut args = vec![
+        "train",
+        "--out",
+        out.to_str().unwrap(),
+        "--task",
+        "scm",
+        "--nodes",
+        "5",
+        "--context",
+        "24",
+        "--k",
+        "2",
+        "--batch-size",
+        "8",
+    ];
+    args.extend_from_slice(TINY);
+    let o = amortize(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let log = std::fs::read_to_string(out.join("log.jsonl")).unwrap();
+    assert_eq!(log.lines().count(), 6);
+    let weights = out.join("model.amz");
+    let w = weights.to_str().unwrap();
+    let o = amortize(&[
+        "eval",
+        "--weights",
+        w,
+        "--tasks",
+        "8",
+        "--ood",
+        "--device",
+        "cpu",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let reports = v["reports"].as_array().unwrap();
+    let names: Vec<String> = reports
+        .iter()
+        .map(|r| {
+            format!(
+                "{} ({})",
+                r["task"].as_str().unwrap(),
+                r["split"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "scm-5 linear (ID)",
+            "scm-5 linear (OoD: graphs, noise, weights)",
+            "scm-5 rff (ID)",
+            "scm-5 rff (OoD: graphs, noise, weights)"
+        ]
+    );
+    for r in reports {
+        assert_eq!(r["metric"], "order accuracy");
+        let acc = r["model"].as_array().unwrap();
+        assert_eq!(
+            acc.iter()
+                .map(|x| x[0].as_u64().unwrap())
+                .collect::<Vec<_>>(),
+            [0, 1, 2]
+        );
+        assert!(
+            acc.iter()
+                .all(|x| (0.0..=1.0).contains(&x[1].as_f64().unwrap())),
+            "{r}"
+        );
+    }
+    assert_eq!(v["table"]["columns"].as_array().unwrap().len(), 4);
+
+    let o = amortize(&[
+        "train",
+        "--task",
+        "scm",
+        "--signal",
+        "gradients",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_clean_failure(&o, "--signal: does not apply to --task scm");
+    let o = amortize(&[
+        "train",
+        "--task",
+        "scm",
+        "--mechanism",
+        "cubic",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_clean_failure(&o, "--mechanism: unknown \"cubic\"");
+    let o = amortize(&[
+        "export",
+        "--weights",
+        w,
+        "--dir",
+        dir.path().to_str().unwrap(),
+        "--name",
+        "s",
+    ]);
+    assert_clean_failure(&o, "no web demo");
+    let o = amortize(&["train", "--out", out.to_str().unwrap(), "--resume"]);
+    assert_clean_failure(&o, "SCM runs do not resume");
+    let mut bytes = std::fs::read(&weights).unwrap();
+    let n = bytes.len();
+    bytes[n / 2] ^= 0x55;
+    let bad = dir.path().join("bad.amz");
+    std::fs::write(&bad, bytes).unwrap();
+    let o = amortize(&[
+        "eval",
+        "--weights",
+        bad.to_str().unwrap(),
+        "--device",
+        "cpu",
+    ]);
+    assert_clean_failure(&o, "corrupt");
+}
