@@ -3,6 +3,12 @@
 //! amortizer reads — from zero or from a draw of the prior over θ. Burn's optimisers do the
 //! updates; one parameter tensor holds every task's θ, and the loss is the sum of the tasks'
 //! losses, so each task's gradient is its own.
+//!
+//! The MAML-style baseline (Finn et al., 2017) learns one initial θ₀ for the whole task family:
+//! SGD from θ₀ over k mini-batches of a task's context, then the query loss; θ₀ is meta-trained by
+//! first-order MAML (the query-loss gradient at the adapted θ stands for the gradient through
+//! the inner loop: Burn has no second-order autodiff), with Adam. At test time it is SGD from θ₀
+//! with the same inner learning rate and the same mini-batches as everything else.
 
 use std::time::Instant;
 
@@ -38,6 +44,8 @@ pub enum Init {
     Zero,
     /// θ ~ N(0, I), the regression tasks' prior.
     Prior,
+    /// θ₀ meta-learned by first-order MAML on the training task family.
+    Maml,
 }
 
 /// One optimiser's run at its best learning rate.
@@ -89,16 +97,61 @@ pub fn test_time(
     seed: u64,
     device: &Device,
 ) -> TestTimeRun {
+    let grid: Vec<(f64, Option<Tensor<1>>)> = lr_grid(optim).iter().map(|&lr| (lr, None)).collect();
+    run_grid(batch, schedule, report, optim, init, &grid, seed, device)
+}
+
+/// SGD from MAML-learned initialisations: one θ₀ per inner learning rate (`learned`), the best
+/// by final query loss.
+pub fn from_maml(
+    batch: &TaskBatch,
+    schedule: &[Vec<usize>],
+    report: &[usize],
+    learned: &[(f64, Tensor<1>)],
+    seed: u64,
+    device: &Device,
+) -> TestTimeRun {
+    let grid: Vec<(f64, Option<Tensor<1>>)> = learned
+        .iter()
+        .map(|(lr, t)| (*lr, Some(t.clone())))
+        .collect();
+    run_grid(
+        batch,
+        schedule,
+        report,
+        Optim::Sgd,
+        Init::Maml,
+        &grid,
+        seed,
+        device,
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_grid(
+    batch: &TaskBatch,
+    schedule: &[Vec<usize>],
+    report: &[usize],
+    optim: Optim,
+    init: Init,
+    grid: &[(f64, Option<Tensor<1>>)],
+    seed: u64,
+    device: &Device,
+) -> TestTimeRun {
     let dims = batch.dims();
     let s = parametric::state_dim(&dims);
     let n = batch.len();
     let ad = device.clone().autodiff();
     let mut best: Option<TestTimeRun> = None;
-    for &lr in lr_grid(optim) {
+    for (lr, learned) in grid {
+        let lr = *lr;
         device.seed(seed);
-        let start = match init {
-            Init::Zero => Tensor::<2>::zeros([n, s], device),
-            Init::Prior => Tensor::<2>::random([n, s], Distribution::Normal(0.0, 1.0), device),
+        let start = match (init, learned) {
+            (_, Some(t)) => t.clone().reshape([1, s]).expand([n, s]),
+            (Init::Zero | Init::Maml, None) => Tensor::<2>::zeros([n, s], device),
+            (Init::Prior, None) => {
+                Tensor::<2>::random([n, s], Distribution::Normal(0.0, 1.0), device)
+            }
         };
         let started = Instant::now();
         let mut thetas = Thetas {
@@ -144,6 +197,79 @@ pub fn test_time(
         }
     }
     best.expect("the grid is not empty")
+}
+
+/// Meta-learns θ₀ by first-order MAML for each inner learning rate of SGD's grid: `iters`
+/// Adam steps (lr 1e-2) on batches of `tasks` fresh tasks from `sample`, each adapted by SGD over
+/// `k` mini-batches of `b` context points. Returns (inner lr, θ₀) pairs.
+#[allow(clippy::too_many_arguments)]
+pub fn maml<F>(
+    mut sample: F,
+    dims: &TaskDims,
+    k: usize,
+    b: usize,
+    iters: usize,
+    seed: u64,
+    device: &Device,
+) -> anyhow::Result<Vec<(f64, Tensor<1>)>>
+where
+    F: FnMut(&mut rand::rngs::StdRng) -> anyhow::Result<TaskBatch>,
+{
+    use rand::SeedableRng;
+    let s = parametric::state_dim(dims);
+    let ad = device.clone().autodiff();
+    let mut out = Vec::new();
+    for &alpha in lr_grid(Optim::Sgd) {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let mut init = Thetas {
+            theta: Param::from_tensor(Tensor::<2>::zeros([1, s], &ad)),
+        };
+        let mut outer = AdamConfig::new().init();
+        for _ in 0..iters {
+            let batch = sample(&mut rng)?;
+            let n = batch.len();
+            let sched = amortize::refine::schedule(batch.context_len(), b, k, &mut rng);
+            // Inner loop on plain tensors: θ ← θ − α ∇ L_mini-batch(θ).
+            let theta0 = init.theta.val().inner();
+            let mut theta = theta0.clone().expand([n, s]);
+            for indices in &sched {
+                let mb = batch.minibatch(indices, &ad);
+                let (Some(inputs), Some(targets)) = (mb.inputs, mb.targets) else {
+                    break;
+                };
+                let t = Tensor::<2>::from_inner(theta.clone()).require_grad();
+                let pred = parametric::predict(t.clone().unsqueeze_dim(1), inputs, dims);
+                let [bb, _, m, o] = pred.dims();
+                let l = loss_per_task(dims.loss, pred.reshape([bb, m, o]), targets).sum();
+                let g = t.grad(&l.backward()).expect("θ takes part in the loss");
+                theta = theta - g * alpha;
+            }
+            // First-order MAML: the query loss at θ₀ + (θ_k − θ₀), the shift held fixed.
+            let shift = theta - theta0.expand([n, s]);
+            let adapted = init.theta.val().expand([n, s]) + Tensor::from_inner(shift);
+            let pred = parametric::predict(
+                adapted.unsqueeze_dim(1),
+                Tensor::from_inner(batch.query_input.clone()),
+                dims,
+            );
+            let [bb, _, q, o] = pred.dims();
+            let l = loss_per_task(
+                dims.loss,
+                pred.reshape([bb, q, o]),
+                Tensor::from_inner(batch.query_target.clone()),
+            )
+            .mean();
+            let value = l.clone().into_scalar::<f32>();
+            if !value.is_finite() {
+                // This inner learning rate diverges on the family: it cannot be the best.
+                break;
+            }
+            let grads = GradientsParams::from_grads(l.backward(), &init);
+            init = outer.step(1e-2, init, grads);
+        }
+        out.push((alpha, init.theta.val().inner().reshape([s])));
+    }
+    Ok(out)
 }
 
 /// The inits that make sense for a task: zero always; the prior for regression (θ ~ N(0, I)).

@@ -63,6 +63,12 @@ pub struct TestTimeReport {
     pub amortizer: Vec<(usize, f64)>,
     /// The optimisers.
     pub runs: Vec<crate::baseline::TestTimeRun>,
+    /// MAML-style baseline: outer iterations and tasks per iteration of its meta-training.
+    pub maml_iters: usize,
+    /// Tasks per MAML outer iteration.
+    pub maml_tasks: usize,
+    /// Seconds spent meta-training the MAML initialisations (all inner learning rates).
+    pub maml_meta_seconds: f64,
 }
 
 impl EvalReport {
@@ -350,14 +356,15 @@ impl EvalReport {
                 t.amortizer_seconds
             );
             for r in &t.runs {
-                s += &format!(
-                    "| {:?} from {:?}, lr {} | {} | {:.3} |\n",
-                    r.optimizer,
-                    r.init,
-                    r.lr,
-                    cells(&r.loss),
-                    r.seconds
-                );
+                let name = if r.init == crate::baseline::Init::Maml {
+                    format!(
+                        "MAML-style: Sgd from a learned θ₀ (first-order, {} × {} tasks, {:.1} s), lr {}",
+                        t.maml_iters, t.maml_tasks, t.maml_meta_seconds, r.lr
+                    )
+                } else {
+                    format!("{:?} from {:?}, lr {}", r.optimizer, r.init, r.lr)
+                };
+                s += &format!("| {name} | {} | {:.3} |\n", cells(&r.loss), r.seconds);
             }
         }
         s
@@ -467,7 +474,13 @@ pub fn evaluate(
     })
 }
 
-/// The amortizer against test-time Adam and SGD on the same `tasks` tasks and mini-batches.
+/// Outer iterations of the MAML-style baseline's meta-training.
+pub const MAML_ITERS: usize = 500;
+/// Tasks per MAML outer iteration.
+pub const MAML_TASKS: usize = 32;
+
+/// The amortizer against test-time optimisers on the same tasks and mini-batches: Adam and SGD
+/// from zero or the prior, and SGD from a MAML-learned initialisation.
 #[allow(clippy::too_many_arguments)]
 pub fn test_time(
     model: &Amortizer,
@@ -513,10 +526,32 @@ pub fn test_time(
             ));
         }
     }
+    // MAML-style: θ₀ meta-learned on the training family (its own task stream), then SGD.
+    let started = std::time::Instant::now();
+    let learned = baseline::maml(
+        |rng| {
+            let data: Vec<_> = (0..MAML_TASKS).map(|_| sampler.sample(rng)).collect();
+            let refs: Vec<_> = data.iter().collect();
+            TaskBatch::new(&refs, device).map_err(|e| anyhow::anyhow!(e))
+        },
+        &dims,
+        max_step,
+        refine_cfg.batch_size,
+        MAML_ITERS,
+        seed ^ 0x3a31,
+        device,
+    )?;
+    let maml_meta_seconds = started.elapsed().as_secs_f64();
+    runs.push(baseline::from_maml(
+        &batch, &sched, steps, &learned, seed, device,
+    ));
     Ok(TestTimeReport {
         tasks,
         amortizer_seconds,
         amortizer,
         runs,
+        maml_iters: MAML_ITERS,
+        maml_tasks: MAML_TASKS,
+        maml_meta_seconds,
     })
 }

@@ -123,7 +123,7 @@ fn train_eval_export_end_to_end_and_reproducible() {
     let report = first_report(&o);
     assert!(report["bayes"].as_f64().unwrap() > 0.0);
 
-    // Two models in one paper-style table, with test-time Adam and SGD beside them.
+    // Two models in one paper-style table, with test-time Adam, SGD and MAML beside them.
     let other = b.join("model.amz");
     let o = amortize(&[
         "eval",
@@ -149,7 +149,19 @@ fn train_eval_export_end_to_end_and_reproducible() {
         "steps 1, 5, 10: {table}"
     );
     let runs = v["reports"][0]["test_time"]["runs"].as_array().unwrap();
-    assert_eq!(runs.len(), 4, "Adam and SGD from zero and from the prior");
+    assert_eq!(
+        runs.len(),
+        5,
+        "Adam and SGD from zero and from the prior, SGD from a MAML-learned θ₀"
+    );
+    assert_eq!(runs[4]["init"], "maml");
+    assert_eq!(runs[4]["optimizer"], "sgd");
+    assert!(
+        v["reports"][0]["test_time"]["maml_meta_seconds"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
     for r in runs {
         let loss = r["loss"].as_array().unwrap();
         let (start, end) = (
