@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Trains and evaluates every model behind docs/results.md, on this machine's CPU, at the budgets
-# written there. Usage: scripts/results.sh [PART...] (parts: linreg gmm alphabet mnist bench; all
+# written there. Usage: scripts/results.sh [PART...] (parts: linreg gmm alphabet mnist scm bench; all
 # by default). Outputs go to runs/results/; evaluation tables to runs/results/*.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,7 +8,7 @@ A=${AMORTIZE:-target/release/amortize}
 R=runs/results
 mkdir -p "$R"
 parts=("$@")
-[ ${#parts[@]} -eq 0 ] && parts=(linreg gmm alphabet mnist bench)
+[ ${#parts[@]} -eq 0 ] && parts=(linreg gmm alphabet mnist scm bench)
 small=(--tasks-per-step 32 --n-layers 2 --d-ff 128 --warmup 50 --eval-every 0 --eval-tasks 200 --seed 0 --device cpu)
 
 for part in "${parts[@]}"; do
@@ -42,10 +42,23 @@ mnist)
     "${small[@]}" --out "$R/mnist-implicit"
   $A eval --weights "$R/mnist-implicit/model.amz" --ood --tasks 500 --seed 1234 --device cpu > "$R/mnist.md"
   ;;
+scm)
+  $A train --task scm --nodes 20 --mechanism both --context 200 --k 10 --batch-size 16 --steps 1500 \
+    --tasks-per-step 8 --d-model 32 --n-heads 4 --n-layers 2 --d-ff 64 --lr 1e-3 --warmup 50 \
+    --eval-every 500 --eval-tasks 32 --seed 0 --device cpu --out "$R/scm20"
+  $A eval --weights "$R/scm20/model.amz" --ood --tasks 200 --seed 1234 --device cpu > "$R/scm.md"
+  ;;
 bench)
+  # The standard configuration, beside PyTorch on the same machine in the same run.
   $A bench --task linear-regression --regime parametric --signal observations --tasks-per-step 64 \
     --device cpu --iters 20 --pytorch "${PYTHON:-python3}" > "$R/bench.md"
+  # The runtime claim: k = 10 steps over 10 x 8 points against one step over all 80.
+  $A bench --task linear-regression --regime parametric --signal observations --tasks-per-step 64 \
+    --context 80 --device cpu --iters 5 --warmup-iters 1 > "$R/bench-k-steps.md"
   ;;
 *) echo "unknown part $part" >&2; exit 2 ;;
 esac
 done
+# Paste the tables into docs/results.md (the template holds the text around them).
+python3 scripts/results_doc.py
+"$A" plot --run "$R/linreg-parametric-gradients" --out docs/linreg-parametric-gradients.svg
