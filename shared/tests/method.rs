@@ -565,6 +565,41 @@ fn classification_and_generation_run_in_every_regime_they_apply_to() {
     }
 }
 
+/// Many queries (a flow's samples) are run in chunks beside copies of the observations; a query
+/// attends only to the observations and itself, so each sample's velocity is the same as when it
+/// is alone with a few others (the unchunked path), padding included (150 is not a multiple of 32).
+#[test]
+fn chunked_queries_give_the_same_velocities_as_few_queries() {
+    use amortize::task::gmm::GmmConfig;
+    let device: Device = Default::default();
+    let mut rng = StdRng::seed_from_u64(11);
+    let gmm = TaskConfig::Gmm(GmmConfig {
+        context: 12,
+        queries: 5,
+        ..Default::default()
+    });
+    let data = sample(&gmm, 2, 8);
+    let b = batch(&data, &device);
+    let model = tiny(&gmm, Regime::Implicit, Signal::Observations).init(&device);
+    let sched = schedule(12, 4, 3, &mut rng);
+    let n = 150;
+    let x = amortize::flow::noise(2, n, 2, &device);
+    let all = amortize::flow::velocity(&model, &b, x.clone(), 0.3, &sched, &device);
+    assert_eq!(all.dims(), [2, n, 2]);
+    for range in [0..10, 61..70, 140..150] {
+        let part = x.clone().slice([0..2, range.clone(), 0..2]);
+        let alone = amortize::flow::velocity(&model, &b, part, 0.3, &sched, &device);
+        let want = values(alone);
+        let got = values(all.clone().slice([0..2, range.clone(), 0..2]));
+        for (g, w) in got.iter().zip(&want) {
+            assert!(
+                (g - w).abs() <= 1e-4 * (1.0 + w.abs()),
+                "{range:?}: {g} vs {w}"
+            );
+        }
+    }
+}
+
 /// Flow-matching queries lie on the straight path from noise to their data point, and the target
 /// field carries them to it.
 #[test]

@@ -217,3 +217,38 @@ pub fn screenshot(tab: &Tab, name: &str) -> anyhow::Result<PathBuf> {
     std::fs::write(&path, png)?;
     Ok(path)
 }
+
+/// Drags the mouse with the left button held from `from` to `to` through `moves` intermediate
+/// positions (real input events: pressed, moved with the button down, released).
+pub fn drag(tab: &Tab, from: (f64, f64), to: (f64, f64), moves: usize) -> anyhow::Result<()> {
+    use headless_chrome::protocol::cdp::Input::{
+        DispatchMouseEvent, DispatchMouseEventTypeOption as T, MouseButton,
+    };
+    let event = |kind: T, (x, y): (f64, f64), buttons: u32| DispatchMouseEvent {
+        Type: kind,
+        x,
+        y,
+        modifiers: None,
+        timestamp: None,
+        button: Some(MouseButton::Left),
+        buttons: Some(buttons),
+        click_count: Some(1),
+        force: None,
+        tangential_pressure: None,
+        tilt_x: None,
+        tilt_y: None,
+        twist: None,
+        delta_x: None,
+        delta_y: None,
+        pointer_Type: None,
+    };
+    tab.call_method(event(T::MousePressed, from, 1))?;
+    for i in 1..=moves {
+        let f = i as f64 / moves as f64;
+        let p = (from.0 + f * (to.0 - from.0), from.1 + f * (to.1 - from.1));
+        tab.call_method(event(T::MouseMoved, p, 1))?;
+        thread::sleep(Duration::from_millis(20));
+    }
+    tab.call_method(event(T::MouseReleased, to, 0))?;
+    Ok(())
+}

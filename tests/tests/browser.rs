@@ -5,7 +5,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use amortize_e2e::{
-    browser, dist_dir, eval_numbers, screenshot, testid_text, wait_for_text, Server,
+    browser, dist_dir, drag, eval, eval_numbers, screenshot, testid_text, wait_for_text, Server,
 };
 use headless_chrome::browser::tab::point::Point;
 
@@ -94,6 +94,143 @@ fn refine_in_browser(query: &str, backend_word: &str, shot: &str) {
         testid_text(&tab, "error").unwrap().is_none(),
         "no error shown"
     );
+    // The Bayes-optimal curve: shown by default, its MSE to the points a number below the
+    // model's after one step; the toggle hides it and the link remembers that.
+    let bayes: f64 = testid_text(&tab, "bayes-mse")
+        .unwrap()
+        .unwrap()
+        .parse()
+        .expect("Bayes MSE is a number");
+    assert!(bayes < first, "Bayes MSE {bayes} vs step 1 {first}");
+    assert!(testid_text(&tab, "bayes-curve").unwrap().is_some());
+    tab.find_element("[data-testid=\"bayes-toggle\"]")
+        .unwrap()
+        .click()
+        .unwrap();
+    wait_until("bayes-curve hidden", || {
+        testid_text(&tab, "bayes-curve").unwrap().is_none()
+    });
+    let url = eval(&tab, "location.href").unwrap();
+    assert!(url.as_str().unwrap().contains("bayes=0"), "{url}");
+    tab.find_element("[data-testid=\"bayes-toggle\"]")
+        .unwrap()
+        .click()
+        .unwrap();
+    wait_until("bayes-curve shown", || {
+        testid_text(&tab, "bayes-curve").unwrap().is_some()
+    });
+    check_view(&tab, "mse", 6, shot);
+}
+
+/// Polls `ok` for up to a minute.
+fn wait_until(what: &str, ok: impl Fn() -> bool) {
+    let until = std::time::Instant::now() + STEP;
+    while !ok() {
+        assert!(std::time::Instant::now() < until, "timed out: {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Reads the `value` of the element with this test id.
+fn input_value(tab: &headless_chrome::Tab, id: &str) -> String {
+    let v = eval(
+        tab,
+        &format!("document.querySelector('[data-testid=\"{id}\"]').value"),
+    )
+    .unwrap();
+    v.as_str().unwrap_or_default().to_string()
+}
+
+/// What every demo must do with the view it shows: the keyboard steps back and forth; the
+/// address bar's link reloads to the same points and readout; JSON and PNG exports hold the
+/// points and a PNG image; embed mode shows the plot without the page around it.
+fn check_view(tab: &headless_chrome::Tab, readout: &str, step: usize, shot: &str) {
+    let before = testid_text(tab, readout).unwrap().unwrap();
+    let points = testid_text(tab, "points").unwrap().unwrap();
+    // Keyboard: ← goes back one step, → steps again to the same readout.
+    tab.press_key("ArrowLeft").expect("key");
+    let back = (step - 1).to_string();
+    wait_for_text(tab, "step", STEP, |t| t == back).expect("← goes back a step");
+    tab.press_key("ArrowRight").expect("key");
+    let want = step.to_string();
+    wait_for_text(tab, "step", LOAD, |t| t == want).expect("→ steps again");
+    assert_eq!(
+        testid_text(tab, readout).unwrap().unwrap(),
+        before,
+        "same step, same readout"
+    );
+
+    // Exports: the JSON holds the points; the PNG is a PNG.
+    tab.find_element("[data-testid=\"export-json\"]")
+        .unwrap()
+        .click()
+        .unwrap();
+    wait_for_text(tab, "export-link", STEP, |t| t.contains(".json")).expect("JSON exported");
+    let text = eval(
+        tab,
+        "fetch(document.querySelector('[data-testid=\"export-link\"]').href).then(r => r.text())",
+    )
+    .unwrap();
+    let json: serde_json::Value = serde_json::from_str(text.as_str().unwrap()).expect("JSON");
+    let n: usize = points.parse().unwrap();
+    assert_eq!(json.as_array().unwrap().len(), n, "{json}");
+    assert!(json[0]["x"].as_f64().unwrap().is_finite());
+    tab.find_element("[data-testid=\"export-png\"]")
+        .unwrap()
+        .click()
+        .unwrap();
+    wait_for_text(tab, "export-link", STEP, |t| t.contains(".png")).expect("PNG exported");
+    let head = eval_numbers(
+        tab,
+        "fetch(document.querySelector('[data-testid=\"export-link\"]').href).then(r => r.arrayBuffer()).then(b => { const a = new Uint8Array(b); return [a.length, ...a.slice(0, 8)].join(','); })",
+    )
+    .unwrap();
+    assert_eq!(
+        &head[1..],
+        &[137.0, 80.0, 78.0, 71.0, 13.0, 10.0, 26.0, 10.0],
+        "PNG magic"
+    );
+    assert!(head[0] > 2000.0, "a real image: {} bytes", head[0]);
+
+    // The permalink: reload the address bar's URL, find the same points, step and readout.
+    let url = eval(tab, "location.href").unwrap();
+    let url = url.as_str().unwrap().to_string();
+    assert!(
+        url.contains("pts=") && url.contains(&format!("step={step}")),
+        "{url}"
+    );
+    tab.navigate_to(&url).expect("reload");
+    wait_for_text(tab, "ready", LOAD, |_| true).expect("reloads");
+    wait_for_text(tab, "step", LOAD, |t| t == want).expect("the same step");
+    assert_eq!(testid_text(tab, "points").unwrap().unwrap(), points);
+    assert_eq!(
+        testid_text(tab, readout).unwrap().unwrap(),
+        before,
+        "same readout after reload"
+    );
+
+    // Embed mode: the plot and minimal controls, no page header, no export bar.
+    tab.navigate_to(&format!("{url}&embed=1")).expect("embed");
+    wait_for_text(tab, "ready", LOAD, |_| true).expect("embed loads");
+    let visible = eval(
+        tab,
+        "(() => { const h = document.querySelector('header'); return String(h.hidden || h.offsetHeight === 0); })()",
+    )
+    .unwrap();
+    assert_eq!(
+        visible.as_str(),
+        Some("true"),
+        "header hidden in embed mode"
+    );
+    assert!(
+        testid_text(tab, "export-json").unwrap().is_none(),
+        "no export bar"
+    );
+    assert!(
+        testid_text(tab, "plot").unwrap().is_some(),
+        "the plot is there"
+    );
+    screenshot(tab, &format!("{shot}-embed")).expect("screenshot");
 }
 
 #[test]
@@ -140,4 +277,292 @@ fn damaged_weights_and_bad_parameters_show_messages() {
     let warn = wait_for_text(&tab, "warning", LOAD, |_| true).expect("a warning is shown");
     assert!(warn.contains("weights"), "{warn}");
     wait_for_text(&tab, "ready", LOAD, |_| true).expect("falls back to the shipped model");
+    // Hostile view parameters: NaN, out-of-plot and too many points, a huge step, an unknown
+    // demo: each a message, the page still works with defaults.
+    let many: Vec<String> = (0..300)
+        .map(|i| format!("{}%2C0", i as f64 / 300.0))
+        .collect();
+    for (query, word) in [
+        ("pts=0.1%2CNaN".to_string(), "finite"),
+        ("pts=5%2C0".to_string(), "outside the plot"),
+        (format!("pts={}", many.join("%3B")), "at most 256"),
+        ("step=99999999999".to_string(), "step="),
+        ("demo=tetris".to_string(), "demo="),
+        ("k=0".to_string(), "k="),
+        ("batch=lots".to_string(), "batch="),
+        ("bayes=maybe".to_string(), "bayes="),
+        ("demo=gmm&pts=40%2C0".to_string(), "outside the plot"),
+    ] {
+        tab.navigate_to(&format!("{}?backend=cpu&{query}", server.url))
+            .expect("navigate");
+        let warn = wait_for_text(&tab, "warning", LOAD, |_| true).expect("a warning is shown");
+        assert!(warn.contains(word), "{query}: {warn}");
+        wait_for_text(&tab, "ready", LOAD, |_| true).expect("the page still works");
+        assert_eq!(
+            testid_text(&tab, "points").unwrap().unwrap(),
+            "0",
+            "{query}"
+        );
+    }
+
+    // k and the mini-batch size from the link: 3 steps of 4 of the 8 points; the k control
+    // reloads the view with its new value.
+    let pts: Vec<String> = (0..8)
+        .map(|i| format!("{:.2}%2C{:.2}", -0.9 + 0.25 * i as f64, 0.5))
+        .collect();
+    tab.navigate_to(&format!(
+        "{}?backend=cpu&k=3&batch=4&pts={}",
+        server.url,
+        pts.join("%3B")
+    ))
+    .expect("navigate");
+    wait_for_text(&tab, "ready", LOAD, |_| true).expect("loads");
+    assert!(testid_text(&tab, "warning").unwrap().is_none());
+    assert_eq!(input_value(&tab, "k-input"), "3");
+    assert_eq!(input_value(&tab, "batch-input"), "4");
+    for step in 1..=3 {
+        tab.find_element("[data-testid=\"step-button\"]")
+            .unwrap()
+            .click()
+            .unwrap();
+        let want = step.to_string();
+        wait_for_text(&tab, "step", STEP, |t| t == want).expect("steps");
+        let in_batch = eval(
+            &tab,
+            "String(document.querySelectorAll('.point.in-batch').length)",
+        )
+        .unwrap();
+        assert_eq!(in_batch.as_str(), Some("4"), "step {step} reads 4 points");
+    }
+    // A fourth press does nothing: k = 3.
+    tab.find_element("[data-testid=\"step-button\"]")
+        .unwrap()
+        .click()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(testid_text(&tab, "step").unwrap().unwrap(), "3", "k = 3");
+    eval(
+        &tab,
+        "(() => { const k = document.querySelector('[data-testid=\"k-input\"]'); \
+         k.value = '5'; k.dispatchEvent(new Event('change', { bubbles: true })); return 'ok'; })()",
+    )
+    .unwrap();
+    wait_until("reload with k=5", || {
+        eval(&tab, "location.href")
+            .map(|u| u.as_str().unwrap_or_default().contains("k=5"))
+            .unwrap_or(false)
+    });
+    wait_for_text(&tab, "ready", LOAD, |_| true).expect("reloads");
+    assert_eq!(input_value(&tab, "k-input"), "5");
+    assert_eq!(
+        eval(
+            &tab,
+            "document.querySelector('[data-testid=\"timeline\"]').max"
+        )
+        .unwrap()
+        .as_str(),
+        Some("5")
+    );
+    assert_eq!(testid_text(&tab, "points").unwrap().unwrap(), "8");
+}
+
+/// Data coordinates (x, y ∈ [-12, 12]) of the mixture plot to page pixels.
+fn gmm_px(tab: &headless_chrome::Tab, x: f64, y: f64) -> (f64, f64) {
+    plot_px(tab, 12.0, x, y)
+}
+
+/// Page coordinates of data point (x, y) on a square plot of half-width `r`.
+fn plot_px(tab: &headless_chrome::Tab, r: f64, x: f64, y: f64) -> (f64, f64) {
+    let rect = eval_numbers(
+        tab,
+        "(() => { const r = document.querySelector('[data-testid=\"plot\"]').getBoundingClientRect(); return [r.left, r.top, r.width, r.height].join(','); })()",
+    )
+    .expect("plot rect");
+    (
+        rect[0] + (x + r) / (2.0 * r) * rect[2],
+        rect[1] + (r - y) / (2.0 * r) * rect[3],
+    )
+}
+
+/// The mixture demo: click points into two clusters, paint a third with the brush by dragging,
+/// generate with 1..=k refinement steps and check that W2 to the drawn points falls.
+fn gmm_in_browser(query: &str, backend_word: &str, shot: &str) {
+    let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let server = server();
+    let browser = browser().expect("Chromium starts");
+    let tab = browser.new_tab().expect("tab");
+    tab.set_default_timeout(LOAD);
+    tab.navigate_to(&format!("{}{query}", server.url))
+        .expect("navigate");
+    wait_for_text(&tab, "ready", LOAD, |_| true).expect("the model loads");
+    let backend = testid_text(&tab, "backend").unwrap().unwrap();
+    assert!(backend.contains(backend_word), "backend {backend:?}");
+
+    let mut n = 0;
+    for (cx, cy) in [(-6.0, 5.0), (5.0, -4.0), (-3.0, -7.0)] {
+        for i in 0..8 {
+            let a = i as f64 * 0.8;
+            let (px, py) = gmm_px(&tab, cx + 0.4 * a.cos(), cy + 0.4 * a.sin());
+            tab.click_point(Point { x: px, y: py }).expect("click");
+            n += 1;
+            let want = n.to_string();
+            wait_for_text(&tab, "points", STEP, |t| t == want).expect("point added");
+        }
+    }
+    tab.find_element("[data-testid=\"brush-toggle\"]")
+        .expect("brush toggle")
+        .click()
+        .expect("turn the brush on");
+    // Clicking the toggle may scroll the page: bring the whole plot back into view first.
+    eval(
+        &tab,
+        "(() => { document.querySelector('[data-testid=\"plot\"]').scrollIntoView({ block: 'start' }); return 'ok'; })()",
+    )
+    .unwrap();
+    let (from, to) = (gmm_px(&tab, 2.0, 7.0), gmm_px(&tab, 2.6, 7.4));
+    drag(&tab, from, to, 1).expect("drag");
+    let painted: usize = wait_for_text(&tab, "points", STEP, |t| {
+        t.parse::<usize>().unwrap_or(0) > n + 8
+    })
+    .expect("the brush paints points")
+    .parse()
+    .unwrap();
+    assert!(painted <= 256, "{painted} points");
+
+    // Software WebGPU in headless Chromium (SwiftShader) is slow: one step with the button there.
+    let stepped = if backend_word == "WebGPU" { 1 } else { 3 };
+    let (w2, steps) = generate_steps(&tab, stepped);
+    let latency = testid_text(&tab, "latency").unwrap().unwrap();
+    eprintln!("{shot}: W2 per step {w2:?}; latency of step {steps}: {latency}");
+    screenshot(&tab, shot).expect("screenshot");
+    let last = *w2.last().unwrap();
+    assert!(
+        last < w2[0],
+        "W2 after step {steps} ({last}) is not below step 1 ({}): {w2:?}",
+        w2[0]
+    );
+    assert!(
+        testid_text(&tab, "error").unwrap().is_none(),
+        "no error shown"
+    );
+    check_view(&tab, "w2", steps, shot);
+}
+
+#[test]
+fn mixture_generation_improves_with_steps_on_webgpu() {
+    gmm_in_browser(
+        "?demo=gmm&backend=webgpu&samples=128",
+        "WebGPU",
+        "gmm-webgpu",
+    );
+}
+
+#[test]
+fn mixture_generation_improves_with_steps_on_the_cpu_backend() {
+    gmm_in_browser("?demo=gmm&backend=cpu", "CPU", "gmm-cpu");
+}
+
+/// Steps a generation demo `stepped` times with the button, then jumps to the last step k with
+/// the timeline (every step is generated from the same noise on its own, so the timeline
+/// computes only the step it lands on). Returns the W2 readouts and k.
+fn generate_steps(tab: &headless_chrome::Tab, stepped: usize) -> (Vec<f64>, usize) {
+    let read_w2 = |tab: &headless_chrome::Tab| -> f64 {
+        testid_text(tab, "w2")
+            .unwrap()
+            .unwrap()
+            .parse()
+            .expect("W2 is a number")
+    };
+    let mut w2 = Vec::new();
+    for step in 1..=stepped {
+        tab.find_element("[data-testid=\"step-button\"]")
+            .expect("step button")
+            .click()
+            .expect("click step");
+        let want = step.to_string();
+        wait_for_text(tab, "step", LOAD, |t| t == want).expect("step advances");
+        w2.push(read_w2(tab));
+    }
+    let k = eval(
+        tab,
+        "(() => { const t = document.querySelector('[data-testid=\"timeline\"]'); \
+         t.value = t.max; t.dispatchEvent(new Event('change', { bubbles: true })); return t.max; })()",
+    )
+    .unwrap();
+    let k: usize = k.as_str().unwrap().parse().expect("timeline max");
+    assert_eq!(k, 10, "the shipped models refine in 10 steps");
+    let want = k.to_string();
+    wait_for_text(tab, "step", LOAD, |t| t == want).expect("the timeline jumps to step k");
+    w2.push(read_w2(tab));
+    (w2, k)
+}
+
+/// The alphabet demo: draw an L with two strokes, then pick a held-out letter from the menu,
+/// generate with 1 and k refinement steps and check that W2 to the letter's points falls.
+fn alphabet_in_browser(query: &str, backend_word: &str, shot: &str) {
+    let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let server = server();
+    let browser = browser().expect("Chromium starts");
+    let tab = browser.new_tab().expect("tab");
+    tab.set_default_timeout(LOAD);
+    tab.navigate_to(&format!("{}{query}", server.url))
+        .expect("navigate");
+    wait_for_text(&tab, "ready", LOAD, |_| true).expect("the model loads");
+    let backend = testid_text(&tab, "backend").unwrap().unwrap();
+    assert!(backend.contains(backend_word), "backend {backend:?}");
+
+    // Strokes: a point every few pixels along the drag.
+    let px = |x: f64, y: f64| plot_px(&tab, 2.0, x, y);
+    drag(&tab, px(-0.5, 1.0), px(-0.5, -1.0), 12).expect("drag");
+    drag(&tab, px(-0.5, -1.0), px(0.6, -1.0), 8).expect("drag");
+    let drawn: usize = wait_for_text(&tab, "points", STEP, |t| {
+        t.parse::<usize>().unwrap_or(0) >= 15
+    })
+    .expect("the strokes add points")
+    .parse()
+    .unwrap();
+    assert!(drawn <= 256, "{drawn} points");
+    assert_eq!(testid_text(&tab, "letter").unwrap().unwrap(), "drawn");
+
+    // A preset: the held-out H, marked out of distribution, replaces the drawing.
+    eval(
+        &tab,
+        "(() => { const s = document.querySelector('[data-testid=\"letter-select\"]'); \
+         s.value = 'H'; s.dispatchEvent(new Event('change', { bubbles: true })); return 'ok'; })()",
+    )
+    .unwrap();
+    wait_for_text(&tab, "points", STEP, |t| t == "128").expect("the letter's points");
+    let letter = testid_text(&tab, "letter").unwrap().unwrap();
+    assert!(letter.contains("held out"), "{letter}");
+
+    let stepped = if backend_word == "WebGPU" { 1 } else { 2 };
+    let (w2, steps) = generate_steps(&tab, stepped);
+    let latency = testid_text(&tab, "latency").unwrap().unwrap();
+    eprintln!("{shot}: W2 per step {w2:?}; latency of step {steps}: {latency}");
+    screenshot(&tab, shot).expect("screenshot");
+    let last = *w2.last().unwrap();
+    assert!(
+        last < w2[0],
+        "W2 after step {steps} ({last}) is not below step 1 ({}): {w2:?}",
+        w2[0]
+    );
+    assert!(
+        testid_text(&tab, "error").unwrap().is_none(),
+        "no error shown"
+    );
+    check_view(&tab, "w2", steps, shot);
+}
+
+#[test]
+fn letter_generation_improves_with_steps_on_webgpu() {
+    alphabet_in_browser(
+        "?demo=alphabet&backend=webgpu&samples=128",
+        "WebGPU",
+        "alphabet-webgpu",
+    );
+}
+
+#[test]
+fn letter_generation_improves_with_steps_on_the_cpu_backend() {
+    alphabet_in_browser("?demo=alphabet&backend=cpu", "CPU", "alphabet-cpu");
 }

@@ -559,6 +559,14 @@ fn generation_is_scored_by_exact_wasserstein_distances() {
         let (a, b) = (a[1].as_f64().unwrap(), b[1].as_f64().unwrap());
         assert!(a.is_finite() && a >= 0.0 && b >= a - 1e-9, "W1 {a}, W2 {b}");
     }
+    // The baselines of the model card: N(0, I) noise (no information) and a second sample of each
+    // task (its context, 16 ≥ 12 points); mixture means ~ N(0, 5²) put the noise far off.
+    let w2_none = g["none"][1].as_f64().unwrap();
+    let w2_floor = g["floor"][1].as_f64().unwrap();
+    assert!(
+        w2_floor >= 0.0 && w2_floor < w2_none,
+        "floor {w2_floor}, none {w2_none}"
+    );
     let o = amortize(&[
         "eval",
         "--weights",

@@ -45,7 +45,7 @@ pub async fn fetch_bytes(url: &str) -> Result<Vec<u8>, String> {
 }
 
 /// The device for `choice`, and a note when WebGPU was asked for but is not there.
-async fn pick_device(choice: BackendChoice) -> (Device, String, Option<String>) {
+pub(crate) async fn pick_device(choice: BackendChoice) -> (Device, String, Option<String>) {
     let cpu = || (Device::flex(), "CPU (WebAssembly)".to_string());
     if choice == BackendChoice::Cpu {
         let (d, n) = cpu();

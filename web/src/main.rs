@@ -2,7 +2,10 @@
 
 mod app;
 mod engine;
+mod gmm;
+mod io;
 mod state;
+mod toolbar;
 
 fn main() {
     std::panic::set_hook(Box::new(|info| {

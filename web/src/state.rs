@@ -12,18 +12,103 @@ pub enum BackendChoice {
     Cpu,
 }
 
+/// Which demo the page shows (`?demo=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Demo {
+    /// 1-D function regression (parametric regime).
+    Regression,
+    /// 2-D Gaussian mixtures (implicit regime, flow matching).
+    Gmm,
+    /// Letters as 2-D point clouds (implicit regime, flow matching).
+    Alphabet,
+}
+
+impl Demo {
+    /// The URL value.
+    pub fn key(self) -> &'static str {
+        match self {
+            Demo::Regression => "regression",
+            Demo::Gmm => "gmm",
+            Demo::Alphabet => "alphabet",
+        }
+    }
+
+    /// Most points and the plot's extent.
+    pub fn limits(self) -> (usize, crate::io::Bounds) {
+        match self {
+            Demo::Regression => (
+                crate::app::MAX_POINTS,
+                crate::io::Bounds {
+                    x: (-1.0, 1.0),
+                    y: (-3.5, 3.5),
+                },
+            ),
+            Demo::Gmm | Demo::Alphabet => {
+                let kind = if self == Demo::Gmm {
+                    crate::gmm::GenKind::Gmm
+                } else {
+                    crate::gmm::GenKind::Alphabet
+                };
+                let r = kind.half_width() as f32;
+                (
+                    crate::gmm::MAX_POINTS,
+                    crate::io::Bounds {
+                        x: (-r, r),
+                        y: (-r, r),
+                    },
+                )
+            }
+        }
+    }
+
+    /// The shipped model of the demo.
+    pub fn default_weights(self) -> &'static str {
+        match self {
+            Demo::Regression => DEFAULT_WEIGHTS,
+            Demo::Gmm => "weights/gmm-implicit.amz",
+            Demo::Alphabet => "weights/alphabet-implicit.amz",
+        }
+    }
+}
+
 /// Settings from the URL.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
+    /// The demo shown.
+    pub demo: Demo,
     /// Requested backend.
     pub backend: BackendChoice,
     /// Weights file, relative to the site root.
     pub weights: String,
     /// Seed of the mini-batch order.
     pub seed: u64,
+    /// Points given in the URL (`pts=x,y;x,y`), checked against the demo's plot.
+    pub points: Vec<(f32, f32)>,
+    /// Refinement step to show once the model is loaded (`step=`).
+    pub step: usize,
+    /// Embed mode (`embed=1`): only the plot and minimal controls, fitting an iframe.
+    pub embed: bool,
+    /// Samples a generation demo draws per view (`samples=`, `SAMPLES_RANGE`).
+    pub samples: usize,
+    /// Refinement steps k (`k=`, 1..=`MAX_STEP`); the model's trained k when absent.
+    pub steps: Option<usize>,
+    /// Points per mini-batch (`batch=`, 1..=`MAX_BATCH`); the model's trained size when absent.
+    pub batch: Option<usize>,
+    /// Regression: the Bayes-optimal curve overlaid (`bayes=0` hides it).
+    pub bayes: bool,
     /// Problems found in the URL, shown to the visitor.
     pub warnings: Vec<String>,
 }
+
+/// Most refinement steps a URL may ask for (the models are trained with k ≤ this).
+pub const MAX_STEP: usize = 100;
+
+/// Samples a generation demo may draw per view, and the default.
+pub const SAMPLES_RANGE: std::ops::RangeInclusive<usize> = 16..=2048;
+pub const DEFAULT_SAMPLES: usize = 512;
+
+/// Largest mini-batch a URL may ask for (no demo holds more points).
+pub const MAX_BATCH: usize = 256;
 
 /// The shipped model.
 pub const DEFAULT_WEIGHTS: &str = "weights/regression-parametric.amz";
@@ -32,11 +117,20 @@ impl Settings {
     /// Parses a query string such as `?backend=cpu&seed=3`.
     pub fn from_query(query: &str) -> Self {
         let mut s = Settings {
+            demo: Demo::Regression,
             backend: BackendChoice::Auto,
-            weights: DEFAULT_WEIGHTS.to_string(),
+            weights: String::new(),
             seed: 0,
+            points: Vec::new(),
+            step: 0,
+            embed: false,
+            samples: DEFAULT_SAMPLES,
+            steps: None,
+            batch: None,
+            bayes: true,
             warnings: Vec::new(),
         };
+        let mut raw_points: Option<String> = None;
         let query = query.trim_start_matches('?');
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
@@ -52,6 +146,55 @@ impl Settings {
                     _ => s.warnings.push(format!(
                         "backend={value:?} is not one of auto, webgpu, cpu; using auto"
                     )),
+                },
+                "demo" => match value.as_str() {
+                    "regression" => s.demo = Demo::Regression,
+                    "gmm" => s.demo = Demo::Gmm,
+                    "alphabet" => s.demo = Demo::Alphabet,
+                    _ => s.warnings.push(format!(
+                        "demo={value:?} is not one of regression, gmm, alphabet; showing regression"
+                    )),
+                },
+                "pts" => raw_points = Some(value),
+                "step" => match value.parse::<usize>() {
+                    Ok(v) if v <= MAX_STEP => s.step = v,
+                    _ => s.warnings.push(format!(
+                        "step={value:?} is not a whole number in 0..={MAX_STEP}; showing step 0"
+                    )),
+                },
+                "embed" => match value.as_str() {
+                    "1" | "true" => s.embed = true,
+                    "0" | "false" => s.embed = false,
+                    _ => s
+                        .warnings
+                        .push(format!("embed={value:?} is not 0 or 1; ignored")),
+                },
+                "samples" => match value.parse::<usize>() {
+                    Ok(v) if SAMPLES_RANGE.contains(&v) => s.samples = v,
+                    _ => s.warnings.push(format!(
+                        "samples={value:?} is not a whole number in {}..={}; using {DEFAULT_SAMPLES}",
+                        SAMPLES_RANGE.start(),
+                        SAMPLES_RANGE.end()
+                    )),
+                },
+                "k" => match value.parse::<usize>() {
+                    Ok(v) if (1..=MAX_STEP).contains(&v) => s.steps = Some(v),
+                    _ => s.warnings.push(format!(
+                        "k={value:?} is not a whole number in 1..={MAX_STEP}; using the model's k"
+                    )),
+                },
+                "batch" => match value.parse::<usize>() {
+                    Ok(v) if (1..=MAX_BATCH).contains(&v) => s.batch = Some(v),
+                    _ => s.warnings.push(format!(
+                        "batch={value:?} is not a whole number in 1..={MAX_BATCH}; using the model's mini-batch size"
+                    )),
+                },
+                "bayes" => match value.as_str() {
+                    "1" | "true" => s.bayes = true,
+                    "0" | "false" => s.bayes = false,
+                    _ => s
+                        .warnings
+                        .push(format!("bayes={value:?} is not 0 or 1; ignored")),
                 },
                 "seed" => match value.parse::<u64>() {
                     Ok(v) => s.seed = v,
@@ -73,7 +216,76 @@ impl Settings {
                     .push(format!("unknown URL parameter {key:?} was ignored")),
             }
         }
+        if s.weights.is_empty() {
+            s.weights = s.demo.default_weights().to_string();
+        }
+        if let Some(raw) = raw_points {
+            let (max, bounds) = s.demo.limits();
+            match crate::io::decode_points(&raw, max, bounds) {
+                Ok(p) => s.points = p,
+                Err(e) => s
+                    .warnings
+                    .push(format!("pts: {e}; starting without points")),
+            }
+        }
         s
+    }
+
+    /// The query string of this view: demo, settings, points and step (a shareable link).
+    pub fn view_query(&self, points: &[(f32, f32)], step: usize) -> String {
+        let mut q = self.tab_query(self.demo);
+        if self.weights != self.demo.default_weights() {
+            q += &format!("&weights={}", self.weights);
+        }
+        if self.embed {
+            q += "&embed=1";
+        }
+        if self.samples != DEFAULT_SAMPLES {
+            q += &format!("&samples={}", self.samples);
+        }
+        if let Some(k) = self.steps {
+            q += &format!("&k={k}");
+        }
+        if let Some(b) = self.batch {
+            q += &format!("&batch={b}");
+        }
+        if !self.bayes {
+            q += "&bayes=0";
+        }
+        if !points.is_empty() {
+            q += &format!("&pts={}", crate::io::encode_points(points));
+        }
+        if step > 0 {
+            q += &format!("&step={step}");
+        }
+        q
+    }
+
+    /// The URL's k and mini-batch size over the model's trained ones.
+    pub fn apply_refine(&self, refine: &mut amortize::refine::RefineConfig) {
+        if let Some(k) = self.steps {
+            refine.steps = k;
+        }
+        if let Some(b) = self.batch {
+            refine.batch_size = b;
+        }
+    }
+
+    /// The query string of this view with another demo (backend and seed kept).
+    pub fn tab_query(&self, demo: Demo) -> String {
+        let backend = match self.backend {
+            BackendChoice::Auto => None,
+            BackendChoice::WebGpu => Some("webgpu"),
+            BackendChoice::Cpu => Some("cpu"),
+        };
+        let mut q = format!("?demo={}", demo.key());
+        if let Some(b) = backend {
+            q += &format!("&backend={b}");
+        }
+        if self.seed != 0 {
+            q += &format!("&seed={}", self.seed);
+        }
+        q
     }
 }
 

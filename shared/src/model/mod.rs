@@ -23,6 +23,9 @@ use crate::regime::implicit::{self, StateForm};
 use crate::regime::{parametric, Regime};
 use crate::signal::Signal;
 use crate::task::{LossKind, TaskDims};
+
+/// Queries per chunk when a step has many queries (see `Amortizer::attend_queries`).
+const QUERY_CHUNK: usize = 32;
 use mask::Attention;
 
 /// Architecture of the amortizer. An exported model is this config plus its weights.
@@ -409,24 +412,11 @@ impl Amortizer {
         input: StepInput,
         prefixes: &[usize],
     ) -> (Tensor<3>, Tensor<3>) {
-        let [batch, q, _] = state.dims();
-        let device = state.device();
         let mut parts = vec![query_inputs, state.clone()];
         parts.extend(input.history.iter().cloned());
         let queries = self.encode((&self.query_in, &self.query_out), Tensor::cat(parts, 2));
         let obs = self.observation_tokens(&input);
-        let m = obs.dims()[1];
-        let t = m + q;
-        let tokens = Tensor::cat(vec![obs, queries], 1);
-        let mask = mask::batch_mask(
-            mask::query_mask(m, q, prefixes, self.config.attention),
-            batch,
-            t,
-            &device,
-        );
-        let h = self.run(tokens, mask);
-        let d = h.dims()[2];
-        let hq = h.slice([0..batch, m..t, 0..d]);
+        let hq = self.attend_queries(obs, queries, prefixes);
         match self.config.state_form {
             StateForm::PreMlp => (self.head.forward(hq.clone()), hq),
             form => {
@@ -434,6 +424,61 @@ impl Amortizer {
                 (logits.clone(), implicit::state_of(logits, form))
             }
         }
+    }
+
+    /// Runs the transformer over `[o_1..o_m, q_1..q_Q]` per task and returns the query rows
+    /// `[B, Q, d]`. A query attends only to observations and to itself, so queries are independent
+    /// of each other: when there are many (a flow's samples), they are cut into chunks of
+    /// `QUERY_CHUNK`, each run beside its own copy of the observations as a task of the batch.
+    /// The result is the same; the attention cost falls from (m + Q)² to (m + c)² per chunk.
+    fn attend_queries(&self, obs: Tensor<3>, queries: Tensor<3>, prefixes: &[usize]) -> Tensor<3> {
+        let [batch, q, d] = queries.dims();
+        let m = obs.dims()[1];
+        let device = queries.device();
+        let c = QUERY_CHUNK;
+        if q <= 2 * c {
+            let t = m + q;
+            let tokens = Tensor::cat(vec![obs, queries], 1);
+            let mask = mask::batch_mask(
+                mask::query_mask(m, q, prefixes, self.config.attention),
+                batch,
+                t,
+                &device,
+            );
+            let h = self.run(tokens, mask);
+            return h.slice([0..batch, m..t, 0..d]);
+        }
+        let chunks = q.div_ceil(c);
+        let padded = chunks * c;
+        let (queries, prefixes) = if padded > q {
+            let pad = Tensor::zeros([batch, padded - q, d], &device);
+            let mut p = Vec::with_capacity(batch * padded);
+            for task in 0..batch {
+                p.extend_from_slice(&prefixes[task * q..(task + 1) * q]);
+                p.extend(std::iter::repeat_n(m.max(1), padded - q));
+            }
+            (Tensor::cat(vec![queries, pad], 1), p)
+        } else {
+            (queries, prefixes.to_vec())
+        };
+        let rows = batch * chunks;
+        let queries = queries.reshape([rows, c, d]);
+        let obs = obs
+            .unsqueeze_dim::<4>(1)
+            .expand([batch, chunks, m, d])
+            .reshape([rows, m, d]);
+        let t = m + c;
+        let tokens = Tensor::cat(vec![obs, queries], 1);
+        let mask = mask::batch_mask(
+            mask::query_mask(m, c, &prefixes, self.config.attention),
+            rows,
+            t,
+            &device,
+        );
+        let h = self.run(tokens, mask);
+        h.slice([0..rows, m..t, 0..d])
+            .reshape([batch, padded, d])
+            .slice([0..batch, 0..q, 0..d])
     }
 
     fn observation_tokens(&self, input: &StepInput) -> Tensor<3> {

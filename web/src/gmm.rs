@@ -1,0 +1,724 @@
+//! The Gaussian-mixture demo: the visitor clicks points (or paints clusters); the implicit
+//! flow-matching model generates samples from noise given those points, with k refinement steps
+//! over mini-batches of them at every field evaluation; W2 between generated and drawn points per
+//! step.
+
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use amortize::flow::{self, OdeMethod};
+use amortize::metric::wasserstein;
+use amortize::refine::{schedule, TaskBatch};
+use amortize::regime::Regime;
+use amortize::task::alphabet::{AlphabetConfig, HELD_OUT};
+use amortize::task::TaskConfig;
+use amortize::weights::ModelBundle;
+use amortize::{Amortizer, RefineConfig};
+use burn::tensor::{Device, Tensor};
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use rand::{rngs::StdRng, Rng, SeedableRng};
+use wasm_bindgen::JsCast;
+
+use crate::engine::{fetch_bytes, pick_device};
+use crate::io::quantize;
+use crate::state::{Demo, Settings};
+use crate::toolbar::{PointsIo, RefineControls};
+
+/// Plot side in SVG units (square).
+const S: f64 = 480.0;
+/// Most points a visitor can place (enforced here, not only in the UI).
+pub const MAX_POINTS: usize = 256;
+/// Euler steps of the flow ODE per generation.
+pub const ODE_STEPS: usize = 10;
+/// Points a brush stroke adds around the cursor (mixture demo).
+const BRUSH: usize = 8;
+/// Distance between the points of a drawn stroke, in data units (alphabet demo).
+const STROKE_GAP: f64 = 0.06;
+/// Points of a preset letter (the alphabet models' training context).
+const LETTER_POINTS: usize = 128;
+
+/// The two generation demos: one component, configured here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GenKind {
+    /// 2-D Gaussian mixtures: click or paint clusters with a brush.
+    Gmm,
+    /// Letters: draw strokes.
+    Alphabet,
+}
+
+impl GenKind {
+    /// Visible half-width in data units (mixture means are N(0, 5² I); letters have height 2
+    /// at scale up to 1.3, rotated up to 30°).
+    pub const fn half_width(self) -> f64 {
+        match self {
+            GenKind::Gmm => 12.0,
+            GenKind::Alphabet => 2.0,
+        }
+    }
+
+    fn demo(self) -> Demo {
+        match self {
+            GenKind::Gmm => Demo::Gmm,
+            GenKind::Alphabet => Demo::Alphabet,
+        }
+    }
+
+    fn noun(self) -> &'static str {
+        match self {
+            GenKind::Gmm => "mixture",
+            GenKind::Alphabet => "alphabet",
+        }
+    }
+}
+
+fn to_px(r: f64, x: f64, y: f64) -> (f64, f64) {
+    ((x + r) / (2.0 * r) * S, (r - y) / (2.0 * r) * S)
+}
+
+fn from_px(r: f64, px: f64, py: f64) -> (f64, f64) {
+    (px / S * 2.0 * r - r, r - py / S * 2.0 * r)
+}
+
+/// A loaded generative model on its device.
+pub struct GmmEngine {
+    model: Amortizer,
+    device: Device,
+    /// Steps and mini-batch size it was trained with.
+    pub refine: RefineConfig,
+    /// The backend in use, in words.
+    pub backend: String,
+}
+
+impl GmmEngine {
+    /// Decodes `bytes` (a 2-D Gaussian-mixture or alphabet model, as `kind` needs), builds it
+    /// on the chosen backend and warms it up behind the loading screen.
+    pub async fn load(
+        bytes: &[u8],
+        kind: GenKind,
+        choice: crate::state::BackendChoice,
+    ) -> Result<(Self, Option<String>), String> {
+        let bundle = ModelBundle::decode(bytes).map_err(|e| e.to_string())?;
+        let h = &bundle.header;
+        let fits = match (&h.task, kind) {
+            (TaskConfig::Gmm(c), GenKind::Gmm) => c.dim == 2,
+            (TaskConfig::Alphabet(_), GenKind::Alphabet) => true,
+            _ => false,
+        };
+        if !fits {
+            return Err(format!(
+                "this model was trained on {}; the {} demo needs a 2-D {} model",
+                h.task.name(),
+                kind.noun(),
+                kind.demo().key()
+            ));
+        }
+        if h.model.regime != Regime::Implicit {
+            return Err(format!(
+                "this model is {}; the {} demo needs an implicit model",
+                h.model.regime,
+                kind.noun()
+            ));
+        }
+        let (device, backend, note) = pick_device(choice).await;
+        let model = bundle.model(&device).map_err(|e| e.to_string())?;
+        let engine = GmmEngine {
+            model,
+            device,
+            refine: h.refine.clone(),
+            backend,
+        };
+        let dummy: Vec<(f32, f32)> = (0..8).map(|i| (i as f32, -(i as f32))).collect();
+        engine.generate(&dummy, 1, 0, 16).await?;
+        Ok((engine, note))
+    }
+
+    /// `samples` points generated from noise given `points`, every field evaluation running `k`
+    /// refinement steps over the mini-batches `plan[..k]`; the noise comes from `seed`.
+    pub async fn generate(
+        &self,
+        points: &[(f32, f32)],
+        k: usize,
+        seed: u64,
+        samples: usize,
+    ) -> Result<Vec<f32>, String> {
+        let flat: Vec<f32> = points.iter().flat_map(|&(x, y)| [x, y]).collect();
+        let mut rng = StdRng::seed_from_u64(seed);
+        let data = flow::training_data(&flat, &[0.0, 0.0], 2, &mut rng);
+        let batch = TaskBatch::new(&[&data], &self.device)?;
+        let plan = plan(points.len(), &self.refine, seed);
+        let x0 = noise(samples, seed, &self.device);
+        let path = flow::integrate(
+            &self.model,
+            &batch,
+            x0,
+            ODE_STEPS,
+            OdeMethod::Euler,
+            &plan[..k.min(plan.len())],
+            &self.device,
+        );
+        let last = path.last().expect("integrate returns the start").clone();
+        last.into_data_async()
+            .await
+            .map_err(|e| format!("reading samples from the device: {e:?}"))?
+            .try_into_vec::<f32>()
+            .map_err(|e| format!("{e:?}"))
+    }
+}
+
+/// The mini-batches of the refinement steps: a function of the number of points and the seed
+/// only, so a view is reproducible.
+fn plan(n: usize, refine: &RefineConfig, seed: u64) -> Vec<Vec<usize>> {
+    let mut rng = StdRng::seed_from_u64(seed ^ (n as u64).wrapping_mul(0x9e37_79b9));
+    schedule(n, refine.batch_size, refine.steps, &mut rng)
+}
+
+/// Standard-normal starting points from `seed` (on the host, so both backends start alike).
+fn noise(n: usize, seed: u64, device: &Device) -> Tensor<3> {
+    use rand_distr_shim::standard_normal;
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x006e_015e);
+    let v: Vec<f32> = (0..n * 2).map(|_| standard_normal(&mut rng)).collect();
+    Tensor::from_data(burn::tensor::TensorData::new(v, [1, n, 2]), device)
+}
+
+/// Box–Muller, so the web crate needs no distribution crate of its own.
+mod rand_distr_shim {
+    use rand::Rng;
+    pub fn standard_normal<R: Rng>(rng: &mut R) -> f32 {
+        let u1: f64 = rng.random_range(f64::MIN_POSITIVE..1.0);
+        let u2: f64 = rng.random_range(0.0..1.0);
+        ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32
+    }
+}
+
+/// W2 between the generated samples and the n drawn points: the samples are split into
+/// groups of n (as many whole groups as there are), each group is matched exactly to the points,
+/// and the W2 of the groups are averaged (one group of n is a noisy estimate when n is small).
+fn w2(samples: &[f32], points: &[(f32, f32)]) -> Option<f64> {
+    let n = points.len();
+    let groups = samples.len() / (2 * n.max(1));
+    if n == 0 || groups == 0 {
+        return None;
+    }
+    let flat: Vec<f32> = points.iter().flat_map(|&(x, y)| [x, y]).collect();
+    let mut total = 0.0;
+    for g in 0..groups {
+        total += wasserstein(&samples[2 * n * g..2 * n * (g + 1)], &flat, 2, 2).ok()?;
+    }
+    Some(total / groups as f64)
+}
+
+/// A preset letter: as many points as the model's context, at a random scale and rotation.
+fn letter_points(c: char, seed: u64) -> Vec<(f32, f32)> {
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x0a1f_abe7);
+    let cfg = AlphabetConfig {
+        context: LETTER_POINTS,
+        queries: 1,
+        ..Default::default()
+    };
+    cfg.sample_letter(c, &mut rng)
+        .context
+        .chunks(2)
+        .map(|p| (quantize(p[0]), quantize(p[1])))
+        .collect()
+}
+
+/// A preset: a random mixture of 2–4 clusters from `seed`, 24 points each.
+fn preset(seed: u64) -> Vec<(f32, f32)> {
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x9e5e7);
+    let k = rng.random_range(2..=4);
+    let mut pts = Vec::new();
+    for _ in 0..k {
+        let (mx, my) = (rng.random_range(-8.0..8.0), rng.random_range(-8.0..8.0));
+        for _ in 0..24 {
+            pts.push((
+                quantize(mx + 0.6 * rand_distr_shim::standard_normal(&mut rng)),
+                quantize(my + 0.6 * rand_distr_shim::standard_normal(&mut rng)),
+            ));
+        }
+    }
+    pts
+}
+
+/// The samples generated with a number of refinement steps, and their W2 to the points.
+#[derive(Clone, Debug, PartialEq)]
+struct Generation {
+    samples: Vec<f32>,
+    w2: Option<f64>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+enum Status {
+    Loading(String),
+    Ready,
+    Failed(String),
+}
+
+/// The mixture demo.
+#[component]
+pub fn GenDemo(settings: Settings, kind: GenKind) -> impl IntoView {
+    let r = kind.half_width();
+    let status = RwSignal::new(Status::Loading("Fetching the model…".to_string()));
+    let backend = RwSignal::new(String::from("—"));
+    let note = RwSignal::new(None::<String>);
+    let engine: StoredValue<Option<Rc<GmmEngine>>, LocalStorage> = StoredValue::new_local(None);
+    let points = RwSignal::new(settings.points.clone());
+    let embed = settings.embed;
+    // The generations computed so far, by refinement steps per field evaluation (each one is
+    // generated from the same noise, independently of the others, so any step can be shown
+    // first); `shown` is the step on screen (0: no samples yet).
+    let cache = RwSignal::new(BTreeMap::<usize, Generation>::new());
+    let shown = RwSignal::new(0usize);
+    let n_samples = settings.samples;
+    let latency = RwSignal::new(None::<f64>);
+    let max_steps = RwSignal::new(0usize);
+    let refine = RwSignal::new((0usize, 0usize));
+    let busy = RwSignal::new(false);
+    let playing = RwSignal::new(false);
+    let brush = RwSignal::new(false);
+    // The preset letter on the plot (alphabet), for the held-out marker.
+    let letter = RwSignal::new(None::<char>);
+    let painting = RwSignal::new(false);
+    let error = RwSignal::new(None::<String>);
+    // Steps to replay once the model is loaded (a shared link's step); then Ready.
+    let replay = RwSignal::new(None::<usize>);
+    let seed = settings.seed;
+
+    {
+        let settings = settings.clone();
+        spawn_local(async move {
+            let bytes = match fetch_bytes(&settings.weights).await {
+                Ok(b) => b,
+                Err(e) => return status.set(Status::Failed(e)),
+            };
+            status.set(Status::Loading(format!(
+                "Preparing the model ({} kB)…",
+                bytes.len() / 1024
+            )));
+            match GmmEngine::load(&bytes, kind, settings.backend).await {
+                Ok((mut e, n)) => {
+                    settings.apply_refine(&mut e.refine);
+                    backend.set(e.backend.clone());
+                    note.set(n);
+                    max_steps.set(e.refine.steps);
+                    refine.set((e.refine.steps, e.refine.batch_size));
+                    engine.set_value(Some(Rc::new(e)));
+                    replay.set(Some(settings.step));
+                }
+                Err(e) => status.set(Status::Failed(format!(
+                    "Could not load the model {}: {e}",
+                    settings.weights
+                ))),
+            }
+        });
+    }
+
+    let reset = move || {
+        playing.set(false);
+        cache.set(BTreeMap::new());
+        shown.set(0);
+    };
+    // Shows step `s` (generating it first unless it is cached); false when it cannot.
+    let go = move |s: usize| async move {
+        let Some(e) = engine.get_value() else {
+            return false;
+        };
+        let pts = points.get_untracked();
+        if s > e.refine.steps || (s > 0 && pts.is_empty()) {
+            return false;
+        }
+        if s == 0 || cache.with_untracked(|c| c.contains_key(&s)) {
+            shown.set(s);
+            return true;
+        }
+        if busy.get_untracked() {
+            return false;
+        }
+        busy.set(true);
+        let started = now();
+        let result = e.generate(&pts, s, seed, n_samples).await;
+        let ms = now() - started;
+        busy.set(false);
+        match result {
+            Ok(samples) => {
+                if points.get_untracked() != pts {
+                    return false;
+                }
+                latency.set(Some(ms));
+                let w2 = w2(&samples, &pts);
+                cache.update(|c| {
+                    c.insert(s, Generation { samples, w2 });
+                });
+                shown.set(s);
+                true
+            }
+            Err(err) => {
+                error.set(Some(err));
+                false
+            }
+        }
+    };
+    let step = move || async move { go(shown.get_untracked() + 1).await };
+
+    Effect::new(move |_| {
+        if let Some(n) = replay.get() {
+            replay.update_untracked(|r| *r = None);
+            spawn_local(async move {
+                let k = max_steps.get_untracked();
+                go(n.min(k)).await;
+                status.set(Status::Ready);
+            });
+        }
+    });
+    {
+        let settings = settings.clone();
+        Effect::new(move |_| {
+            let pts = points.get();
+            let s = shown.get();
+            if status.get() == Status::Ready {
+                crate::io::replace_query(&settings.view_query(&pts, s));
+            }
+        });
+    }
+    let back = move || {
+        let s = shown.get_untracked();
+        if busy.get_untracked() || s == 0 {
+            return;
+        }
+        playing.set(false);
+        spawn_local(async move {
+            go(s - 1).await;
+        });
+    };
+    let scrub = move |s: usize| {
+        playing.set(false);
+        spawn_local(async move {
+            go(s).await;
+        });
+    };
+
+    // The data coordinates under the mouse, when inside the plot.
+    let locate = move |ev: &web_sys::MouseEvent| -> Option<(f64, f64)> {
+        let target = ev
+            .current_target()
+            .and_then(|t| t.dyn_into::<web_sys::Element>().ok())?;
+        let rect = target.get_bounding_client_rect();
+        if rect.width() <= 0.0 || rect.height() <= 0.0 {
+            return None;
+        }
+        let px = (ev.client_x() as f64 - rect.left()) / rect.width() * S;
+        let py = (ev.client_y() as f64 - rect.top()) / rect.height() * S;
+        let (x, y) = from_px(r, px, py);
+        (x.is_finite() && y.is_finite() && x.abs() <= r && y.abs() <= r).then_some((x, y))
+    };
+    // Adds a point at (x, y), or a brush's worth around it.
+    let add_at = move |(x, y): (f64, f64), spread: bool| {
+        let n = points.get_untracked().len();
+        let want = if spread { BRUSH } else { 1 };
+        if n + want > MAX_POINTS {
+            error.set(Some(format!("At most {MAX_POINTS} points.")));
+            return;
+        }
+        let mut rng = StdRng::seed_from_u64(seed ^ (n as u64 + 1).wrapping_mul(0x2545_f491));
+        points.update(|p| {
+            for i in 0..want {
+                let (dx, dy) = if i == 0 && !spread {
+                    (0.0, 0.0)
+                } else {
+                    (
+                        0.5 * rand_distr_shim::standard_normal(&mut rng),
+                        0.5 * rand_distr_shim::standard_normal(&mut rng),
+                    )
+                };
+                let r = r as f32;
+                p.push((
+                    quantize((x as f32 + dx).clamp(-r, r)),
+                    quantize((y as f32 + dy).clamp(-r, r)),
+                ));
+            }
+        });
+        reset();
+    };
+    // The last point of the stroke being drawn (alphabet): a new one every STROKE_GAP.
+    let last: StoredValue<Option<(f64, f64)>> = StoredValue::new(None);
+    let on_down = move |ev: web_sys::MouseEvent| {
+        if status.get_untracked() != Status::Ready {
+            return;
+        }
+        let Some(at) = locate(&ev) else {
+            return;
+        };
+        painting.set(true);
+        last.set_value(Some(at));
+        add_at(at, kind == GenKind::Gmm && brush.get_untracked());
+    };
+    let on_move = move |ev: web_sys::MouseEvent| {
+        if !painting.get_untracked() || ev.buttons() & 1 != 1 {
+            return;
+        }
+        let Some(at) = locate(&ev) else {
+            return;
+        };
+        match kind {
+            GenKind::Gmm if brush.get_untracked() => add_at(at, true),
+            GenKind::Gmm => {}
+            GenKind::Alphabet => {
+                let far = last
+                    .get_value()
+                    .is_none_or(|(x, y)| (at.0 - x).hypot(at.1 - y) >= STROKE_GAP);
+                if far {
+                    last.set_value(Some(at));
+                    add_at(at, false);
+                }
+            }
+        }
+    };
+    let on_up = move |_| painting.set(false);
+
+    let step_once = move || {
+        playing.set(false);
+        spawn_local(async move {
+            step().await;
+        });
+    };
+    let on_step = move |_| step_once();
+    let play = move || {
+        if playing.get_untracked() {
+            playing.set(false);
+            return;
+        }
+        playing.set(true);
+        spawn_local(async move {
+            while playing.get_untracked() && step().await {
+                crate::app::sleep(200).await;
+            }
+            playing.set(false);
+        });
+    };
+    let on_play = move |_| play();
+    crate::app::keyboard(
+        move || status.get_untracked() == Status::Ready,
+        play,
+        step_once,
+        back,
+    );
+    let on_reset = move |_| reset();
+    let on_clear = move |_| {
+        points.set(Vec::new());
+        letter.set(None);
+        error.set(None);
+        reset();
+    };
+    let on_preset = move |_| {
+        let n = points.get_untracked().len() as u64;
+        points.set(preset(seed.wrapping_add(n)));
+        error.set(None);
+        reset();
+    };
+    let pick_letter = move |c: char| {
+        let n = points.get_untracked().len() as u64;
+        points.set(letter_points(c, seed.wrapping_add(n)));
+        letter.set(Some(c));
+        error.set(None);
+        reset();
+    };
+    let on_random_letter = move |_| {
+        let n = points.get_untracked().len() as u64;
+        let mut rng = StdRng::seed_from_u64(seed.wrapping_add(n) ^ 0x1e77e5);
+        pick_letter((b'A' + rng.random_range(0..26u8)) as char);
+    };
+
+    let current = move || shown.get();
+    let w2_text = move || {
+        let s = shown.get();
+        cache
+            .with(|c| c.get(&s).and_then(|g| g.w2))
+            .map_or("—".to_string(), |w| format!("{w:.4}"))
+    };
+    let dots = move || {
+        let s = shown.get();
+        let batch = if s > 0 {
+            engine
+                .get_value()
+                .map(|e| plan(points.get().len(), &e.refine, seed))
+                .and_then(|p| p.get(s - 1).cloned())
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        points
+            .get()
+            .into_iter()
+            .enumerate()
+            .map(|(i, (x, y))| {
+                let (cx, cy) = to_px(r, x as f64, y as f64);
+                let class = if batch.contains(&i) { "point in-batch" } else { "point" };
+                view! { <circle class=class cx=format!("{cx:.1}") cy=format!("{cy:.1}") r="4"></circle> }
+            })
+            .collect_view()
+    };
+    let generated = move || {
+        let s = shown.get();
+        cache.with(|c| {
+            c.get(&s).map(|g| {
+                g.samples
+                    .chunks(2)
+                    .map(|p| {
+                        let (cx, cy) = to_px(r, p[0] as f64, p[1] as f64);
+                        view! { <circle class="sample" cx=format!("{cx:.1}") cy=format!("{cy:.1}") r="2.5"></circle> }
+                    })
+                    .collect_view()
+            })
+        })
+    };
+    let (ax0, ax1) = (to_px(r, -r, 0.0), to_px(r, r, 0.0));
+    let (ay0, ay1) = (to_px(r, 0.0, -r), to_px(r, 0.0, r));
+
+    view! {
+        {move || match status.get() {
+            Status::Loading(msg) => view! {
+                <div class="loading" data-testid="loading" role="status">
+                    <div class="spinner"></div>{msg}
+                </div>
+            }.into_any(),
+            Status::Failed(msg) => view! {
+                <div class="error" data-testid="error" role="alert">{msg}</div>
+            }.into_any(),
+            Status::Ready => view! { <span data-testid="ready" hidden=true></span> }.into_any(),
+        }}
+        {move || error.get().map(|e| view! {
+            <div class="error" data-testid="error" role="alert">{e}</div>
+        })}
+        {move || note.get().map(|n| view! { <div class="warning" role="status">{n}</div> })}
+        <section class="demo">
+            <h2>{match kind {
+                GenKind::Gmm => "Gaussian mixture · implicit regime · flow matching",
+                GenKind::Alphabet => "Alphabet · implicit regime · flow matching",
+            }}</h2>
+            <svg
+                class="plot square"
+                data-testid="plot"
+                viewBox=format!("0 0 {S} {S}")
+                role="img"
+                aria-label=match kind {
+                    GenKind::Gmm => "Plot: click to add points or paint with the brush; small blue dots are samples the model generates from noise given your points",
+                    GenKind::Alphabet => "Plot: drag to draw a letter's strokes; small blue dots are samples the model generates from noise given your points",
+                }
+                on:mousedown=on_down
+                on:mousemove=on_move
+                on:mouseup=on_up
+                on:mouseleave=on_up
+            >
+                <rect class="frame" x="0" y="0" width=S.to_string() height=S.to_string()></rect>
+                <line class="axis" x1=ax0.0.to_string() y1=ax0.1.to_string() x2=ax1.0.to_string() y2=ax1.1.to_string()></line>
+                <line class="axis" x1=ay0.0.to_string() y1=ay0.1.to_string() x2=ay1.0.to_string() y2=ay1.1.to_string()></line>
+                {generated}
+                {dots}
+            </svg>
+            <div class="controls">
+                <button data-testid="step-button" on:click=on_step
+                    disabled=move || status.get() != Status::Ready>"Step"</button>
+                <button data-testid="play-button" on:click=on_play
+                    disabled=move || status.get() != Status::Ready>
+                    {move || if playing.get() { "Pause" } else { "Play" }}
+                </button>
+                <button data-testid="reset-button" on:click=on_reset
+                    disabled=move || status.get() != Status::Ready>"Reset"</button>
+                {(!embed).then(|| view! {
+                    <button data-testid="clear-button" on:click=on_clear
+                        disabled=move || status.get() != Status::Ready>"Clear points"</button>
+                    {(kind == GenKind::Gmm).then(|| view! {
+                        <button data-testid="preset-button" on:click=on_preset
+                            disabled=move || status.get() != Status::Ready>"Random mixture"</button>
+                        <label class="toggle">
+                            <input type="checkbox" data-testid="brush-toggle"
+                                prop:checked=move || brush.get()
+                                on:change=move |ev| brush.set(event_target_checked(&ev)) />
+                            "Brush (paint clusters)"
+                        </label>
+                    })}
+                    {(kind == GenKind::Alphabet).then(|| view! {
+                        <button data-testid="preset-button" on:click=on_random_letter
+                            disabled=move || status.get() != Status::Ready>"Random letter"</button>
+                        <label class="toggle">
+                            "Letter "
+                            <select data-testid="letter-select"
+                                disabled=move || status.get() != Status::Ready
+                                on:change=move |ev| {
+                                    if let Some(c) = event_target_value(&ev).chars().next() {
+                                        pick_letter(c);
+                                    }
+                                }>
+                                <option value="" selected=true disabled=true>"A–Z…"</option>
+                                {('A'..='Z').map(|c| {
+                                    let label = if HELD_OUT.contains(&c) {
+                                        format!("{c} (held out)")
+                                    } else {
+                                        c.to_string()
+                                    };
+                                    view! { <option value=c.to_string()>{label}</option> }
+                                }).collect_view()}
+                            </select>
+                        </label>
+                    })}
+                })}
+            </div>
+            <label class="timeline">
+                <span>"Timeline"</span>
+                <input type="range" data-testid="timeline" min="0"
+                    max=move || max_steps.get().to_string()
+                    prop:value=move || shown.get().to_string()
+                    disabled=move || status.get() != Status::Ready || points.get().is_empty()
+                    aria-label="Refinement step shown"
+                    on:change=move |ev| {
+                        if let Ok(v) = event_target_value(&ev).parse::<usize>() {
+                            scrub(v);
+                        }
+                    } />
+            </label>
+            <div class="options">
+                <RefineControls settings=settings.clone() points=points refine=refine />
+            </div>
+            <dl class="readouts">
+                <div><dt>"Step"</dt><dd>
+                    <span data-testid="step">{current}</span>" / "{move || max_steps.get()}
+                </dd></div>
+                <div><dt>"W2 to your points"</dt><dd data-testid="w2">{w2_text}</dd></div>
+                {(kind == GenKind::Alphabet).then(|| view! {
+                    <div><dt>"Letter"</dt><dd data-testid="letter">{move || match letter.get() {
+                        Some(c) if HELD_OUT.contains(&c) => format!("{c} · held out (out of distribution)"),
+                        Some(c) => format!("{c} · seen in training"),
+                        None => "drawn".to_string(),
+                    }}</dd></div>
+                })}
+                <div><dt>"Points"</dt><dd data-testid="points">{move || points.get().len()}</dd></div>
+                <div><dt>"Samples"</dt><dd data-testid="samples">{n_samples}</dd></div>
+                <div><dt>"Step latency"</dt><dd data-testid="latency">
+                    {move || latency.get().map_or("—".to_string(), |ms| format!("{ms:.0} ms"))}
+                </dd></div>
+                <div><dt>"Backend"</dt><dd data-testid="backend">{move || backend.get()}</dd></div>
+            </dl>
+            {(!embed).then(|| view! {
+                <PointsIo points=points demo=kind.demo() error=error
+                    reset=Callback::new(move |_| reset()) />
+            })}
+            <p class="help" hidden=embed>
+                {match kind {
+                    GenKind::Gmm => "Click to add points, or turn on the brush and drag to paint clusters. ",
+                    GenKind::Alphabet => "Drag to draw a letter's strokes (a point every few pixels), or pick a letter: A–Z at a random scale and rotation; the letters marked held out were never seen in training. ",
+                }}
+                "Step s generates "
+                {n_samples}" samples from noise by integrating the learned velocity field ("{ODE_STEPS}
+                " Euler steps); every evaluation of the field runs s refinement steps over mini-batches of your points (the mini-batch of step s is highlighted). W2 matches the samples, in groups as large as your set of points, to your points and averages over the groups. Drag the timeline to jump to any step. Keys: space plays or pauses, → steps, ← goes back."
+            </p>
+        </section>
+    }
+}
+
+/// Milliseconds since the page loaded.
+pub(crate) fn now() -> f64 {
+    web_sys::window()
+        .and_then(|w| w.performance())
+        .map(|p| p.now())
+        .unwrap_or(0.0)
+}

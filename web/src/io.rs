@@ -1,0 +1,298 @@
+//! Points in and out of the page: the compact form kept in the URL (`pts=x,y;x,y`), JSON and CSV
+//! exports, imports of either, and browser downloads. Every reader checks its input: at most
+//! `max` points, finite coordinates inside the demo's plot, and a message naming the problem.
+
+use wasm_bindgen::JsCast;
+
+/// The plot's extent in data units: x and y ranges a point must fall in.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Bounds {
+    /// Smallest and largest x.
+    pub x: (f32, f32),
+    /// Smallest and largest y.
+    pub y: (f32, f32),
+}
+
+impl Bounds {
+    fn check(&self, i: usize, x: f32, y: f32) -> Result<(f32, f32), String> {
+        if !(x.is_finite() && y.is_finite()) {
+            return Err(format!(
+                "point {}: coordinates must be finite numbers",
+                i + 1
+            ));
+        }
+        if x < self.x.0 || x > self.x.1 || y < self.y.0 || y > self.y.1 {
+            return Err(format!(
+                "point {} ({x}, {y}) is outside the plot (x in [{}, {}], y in [{}, {}])",
+                i + 1,
+                self.x.0,
+                self.x.1,
+                self.y.0,
+                self.y.1
+            ));
+        }
+        Ok((x, y))
+    }
+}
+
+/// Rounds a coordinate to the URL's three decimals, so a link restores exactly what was drawn.
+pub fn quantize(v: f32) -> f32 {
+    (v * 1000.0).round() / 1000.0
+}
+
+/// `x,y;x,y;…` with three decimals: the URL form.
+pub fn encode_points(points: &[(f32, f32)]) -> String {
+    points
+        .iter()
+        .map(|(x, y)| format!("{},{}", trim(*x), trim(*y)))
+        .collect::<Vec<_>>()
+        .join(";")
+}
+
+fn trim(v: f32) -> String {
+    let s = format!("{v:.3}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if s == "-0" || s.is_empty() {
+        "0".to_string()
+    } else {
+        s.to_string()
+    }
+}
+
+/// Parses the URL form.
+pub fn decode_points(text: &str, max: usize, bounds: Bounds) -> Result<Vec<(f32, f32)>, String> {
+    if text.is_empty() {
+        return Ok(Vec::new());
+    }
+    let items: Vec<&str> = text.split(';').collect();
+    if items.len() > max {
+        return Err(format!("{} points; at most {max}", items.len()));
+    }
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let (x, y) = item
+                .split_once(',')
+                .ok_or_else(|| format!("point {}: expected x,y, got {item:?}", i + 1))?;
+            let parse = |v: &str| {
+                v.trim()
+                    .parse::<f32>()
+                    .map_err(|_| format!("point {}: {v:?} is not a number", i + 1))
+            };
+            bounds.check(i, quantize(parse(x)?), quantize(parse(y)?))
+        })
+        .collect()
+}
+
+/// `[{"x": …, "y": …}, …]`.
+pub fn points_json(points: &[(f32, f32)]) -> String {
+    let items: Vec<String> = points
+        .iter()
+        .map(|(x, y)| format!("{{\"x\":{x},\"y\":{y}}}"))
+        .collect();
+    format!("[{}]", items.join(","))
+}
+
+/// `x,y` header, one point per line.
+pub fn points_csv(points: &[(f32, f32)]) -> String {
+    let mut s = String::from("x,y\n");
+    for (x, y) in points {
+        s += &format!("{x},{y}\n");
+    }
+    s
+}
+
+/// Reads an export back: JSON (an array of `{"x", "y"}` objects or `[x, y]` pairs) or CSV (an
+/// optional header, then `x,y` lines).
+pub fn parse_points(text: &str, max: usize, bounds: Bounds) -> Result<Vec<(f32, f32)>, String> {
+    let text = text.trim();
+    let raw: Vec<(f64, f64)> = if text.starts_with('[') {
+        let value =
+            js_sys::JSON::parse(text).map_err(|_| "the file is not valid JSON".to_string())?;
+        let arr: js_sys::Array = value
+            .dyn_into()
+            .map_err(|_| "expected a JSON array of points".to_string())?;
+        if arr.length() as usize > max {
+            return Err(format!("{} points; at most {max}", arr.length()));
+        }
+        arr.iter()
+            .enumerate()
+            .map(|(i, item)| {
+                let get = |key: &str| {
+                    js_sys::Reflect::get(&item, &key.into())
+                        .ok()
+                        .and_then(|v| v.as_f64())
+                };
+                let pair = |k: u32| {
+                    item.dyn_ref::<js_sys::Array>()
+                        .and_then(|a| a.get(k).as_f64())
+                };
+                match (get("x"), get("y"), pair(0), pair(1)) {
+                    (Some(x), Some(y), _, _) | (_, _, Some(x), Some(y)) => Ok((x, y)),
+                    _ => Err(format!(
+                        "point {}: expected {{\"x\": number, \"y\": number}} or [x, y]",
+                        i + 1
+                    )),
+                }
+            })
+            .collect::<Result<_, _>>()?
+    } else {
+        let mut rows = Vec::new();
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let cells: Vec<&str> = line.split(',').map(str::trim).collect();
+            let nums: Result<Vec<f64>, _> = cells.iter().map(|c| c.parse::<f64>()).collect();
+            match nums {
+                Ok(v) if v.len() == 2 => rows.push((v[0], v[1])),
+                Ok(v) => {
+                    return Err(format!(
+                        "line {}: expected 2 columns (x, y), got {}",
+                        i + 1,
+                        v.len()
+                    ))
+                }
+                Err(_) if rows.is_empty() && i == 0 => continue, // a header
+                Err(_) => return Err(format!("line {}: not all numbers", i + 1)),
+            }
+            if rows.len() > max {
+                return Err(format!("more than {max} points"));
+            }
+        }
+        rows
+    };
+    raw.into_iter()
+        .enumerate()
+        .map(|(i, (x, y))| bounds.check(i, quantize(x as f32), quantize(y as f32)))
+        .collect()
+}
+
+/// Offers `bytes` as a download named `name`.
+pub fn download(name: &str, mime: &str, bytes: &[u8]) -> Result<(), String> {
+    let url = blob_url(mime, bytes)?;
+    let doc = web_sys::window()
+        .and_then(|w| w.document())
+        .ok_or("no document")?;
+    let a: web_sys::HtmlAnchorElement = doc
+        .create_element("a")
+        .map_err(|e| format!("{e:?}"))?
+        .dyn_into()
+        .map_err(|_| "not an anchor")?;
+    a.set_href(&url);
+    a.set_download(name);
+    a.click();
+    Ok(())
+}
+
+/// An object URL for `bytes`.
+pub fn blob_url(mime: &str, bytes: &[u8]) -> Result<String, String> {
+    let array = js_sys::Uint8Array::from(bytes);
+    let parts = js_sys::Array::of1(&array);
+    let opts = web_sys::BlobPropertyBag::new();
+    opts.set_type(mime);
+    let blob = web_sys::Blob::new_with_u8_array_sequence_and_options(&parts, &opts)
+        .map_err(|e| format!("{e:?}"))?;
+    web_sys::Url::create_object_url_with_blob(&blob).map_err(|e| format!("{e:?}"))
+}
+
+/// The SVG markup of the element with `data-testid="plot"`, standalone (with its styles inlined
+/// for the classes the plots use).
+pub fn plot_svg() -> Result<String, String> {
+    let doc = web_sys::window()
+        .and_then(|w| w.document())
+        .ok_or("no document")?;
+    let el = doc
+        .query_selector("[data-testid=\"plot\"]")
+        .map_err(|e| format!("{e:?}"))?
+        .ok_or("no plot on the page")?;
+    let inner = el.inner_html();
+    let view_box = el.get_attribute("viewBox").unwrap_or_default();
+    Ok(format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"{view_box}\"><style>{SVG_STYLE}</style>{inner}</svg>"
+    ))
+}
+
+const SVG_STYLE: &str =
+    ".frame{fill:#fff;stroke:#dedad2}.axis{stroke:#ced4da;stroke-dasharray:4 4}\
+.curve{fill:none;stroke:#1c7ed6}.curve.current{stroke-width:3}.curve.past{stroke-width:1.5}\
+.curve.bayes{stroke:#2b8a3e;stroke-dasharray:6 4;stroke-width:2}\
+.point{fill:#343a40}.point.in-batch{fill:#e8590c;stroke:#fff;stroke-width:2}\
+.sample{fill:#1c7ed6;opacity:.55}";
+
+/// Renders the plot's SVG to a PNG of `width` pixels (through an image and a canvas) and hands
+/// the bytes to `done`.
+pub fn plot_png(width: u32, done: impl FnOnce(Result<Vec<u8>, String>) + 'static) {
+    let result = (|| -> Result<(), String> {
+        let svg = plot_svg()?;
+        let url = blob_url("image/svg+xml", svg.as_bytes())?;
+        let img = web_sys::HtmlImageElement::new().map_err(|e| format!("{e:?}"))?;
+        let img2 = img.clone();
+        let done = std::cell::RefCell::new(Some(done));
+        let onload = wasm_bindgen::closure::Closure::once(move || {
+            let out = (|| -> Result<String, String> {
+                let doc = web_sys::window()
+                    .and_then(|w| w.document())
+                    .ok_or("no document")?;
+                let canvas: web_sys::HtmlCanvasElement = doc
+                    .create_element("canvas")
+                    .map_err(|e| format!("{e:?}"))?
+                    .dyn_into()
+                    .map_err(|_| "not a canvas")?;
+                let (w, h) = (img2.natural_width().max(1), img2.natural_height().max(1));
+                let height = (width as f64 * h as f64 / w as f64).round() as u32;
+                canvas.set_width(width);
+                canvas.set_height(height);
+                let ctx: web_sys::CanvasRenderingContext2d = canvas
+                    .get_context("2d")
+                    .map_err(|e| format!("{e:?}"))?
+                    .ok_or("no 2d context")?
+                    .dyn_into()
+                    .map_err(|_| "not a 2d context")?;
+                ctx.set_fill_style_str("#ffffff");
+                ctx.fill_rect(0.0, 0.0, width as f64, height as f64);
+                ctx.draw_image_with_html_image_element_and_dw_and_dh(
+                    &img2,
+                    0.0,
+                    0.0,
+                    width as f64,
+                    height as f64,
+                )
+                .map_err(|e| format!("{e:?}"))?;
+                canvas
+                    .to_data_url_with_type("image/png")
+                    .map_err(|e| format!("{e:?}"))
+            })();
+            let bytes = out.and_then(|data_url| {
+                let b64 = data_url
+                    .split_once(',')
+                    .map(|x| x.1)
+                    .ok_or("bad data URL")?;
+                let bin = web_sys::window()
+                    .ok_or("no window")?
+                    .atob(b64)
+                    .map_err(|e| format!("{e:?}"))?;
+                Ok(bin.chars().map(|c| c as u32 as u8).collect::<Vec<u8>>())
+            });
+            if let Some(f) = done.borrow_mut().take() {
+                f(bytes);
+            }
+        });
+        img.set_onload(Some(onload.as_ref().unchecked_ref()));
+        onload.forget();
+        img.set_src(&url);
+        Ok(())
+    })();
+    if let Err(e) = result {
+        web_sys::console::error_1(&e.clone().into());
+    }
+}
+
+/// Replaces the page's query string (no reload, no history entry).
+pub fn replace_query(query: &str) {
+    if let Some(h) = web_sys::window().and_then(|w| w.history().ok()) {
+        let _ = h.replace_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some(query));
+    }
+}
