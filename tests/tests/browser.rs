@@ -364,6 +364,31 @@ fn damaged_weights_and_bad_parameters_show_messages() {
         Some("5")
     );
     assert_eq!(testid_text(&tab, "points").unwrap().unwrap(), "8");
+
+    // backend=auto (the default) with WebGPU present: both backends are timed on this machine
+    // and the faster runs the model; the note says what was measured.
+    tab.navigate_to(&format!("{}?demo=regression", server.url))
+        .expect("navigate");
+    wait_for_text(&tab, "ready", LOAD, |_| true).expect("loads");
+    let note = testid_text(&tab, "note").unwrap().expect("the auto note");
+    assert!(note.starts_with("auto:"), "{note}");
+    let ms: Vec<f64> = note
+        .split_whitespace()
+        .filter_map(|w| w.parse::<f64>().ok())
+        .collect();
+    assert_eq!(ms.len(), 2, "{note}");
+    let backend = testid_text(&tab, "backend").unwrap().unwrap();
+    let (first_name, first_is_cpu) = if note.contains("the CPU took") {
+        ("CPU", true)
+    } else {
+        ("WebGPU", false)
+    };
+    let first_faster = ms[0] <= ms[1];
+    assert_eq!(
+        backend.contains("CPU"),
+        first_is_cpu == first_faster,
+        "{first_name} first in {note:?}, running on {backend}"
+    );
 }
 
 /// Data coordinates (x, y ∈ [-12, 12]) of the mixture plot to page pixels.

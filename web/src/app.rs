@@ -509,7 +509,7 @@ fn RegressionDemo(settings: Settings) -> impl IntoView {
             {move || ctx.error.get().map(|e| view! {
                 <div class="error" data-testid="error" role="alert">{e}</div>
             })}
-            {move || note.get().map(|n| view! { <div class="warning" role="status">{n}</div> })}
+            {move || note.get().map(|n| view! { <div class="warning" data-testid="note" role="status">{n}</div> })}
             <section class="demo">
                 <h2>"1-D regression · parametric regime · observations"</h2>
                 <svg

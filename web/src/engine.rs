@@ -46,7 +46,7 @@ pub async fn fetch_bytes(url: &str) -> Result<Vec<u8>, String> {
 
 /// The device for `choice`, and a note when WebGPU was asked for but is not there.
 pub(crate) async fn pick_device(choice: BackendChoice) -> (Device, String, Option<String>) {
-    let cpu = || (Device::flex(), "CPU (WebAssembly)".to_string());
+    let cpu = || (Device::flex(), CPU_NAME.to_string());
     if choice == BackendChoice::Cpu {
         let (d, n) = cpu();
         return (d, n, None);
@@ -70,6 +70,48 @@ pub(crate) async fn pick_device(choice: BackendChoice) -> (Device, String, Optio
                 Some(format!("WebGPU could not start ({e}); running on the CPU.")),
             )
         }
+    }
+}
+
+/// Name of the CPU backend, as shown.
+pub(crate) const CPU_NAME: &str = "CPU (WebAssembly)";
+
+/// Builds an engine on the backend `choice` asks for. `build` makes one on a device, warms it
+/// up and returns it with the time of one timed probe (a step or a generation) in ms. With
+/// `auto` and WebGPU present, both backends are built and probed and the faster one is kept
+/// (WebGPU is not always faster for small models; software WebGPU rarely is): the returned
+/// note says what was measured.
+pub(crate) async fn build_fastest<E, F, Fut>(
+    choice: BackendChoice,
+    build: F,
+) -> Result<(E, Option<String>), String>
+where
+    F: Fn(Device, String) -> Fut,
+    Fut: std::future::Future<Output = Result<(E, f64), String>>,
+{
+    let (device, name, note) = pick_device(choice).await;
+    let on_gpu = name != CPU_NAME;
+    let (engine, ms) = build(device, name).await?;
+    if choice != BackendChoice::Auto || !on_gpu {
+        return Ok((engine, note));
+    }
+    let Ok((cpu, cpu_ms)) = build(Device::flex(), CPU_NAME.to_string()).await else {
+        return Ok((engine, note));
+    };
+    if cpu_ms < ms {
+        Ok((
+            cpu,
+            Some(format!(
+                "auto: on this machine the CPU took {cpu_ms:.1} ms and WebGPU {ms:.1} ms for the same work, so the CPU runs the model (backend=webgpu forces WebGPU)."
+            )),
+        ))
+    } else {
+        Ok((
+            engine,
+            Some(format!(
+                "auto: on this machine WebGPU took {ms:.1} ms and the CPU {cpu_ms:.1} ms for the same work, so WebGPU runs the model (backend=cpu forces the CPU)."
+            )),
+        ))
     }
 }
 
@@ -98,23 +140,33 @@ impl Engine {
             ));
         }
         let task = FunctionRegression::new(task.clone());
-        let (device, backend, note) = pick_device(choice).await;
-        let model = bundle.model(&device).map_err(|e| e.to_string())?;
-        let initial = read(model.initial_state(1)).await?;
-        let engine = Engine {
-            model,
-            device,
-            task,
-            refine: bundle.header.refine.clone(),
-            backend,
-            initial,
-        };
-        // Warm-up: one full-size step on dummy points.
-        let b = engine.refine.batch_size;
-        let dummy: Vec<(f32, f32)> = (0..b).map(|i| (i as f32 / b as f32, 0.0)).collect();
-        let idx: Vec<usize> = (0..b).collect();
-        engine.step(&engine.initial, &dummy, &idx).await?;
-        Ok((engine, note))
+        let bundle = &bundle;
+        build_fastest(choice, |device: Device, backend: String| {
+            let task = task.clone();
+            async move {
+                let model = bundle.model(&device).map_err(|e| e.to_string())?;
+                let initial = read(model.initial_state(1)).await?;
+                let engine = Engine {
+                    model,
+                    device,
+                    task,
+                    refine: bundle.header.refine.clone(),
+                    backend,
+                    initial,
+                };
+                // Warm-up (shader compilation on WebGPU), then one timed full-size step, on
+                // dummy points.
+                let b = engine.refine.batch_size;
+                let dummy: Vec<(f32, f32)> = (0..b).map(|i| (i as f32 / b as f32, 0.0)).collect();
+                let idx: Vec<usize> = (0..b).collect();
+                engine.step(&engine.initial, &dummy, &idx).await?;
+                let started = crate::gmm::now();
+                engine.step(&engine.initial, &dummy, &idx).await?;
+                let ms = crate::gmm::now() - started;
+                Ok((engine, ms))
+            }
+        })
+        .await
     }
 
     /// One refinement step: the state after reading `points[batch]`.

@@ -20,7 +20,7 @@ use leptos::task::spawn_local;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use wasm_bindgen::JsCast;
 
-use crate::engine::{fetch_bytes, pick_device};
+use crate::engine::{build_fastest, fetch_bytes};
 use crate::io::quantize;
 use crate::state::{Demo, Settings};
 use crate::toolbar::{PointsIo, RefineControls};
@@ -120,17 +120,28 @@ impl GmmEngine {
                 kind.noun()
             ));
         }
-        let (device, backend, note) = pick_device(choice).await;
-        let model = bundle.model(&device).map_err(|e| e.to_string())?;
-        let engine = GmmEngine {
-            model,
-            device,
-            refine: h.refine.clone(),
-            backend,
-        };
-        let dummy: Vec<(f32, f32)> = (0..8).map(|i| (i as f32, -(i as f32))).collect();
-        engine.generate(&dummy, 1, 0, 16).await?;
-        Ok((engine, note))
+        let refine = h.refine.clone();
+        let bundle = &bundle;
+        build_fastest(choice, |device: Device, backend: String| {
+            let refine = refine.clone();
+            async move {
+                let model = bundle.model(&device).map_err(|e| e.to_string())?;
+                let engine = GmmEngine {
+                    model,
+                    device,
+                    refine,
+                    backend,
+                };
+                // Warm-up (shader compilation on WebGPU), then one timed small generation.
+                let dummy: Vec<(f32, f32)> = (0..8).map(|i| (i as f32, -(i as f32))).collect();
+                engine.generate(&dummy, 1, 0, 16).await?;
+                let started = now();
+                engine.generate(&dummy, 1, 0, 16).await?;
+                let ms = now() - started;
+                Ok((engine, ms))
+            }
+        })
+        .await
     }
 
     /// `samples` points generated from noise given `points`, every field evaluation running `k`
@@ -589,7 +600,7 @@ pub fn GenDemo(settings: Settings, kind: GenKind) -> impl IntoView {
         {move || error.get().map(|e| view! {
             <div class="error" data-testid="error" role="alert">{e}</div>
         })}
-        {move || note.get().map(|n| view! { <div class="warning" role="status">{n}</div> })}
+        {move || note.get().map(|n| view! { <div class="warning" data-testid="note" role="status">{n}</div> })}
         <section class="demo">
             <h2>{match kind {
                 GenKind::Gmm => "Gaussian mixture · implicit regime · flow matching",
