@@ -470,7 +470,58 @@ fn gmm_in_browser(query: &str, backend_word: &str, shot: &str) {
         testid_text(&tab, "error").unwrap().is_none(),
         "no error shown"
     );
+    if backend_word == "CPU" {
+        check_field_arrows(&tab);
+    }
     check_view(&tab, "w2", steps, shot);
+}
+
+/// The velocity field as arrows: the toggle draws a 12 × 12 grid of them at t = 0.5; moving the
+/// t slider redraws them from the field at the new time, and the link keeps t.
+fn check_field_arrows(tab: &headless_chrome::Tab) {
+    let arrows = || {
+        eval(
+            tab,
+            "Array.from(document.querySelectorAll('path.arrow')).map(p => p.getAttribute('d')).join(' ')",
+        )
+        .unwrap()
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+    };
+    let count = |d: &str| d.matches('M').count();
+    tab.find_element("[data-testid=\"field-toggle\"]")
+        .unwrap()
+        .click()
+        .unwrap();
+    wait_until("144 field arrows", || {
+        eval(
+            tab,
+            "String(document.querySelectorAll('path.arrow').length)",
+        )
+        .unwrap()
+        .as_str()
+            == Some("144")
+    });
+    let at_half = arrows();
+    assert!(count(&at_half) >= 144, "{at_half}");
+    eval(
+        tab,
+        "(() => { const t = document.querySelector('[data-testid=\"field-t\"]'); \
+         t.value = '0.9'; t.dispatchEvent(new Event('input', { bubbles: true })); return 'ok'; })()",
+    )
+    .unwrap();
+    wait_until("the field at t = 0.9", || {
+        let now = arrows();
+        !now.is_empty() && now != at_half
+    });
+    assert_eq!(testid_text(tab, "field-t-value").unwrap().unwrap(), "0.9");
+    let url = eval(tab, "location.href").unwrap();
+    assert!(url.as_str().unwrap().contains("field=0.9"), "{url}");
+    assert!(
+        testid_text(tab, "error").unwrap().is_none(),
+        "no error shown"
+    );
 }
 
 #[test]

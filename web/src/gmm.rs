@@ -177,6 +177,81 @@ impl GmmEngine {
     }
 }
 
+/// Arrows per side of the field grid.
+const FIELD_GRID: usize = 12;
+
+impl GmmEngine {
+    /// The learned velocity field at `grid` and flow time `t`, given `points`, after `k`
+    /// refinement steps over the same mini-batches a generation with k steps reads; `[vx, vy]`
+    /// per grid point.
+    pub async fn field(
+        &self,
+        points: &[(f32, f32)],
+        k: usize,
+        seed: u64,
+        grid: &[(f32, f32)],
+        t: f32,
+    ) -> Result<Vec<f32>, String> {
+        let flat: Vec<f32> = points.iter().flat_map(|&(x, y)| [x, y]).collect();
+        let mut rng = StdRng::seed_from_u64(seed);
+        let data = flow::training_data(&flat, &[0.0, 0.0], 2, &mut rng);
+        let batch = TaskBatch::new(&[&data], &self.device)?;
+        let plan = plan(points.len(), &self.refine, seed);
+        let g: Vec<f32> = grid.iter().flat_map(|&(x, y)| [x, y]).collect();
+        let x = Tensor::<3>::from_data(
+            burn::tensor::TensorData::new(g, [1, grid.len(), 2]),
+            &self.device,
+        );
+        let v = flow::velocity(
+            &self.model,
+            &batch,
+            x,
+            t,
+            &plan[..k.min(plan.len())],
+            &self.device,
+        );
+        v.into_data_async()
+            .await
+            .map_err(|e| format!("reading the field from the device: {e:?}"))?
+            .try_into_vec::<f32>()
+            .map_err(|e| format!("{e:?}"))
+    }
+}
+
+/// The centres of a FIELD_GRID × FIELD_GRID grid over [-r, r]².
+fn field_grid(r: f64) -> Vec<(f32, f32)> {
+    let cell = 2.0 * r / FIELD_GRID as f64;
+    (0..FIELD_GRID * FIELD_GRID)
+        .map(|i| {
+            let (ix, iy) = (i % FIELD_GRID, i / FIELD_GRID);
+            (
+                (-r + cell * (ix as f64 + 0.5)) as f32,
+                (-r + cell * (iy as f64 + 0.5)) as f32,
+            )
+        })
+        .collect()
+}
+
+/// SVG path of an arrow from (x1, y1) to (x2, y2), in pixels, with a small head.
+fn arrow_path(x1: f64, y1: f64, x2: f64, y2: f64) -> String {
+    let (dx, dy) = (x2 - x1, y2 - y1);
+    let len = dx.hypot(dy);
+    if len < 0.5 {
+        return format!("M{x1:.1},{y1:.1}L{x2:.1},{y2:.1}");
+    }
+    let (ux, uy) = (dx / len, dy / len);
+    let head = (0.35 * len).min(7.0);
+    let (hx, hy) = (x2 - ux * head, y2 - uy * head);
+    let (px, py) = (-uy * head * 0.5, ux * head * 0.5);
+    format!(
+        "M{x1:.1},{y1:.1}L{x2:.1},{y2:.1}M{:.1},{:.1}L{x2:.1},{y2:.1}L{:.1},{:.1}",
+        hx + px,
+        hy + py,
+        hx - px,
+        hy - py
+    )
+}
+
 /// The mini-batches of the refinement steps: a function of the number of points and the seed
 /// only, so a view is reproducible.
 fn plan(n: usize, refine: &RefineConfig, seed: u64) -> Vec<Vec<usize>> {
@@ -284,6 +359,10 @@ pub fn GenDemo(settings: Settings, kind: GenKind) -> impl IntoView {
     let latency = RwSignal::new(None::<f64>);
     let max_steps = RwSignal::new(0usize);
     let refine = RwSignal::new((0usize, 0usize));
+    // Field arrows: the flow time they are drawn at (None: off), and (x, y, vx, vy) per arrow.
+    let field_t = RwSignal::new(settings.field);
+    let arrows = RwSignal::new(Vec::<(f32, f32, f32, f32)>::new());
+    let field_ticket = StoredValue::new(0u64);
     let busy = RwSignal::new(false);
     let playing = RwSignal::new(false);
     let brush = RwSignal::new(false);
@@ -386,8 +465,10 @@ pub fn GenDemo(settings: Settings, kind: GenKind) -> impl IntoView {
         Effect::new(move |_| {
             let pts = points.get();
             let s = shown.get();
+            let mut view = settings.clone();
+            view.field = field_t.get();
             if status.get() == Status::Ready {
-                crate::io::replace_query(&settings.view_query(&pts, s));
+                crate::io::replace_query(&view.view_query(&pts, s));
             }
         });
     }
@@ -582,6 +663,53 @@ pub fn GenDemo(settings: Settings, kind: GenKind) -> impl IntoView {
             })
         })
     };
+    // The field at the shown step (k = 0: the learned initial field), recomputed when the step,
+    // the points or t change; a stale answer is dropped.
+    Effect::new(move |_| {
+        let t = field_t.get();
+        let s = shown.get();
+        let pts = points.get();
+        let ready = status.get() == Status::Ready;
+        let ticket = field_ticket.get_value() + 1;
+        field_ticket.set_value(ticket);
+        let (Some(t), Some(e), true) = (t, engine.get_value(), ready && !pts.is_empty()) else {
+            arrows.set(Vec::new());
+            return;
+        };
+        spawn_local(async move {
+            let grid = field_grid(r);
+            match e.field(&pts, s, seed, &grid, t).await {
+                Ok(v) if field_ticket.get_value() == ticket => arrows.set(
+                    grid.iter()
+                        .zip(v.chunks(2))
+                        .map(|(&(x, y), v)| (x, y, v[0], v[1]))
+                        .collect(),
+                ),
+                Ok(_) => {}
+                Err(err) => error.set(Some(err)),
+            }
+        });
+    });
+    let arrow_view = move || {
+        // Each arrow is the displacement over a tenth of the flow (one Euler step), capped at a
+        // grid cell.
+        let cap = 0.9 * 2.0 * r / FIELD_GRID as f64;
+        arrows
+            .get()
+            .into_iter()
+            .map(|(x, y, vx, vy)| {
+                let (mut dx, mut dy) = (0.1 * vx as f64, 0.1 * vy as f64);
+                let len = dx.hypot(dy);
+                if len > cap {
+                    dx *= cap / len;
+                    dy *= cap / len;
+                }
+                let (x1, y1) = to_px(r, x as f64, y as f64);
+                let (x2, y2) = to_px(r, x as f64 + dx, y as f64 + dy);
+                view! { <path class="arrow" d=arrow_path(x1, y1, x2, y2)></path> }
+            })
+            .collect_view()
+    };
     let (ax0, ax1) = (to_px(r, -r, 0.0), to_px(r, r, 0.0));
     let (ay0, ay1) = (to_px(r, 0.0, -r), to_px(r, 0.0, r));
 
@@ -623,6 +751,7 @@ pub fn GenDemo(settings: Settings, kind: GenKind) -> impl IntoView {
                 <rect class="frame" x="0" y="0" width=S.to_string() height=S.to_string()></rect>
                 <line class="axis" x1=ax0.0.to_string() y1=ax0.1.to_string() x2=ax1.0.to_string() y2=ax1.1.to_string()></line>
                 <line class="axis" x1=ay0.0.to_string() y1=ay0.1.to_string() x2=ay1.0.to_string() y2=ay1.1.to_string()></line>
+                {arrow_view}
                 {generated}
                 {dots}
             </svg>
@@ -688,6 +817,28 @@ pub fn GenDemo(settings: Settings, kind: GenKind) -> impl IntoView {
                     } />
             </label>
             <div class="options">
+                <label>
+                    <input type="checkbox" data-testid="field-toggle"
+                        prop:checked=move || field_t.get().is_some()
+                        on:change=move |ev| {
+                            field_t.set(event_target_checked(&ev).then_some(0.5));
+                        } />
+                    " Field arrows at t = "
+                    <span data-testid="field-t-value">
+                        {move || field_t.get().map_or("—".to_string(), |t| format!("{t:.1}"))}
+                    </span>
+                </label>
+                <input type="range" data-testid="field-t" min="0" max="1" step="0.1"
+                    aria-label="Flow time t of the field arrows"
+                    prop:value=move || format!("{:.1}", field_t.get().unwrap_or(0.5))
+                    disabled=move || field_t.get().is_none()
+                    on:input=move |ev| {
+                        if let Ok(t) = event_target_value(&ev).parse::<f32>() {
+                            if (0.0..=1.0).contains(&t) {
+                                field_t.set(Some(t));
+                            }
+                        }
+                    } />
                 <RefineControls settings=settings.clone() points=points refine=refine />
             </div>
             <dl class="readouts">

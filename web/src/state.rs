@@ -96,6 +96,9 @@ pub struct Settings {
     pub batch: Option<usize>,
     /// Regression: the Bayes-optimal curve overlaid (`bayes=0` hides it).
     pub bayes: bool,
+    /// Generation demos: the velocity field drawn as arrows at this flow time (`field=t`,
+    /// t in [0, 1]); no arrows when absent.
+    pub field: Option<f32>,
     /// Problems found in the URL, shown to the visitor.
     pub warnings: Vec<String>,
 }
@@ -128,6 +131,7 @@ impl Settings {
             steps: None,
             batch: None,
             bayes: true,
+            field: None,
             warnings: Vec::new(),
         };
         let mut raw_points: Option<String> = None;
@@ -196,6 +200,12 @@ impl Settings {
                         .warnings
                         .push(format!("bayes={value:?} is not 0 or 1; ignored")),
                 },
+                "field" => match value.parse::<f32>() {
+                    Ok(t) if (0.0..=1.0).contains(&t) => s.field = Some(t),
+                    _ => s.warnings.push(format!(
+                        "field={value:?} is not a flow time in [0, 1]; no field arrows"
+                    )),
+                },
                 "seed" => match value.parse::<u64>() {
                     Ok(v) => s.seed = v,
                     Err(_) => s
@@ -251,6 +261,9 @@ impl Settings {
         }
         if !self.bayes {
             q += "&bayes=0";
+        }
+        if let Some(t) = self.field {
+            q += &format!("&field={t:.1}");
         }
         if !points.is_empty() {
             q += &format!("&pts={}", crate::io::encode_points(points));
