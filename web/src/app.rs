@@ -265,6 +265,8 @@ fn RegressionDemo(settings: Settings) -> impl IntoView {
     let status = RwSignal::new(Status::Loading("Fetching the model…".to_string()));
     let backend = RwSignal::new(String::from("—"));
     let note = RwSignal::new(None::<String>);
+    // Bytes of the weights downloaded so far, and the total when known.
+    let fetched = RwSignal::new(None::<(usize, Option<usize>)>);
     let refine = RwSignal::new((0usize, 0usize));
     let show_bayes = RwSignal::new(settings.bayes);
     let ctx = Ctx {
@@ -283,7 +285,12 @@ fn RegressionDemo(settings: Settings) -> impl IntoView {
     {
         let settings = settings.clone();
         spawn_local(async move {
-            let bytes = match fetch_bytes(&settings.weights).await {
+            let bytes = match fetch_bytes(&settings.weights, |got, total| {
+                fetched.set(Some((got, total)));
+                status.set(Status::Loading(crate::engine::progress_text(got, total)));
+            })
+            .await
+            {
                 Ok(b) => b,
                 Err(e) => return status.set(Status::Failed(e)),
             };
@@ -499,6 +506,10 @@ fn RegressionDemo(settings: Settings) -> impl IntoView {
                 Status::Loading(msg) => view! {
                     <div class="loading" data-testid="loading" role="status">
                         <div class="spinner"></div>{msg}
+                        {move || fetched.get().map(|(got, total)| view! {
+                            <progress data-testid="progress" max=total.unwrap_or(got).max(1).to_string()
+                                value=got.to_string()></progress>
+                        })}
                     </div>
                 }.into_any(),
                 Status::Failed(msg) => view! {

@@ -347,6 +347,8 @@ pub fn GenDemo(settings: Settings, kind: GenKind) -> impl IntoView {
     let status = RwSignal::new(Status::Loading("Fetching the model…".to_string()));
     let backend = RwSignal::new(String::from("—"));
     let note = RwSignal::new(None::<String>);
+    // Bytes of the weights downloaded so far, and the total when known.
+    let fetched = RwSignal::new(None::<(usize, Option<usize>)>);
     let engine: StoredValue<Option<Rc<GmmEngine>>, LocalStorage> = StoredValue::new_local(None);
     let points = RwSignal::new(settings.points.clone());
     let embed = settings.embed;
@@ -377,7 +379,12 @@ pub fn GenDemo(settings: Settings, kind: GenKind) -> impl IntoView {
     {
         let settings = settings.clone();
         spawn_local(async move {
-            let bytes = match fetch_bytes(&settings.weights).await {
+            let bytes = match fetch_bytes(&settings.weights, |got, total| {
+                fetched.set(Some((got, total)));
+                status.set(Status::Loading(crate::engine::progress_text(got, total)));
+            })
+            .await
+            {
                 Ok(b) => b,
                 Err(e) => return status.set(Status::Failed(e)),
             };
@@ -718,6 +725,10 @@ pub fn GenDemo(settings: Settings, kind: GenKind) -> impl IntoView {
             Status::Loading(msg) => view! {
                 <div class="loading" data-testid="loading" role="status">
                     <div class="spinner"></div>{msg}
+                    {move || fetched.get().map(|(got, total)| view! {
+                        <progress data-testid="progress" max=total.unwrap_or(got).max(1).to_string()
+                            value=got.to_string()></progress>
+                    })}
                 </div>
             }.into_any(),
             Status::Failed(msg) => view! {
