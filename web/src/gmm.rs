@@ -144,6 +144,20 @@ impl GmmEngine {
         .await
     }
 
+    /// The visitor's points as the task's context, and the mini-batches of its refinement
+    /// steps (both functions of the points and the seed, so a view is reproducible).
+    fn context(
+        &self,
+        points: &[(f32, f32)],
+        seed: u64,
+    ) -> Result<(TaskBatch, Vec<Vec<usize>>), String> {
+        let flat: Vec<f32> = points.iter().flat_map(|&(x, y)| [x, y]).collect();
+        let mut rng = StdRng::seed_from_u64(seed);
+        let data = flow::training_data(&flat, &[0.0, 0.0], 2, &mut rng);
+        let batch = TaskBatch::new(&[&data], &self.device)?;
+        Ok((batch, plan(points.len(), &self.refine, seed)))
+    }
+
     /// `samples` points generated from noise given `points`, every field evaluation running `k`
     /// refinement steps over the mini-batches `plan[..k]`; the noise comes from `seed`.
     pub async fn generate(
@@ -153,11 +167,7 @@ impl GmmEngine {
         seed: u64,
         samples: usize,
     ) -> Result<Vec<f32>, String> {
-        let flat: Vec<f32> = points.iter().flat_map(|&(x, y)| [x, y]).collect();
-        let mut rng = StdRng::seed_from_u64(seed);
-        let data = flow::training_data(&flat, &[0.0, 0.0], 2, &mut rng);
-        let batch = TaskBatch::new(&[&data], &self.device)?;
-        let plan = plan(points.len(), &self.refine, seed);
+        let (batch, plan) = self.context(points, seed)?;
         let x0 = noise(samples, seed, &self.device);
         let path = flow::integrate(
             &self.model,
@@ -192,11 +202,7 @@ impl GmmEngine {
         grid: &[(f32, f32)],
         t: f32,
     ) -> Result<Vec<f32>, String> {
-        let flat: Vec<f32> = points.iter().flat_map(|&(x, y)| [x, y]).collect();
-        let mut rng = StdRng::seed_from_u64(seed);
-        let data = flow::training_data(&flat, &[0.0, 0.0], 2, &mut rng);
-        let batch = TaskBatch::new(&[&data], &self.device)?;
-        let plan = plan(points.len(), &self.refine, seed);
+        let (batch, plan) = self.context(points, seed)?;
         let g: Vec<f32> = grid.iter().flat_map(|&(x, y)| [x, y]).collect();
         let x = Tensor::<3>::from_data(
             burn::tensor::TensorData::new(g, [1, grid.len(), 2]),
