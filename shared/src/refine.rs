@@ -253,6 +253,23 @@ impl RefineState {
         }
     }
 
+    /// One inference step over the context points `indices` of `batch`: the state moves on
+    /// (detached) and the history with it. Stepping one call at a time gives the same states
+    /// as [`refine`] over the same mini-batches (an interactive view steps this way).
+    pub fn advance(
+        &mut self,
+        model: &Amortizer,
+        batch: &TaskBatch,
+        indices: &[usize],
+        device: &Device,
+    ) {
+        if indices.is_empty() {
+            return;
+        }
+        let out = step(model, self, batch, indices, None, device);
+        self.push(out.next.detach(), out.mean_grad);
+    }
+
     fn push(&mut self, next: Tensor<3>, mean_grad: Option<Tensor<3>>) {
         let prev = std::mem::replace(&mut self.state, next);
         if !self.history.is_empty() {
@@ -441,10 +458,7 @@ pub fn refine(
     let mut rs = RefineState::start(model, batch);
     let mut states = vec![rs.state.clone()];
     for indices in schedule {
-        if !indices.is_empty() {
-            let out = step(model, &rs, batch, indices, None, device);
-            rs.push(out.next.detach(), out.mean_grad);
-        }
+        rs.advance(model, batch, indices, device);
         states.push(rs.state.clone());
     }
     states

@@ -243,6 +243,123 @@ fn refinement_improves_the_fit_on_the_cpu_backend() {
     refine_in_browser("?backend=cpu", "CPU", "regression-cpu");
 }
 
+fn number(tab: &headless_chrome::Tab, id: &str) -> f64 {
+    testid_text(tab, id)
+        .expect("read readout")
+        .unwrap_or_else(|| panic!("{id} readout present"))
+        .parse()
+        .unwrap_or_else(|_| panic!("{id} is a number"))
+}
+
+/// Every shipped regression regime side by side (`compare=1`): one plot each, the same points
+/// in all of them, every model's fit improving step by step; the link reloads to the same view;
+/// one regime alone by `regime=`; bad values give a message.
+#[test]
+fn regimes_side_by_side_on_the_same_points() {
+    let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let server = server();
+    let browser = browser().expect("Chromium starts");
+    let tab = browser.new_tab().expect("tab");
+    tab.set_default_timeout(LOAD);
+    // 24 points on a smooth curve from the link (so that step 1 reads only a third of them), and
+    // one more clicked.
+    let curve = |x: f64| 1.2 * (6.0 * x).sin() + 0.5 * x;
+    let pts: Vec<String> = (0..24)
+        .map(|i| {
+            let x = -0.95 + 1.9 * i as f64 / 23.0;
+            format!("{x:.3}%2C{:.3}", curve(x))
+        })
+        .collect();
+    tab.navigate_to(&format!(
+        "{}?backend=cpu&compare=1&pts={}",
+        server.url,
+        pts.join("%3B")
+    ))
+    .expect("navigate");
+    wait_for_text(&tab, "ready", LOAD, |_| true).expect("the models load");
+    let count = |sel: &str| {
+        eval_numbers(
+            &tab,
+            &format!("String(document.querySelectorAll('{sel}').length)"),
+        )
+        .unwrap()[0] as usize
+    };
+    assert_eq!(count("[data-testid=\"plot\"]"), 2, "one plot per regime");
+    let title = testid_text(&tab, "title").unwrap().unwrap();
+    assert!(title.contains("side by side"), "{title}");
+    assert_eq!(input_value(&tab, "regime"), "compare");
+
+    wait_for_text(&tab, "points", STEP, |t| t == "24").expect("points from the link");
+    click_data(&tab, 0.5, curve(0.5));
+    wait_for_text(&tab, "points", STEP, |t| t == "25").expect("point added");
+    for regime in ["parametric", "implicit"] {
+        assert_eq!(
+            count(&format!("[data-regime=\"{regime}\"] circle")),
+            25,
+            "the {regime} panel shows every point"
+        );
+    }
+    let mut per_step = Vec::new();
+    for step in 1..=6 {
+        tab.find_element("[data-testid=\"step-button\"]")
+            .unwrap()
+            .click()
+            .unwrap();
+        let want = step.to_string();
+        wait_for_text(&tab, "step", STEP, |t| t == want).expect("step advances");
+        per_step.push((number(&tab, "mse-parametric"), number(&tab, "mse-implicit")));
+    }
+    screenshot(&tab, "regression-compare").expect("screenshot");
+    let (first, last) = (per_step[0], per_step[5]);
+    assert!(last.0 < first.0, "parametric MSE: {per_step:?}");
+    assert!(last.1 < first.1, "implicit MSE: {per_step:?}");
+    assert_eq!(
+        number(&tab, "mse"),
+        last.0,
+        "the first panel is the headline"
+    );
+    assert!(
+        testid_text(&tab, "error").unwrap().is_none(),
+        "no error shown"
+    );
+
+    // The link reloads to both panels at the same step with the same readouts.
+    let url = eval(&tab, "location.href").unwrap();
+    let url = url.as_str().unwrap().to_string();
+    assert!(url.contains("compare=1") && url.contains("step=6"), "{url}");
+    tab.navigate_to(&url).expect("reload");
+    wait_for_text(&tab, "ready", LOAD, |_| true).expect("reloads");
+    wait_for_text(&tab, "step", LOAD, |t| t == "6").expect("the same step");
+    assert_eq!(
+        number(&tab, "mse-implicit"),
+        last.1,
+        "same readout after reload"
+    );
+
+    // One regime alone, chosen in the URL; the same points give that panel's readout.
+    let alone = url.replace("compare=1", "regime=implicit");
+    tab.navigate_to(&alone).expect("navigate");
+    wait_for_text(&tab, "ready", LOAD, |_| true).expect("loads");
+    wait_for_text(&tab, "step", LOAD, |t| t == "6").expect("the same step");
+    assert_eq!(count("[data-testid=\"plot\"]"), 1);
+    let title = testid_text(&tab, "title").unwrap().unwrap();
+    assert!(title.contains("implicit regime"), "{title}");
+    assert_eq!(number(&tab, "mse"), last.1, "same model, points and steps");
+    assert_eq!(input_value(&tab, "regime"), "implicit");
+
+    // Bad values: a message, and the defaults.
+    for (query, word) in [
+        ("?backend=cpu&regime=bogus", "regime=\"bogus\""),
+        ("?backend=cpu&compare=maybe", "compare="),
+        ("?backend=cpu&demo=gmm&compare=1", "one regime"),
+    ] {
+        tab.navigate_to(&format!("{}{query}", server.url)).unwrap();
+        let msg = wait_for_text(&tab, "warning", LOAD, |_| true).expect("a warning");
+        assert!(msg.contains(word), "{query}: {msg}");
+        wait_for_text(&tab, "ready", LOAD, |_| true).expect("still loads");
+    }
+}
+
 #[test]
 fn damaged_weights_and_bad_parameters_show_messages() {
     let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
@@ -291,6 +408,8 @@ fn damaged_weights_and_bad_parameters_show_messages() {
         ("k=0".to_string(), "k="),
         ("batch=lots".to_string(), "batch="),
         ("bayes=maybe".to_string(), "bayes="),
+        ("demo=gmm&field=2".to_string(), "field="),
+        ("demo=alphabet&field=NaN".to_string(), "field="),
         ("demo=gmm&pts=40%2C0".to_string(), "outside the plot"),
     ] {
         tab.navigate_to(&format!("{}?backend=cpu&{query}", server.url))
@@ -363,6 +482,22 @@ fn damaged_weights_and_bad_parameters_show_messages() {
         .as_str(),
         Some("5")
     );
+    assert_eq!(testid_text(&tab, "points").unwrap().unwrap(), "8");
+    // The seed control reloads the view with its seed, keeping k and the points.
+    eval(
+        &tab,
+        "(() => { const s = document.querySelector('[data-testid=\"seed-input\"]'); \
+         s.value = '7'; s.dispatchEvent(new Event('change', { bubbles: true })); return 'ok'; })()",
+    )
+    .unwrap();
+    wait_until("reload with seed=7", || {
+        eval(&tab, "location.href")
+            .map(|u| u.as_str().unwrap_or_default().contains("seed=7"))
+            .unwrap_or(false)
+    });
+    wait_for_text(&tab, "ready", LOAD, |_| true).expect("reloads");
+    assert_eq!(input_value(&tab, "seed-input"), "7");
+    assert_eq!(input_value(&tab, "k-input"), "5");
     assert_eq!(testid_text(&tab, "points").unwrap().unwrap(), "8");
 
     // backend=auto (the default) with WebGPU present: both backends are timed on this machine

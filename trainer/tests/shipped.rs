@@ -8,14 +8,21 @@ use burn::tensor::Device;
 use rand::{rngs::StdRng, SeedableRng};
 
 #[test]
-fn shipped_weights_decode_into_the_current_architecture_and_refine() {
+fn shipped_regression_models_decode_into_the_current_architecture_and_refine() {
     // The manifest directory at run time (cargo sets it): a test binary reused from a build in
     // another checkout must not read that checkout's files.
     let manifest = std::env::var_os("CARGO_MANIFEST_DIR")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into());
-    let path = manifest.join("../public/weights/regression-parametric.amz");
-    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    for name in ["regression-parametric", "regression-implicit"] {
+        check_regression_model(&manifest.join(format!("../public/weights/{name}.amz")));
+    }
+}
+
+/// The model at `path` decodes, its recorded evaluation (the model card's) falls from 1 to 5 to
+/// 10 steps, and it refines fresh tasks now.
+fn check_regression_model(path: &std::path::Path) {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let bundle = ModelBundle::decode(&bytes).expect("decodes");
     let device = Device::flex();
     let model = bundle
@@ -33,8 +40,12 @@ fn shipped_weights_decode_into_the_current_architecture_and_refine() {
             .and_then(|r| r[1].as_f64())
             .expect("step reported")
     };
-    assert!(at(10) < at(5) && at(5) < at(1), "{eval}");
-    assert!(at(10) <= at(1) / 3.0, "{eval}");
+    assert!(
+        at(10) < at(5) && at(5) < at(1),
+        "{}: {eval}",
+        path.display()
+    );
+    assert!(at(10) <= at(1) / 3.0, "{}: {eval}", path.display());
 
     // And it does so now, on fresh tasks.
     let task = &bundle.header.task;
@@ -60,7 +71,13 @@ fn shipped_weights_decode_into_the_current_architecture_and_refine() {
         .mean()
         .into_scalar::<f32>()
     };
-    assert!(err(k) < err(1), "{} vs {}", err(k), err(1));
+    assert!(
+        err(k) < err(1),
+        "{}: {} vs {}",
+        path.display(),
+        err(k),
+        err(1)
+    );
 }
 
 /// The generation models shipped for the mixture and alphabet demos decode into the current

@@ -1,5 +1,6 @@
 //! The page: loading screen, error panel, the regression demo.
 
+use std::cell::RefCell;
 use std::rc::Rc;
 
 use amortize::baseline::posterior_mean;
@@ -9,9 +10,10 @@ use leptos::task::spawn_local;
 use rand::{rngs::StdRng, SeedableRng};
 use wasm_bindgen::JsCast;
 
-use crate::engine::{fetch_bytes, Engine};
+use crate::engine::{curve_x, fetch_bytes, Engine, Run, Shown, CURVE_POINTS};
 use crate::gmm::{GenDemo, GenKind};
 use crate::state::{Demo, Settings};
+use crate::status::{Status, StatusView};
 use crate::toolbar::{PointsIo, RefineControls};
 
 /// Plot area in SVG units.
@@ -41,20 +43,18 @@ pub fn show_fatal(message: &str) {
     }
 }
 
-#[derive(Clone, Debug, PartialEq)]
-enum Status {
-    Loading(String),
-    Ready,
-    Failed(String),
-}
-
 /// Everything a refinement step reads and writes; all handles are `Copy`.
 #[derive(Clone, Copy)]
 struct Ctx {
-    engine: StoredValue<Option<Rc<Engine>>, LocalStorage>,
+    /// The models on screen: one, or every shipped regime side by side (`compare=1`). All
+    /// read the same points in the same mini-batches.
+    engines: StoredValue<Vec<Rc<Engine>>, LocalStorage>,
+    /// One refinement of the current points per engine (taken out while a step runs).
+    runs: StoredValue<Rc<RefCell<Vec<Run>>>, LocalStorage>,
     points: RwSignal<Vec<(f32, f32)>>,
-    /// states[0] is θ(0); states[i] the state after step i.
-    states: RwSignal<Vec<Vec<f32>>>,
+    /// shown[i][m]: what model m predicts after step i (shown[0]: its initial state); empty
+    /// while a reset is being prepared.
+    shown: RwSignal<Vec<Vec<Shown>>>,
     /// batches[i - 1] holds the indices of the points step i read.
     batches: RwSignal<Vec<Vec<usize>>>,
     busy: RwSignal<bool>,
@@ -62,28 +62,62 @@ struct Ctx {
     max_steps: RwSignal<usize>,
     playing: RwSignal<bool>,
     error: RwSignal<Option<String>>,
-    /// Milliseconds the last refinement step took.
+    /// Milliseconds the last refinement step took (all models together).
     latency: RwSignal<Option<f64>>,
+    /// Bumped by every reset, so that work for older points is dropped.
+    epoch: StoredValue<u64>,
     seed: u64,
 }
 
 impl Ctx {
-    /// Back to θ(0), e.g. after the points changed.
+    /// Back to the initial state, e.g. after the points changed.
     fn reset(&self) {
+        let ctx = *self;
+        spawn_local(async move { ctx.restart().await });
+    }
+
+    /// Back to the initial state: starts a refinement of the current points on every model
+    /// and shows their initial predictions.
+    async fn restart(self) {
         self.playing.set(false);
-        if let Some(e) = self.engine.get_value() {
-            self.states.set(vec![e.initial.clone()]);
-        }
+        self.epoch.update_value(|e| *e += 1);
+        let epoch = self.epoch.get_value();
+        self.shown.set(Vec::new());
         self.batches.set(Vec::new());
+        let engines = self.engines.get_value();
+        if engines.is_empty() {
+            return;
+        }
+        let points = self.points.get_untracked();
+        let mut runs = Vec::with_capacity(engines.len());
+        let mut first = Vec::with_capacity(engines.len());
+        for engine in &engines {
+            let run = match engine.start(&points) {
+                Ok(r) => r,
+                Err(e) => return self.error.set(Some(e)),
+            };
+            match engine.shown(&run, 0).await {
+                Ok(v) => first.push(v),
+                Err(e) => return self.error.set(Some(e)),
+            }
+            runs.push(run);
+        }
+        if self.epoch.get_value() == epoch {
+            *self.runs.get_value().borrow_mut() = runs;
+            self.shown.set(vec![first]);
+        }
     }
 
     /// Back one step (the state before the last one); false at step 0.
     fn back(&self) -> bool {
-        if self.busy.get_untracked() || self.states.get_untracked().len() <= 1 {
+        if self.busy.get_untracked() || self.shown.get_untracked().len() <= 1 {
             return false;
         }
         self.playing.set(false);
-        self.states.update(|s| {
+        for run in self.runs.get_value().borrow_mut().iter_mut() {
+            run.back();
+        }
+        self.shown.update(|s| {
             s.pop();
         });
         self.batches.update(|b| {
@@ -95,27 +129,38 @@ impl Ctx {
     /// Shows step `s`: back to it, or steps forward to it (each step needs the one before).
     async fn go(self, s: usize) {
         self.playing.set(false);
-        while self.states.get_untracked().len() > s + 1 {
+        while self.shown.get_untracked().len() > s + 1 {
             if !self.back() {
                 break;
             }
         }
-        while self.states.get_untracked().len() < s + 1 {
+        while self.shown.get_untracked().len() < s + 1 {
             if !self.step().await {
                 break;
             }
         }
     }
 
-    /// Runs the next refinement step; false when there is nothing to do.
+    /// Runs the next refinement step of every model; false when there is nothing to do.
     async fn step(self) -> bool {
-        let Some(engine) = self.engine.get_value() else {
+        let engines = self.engines.get_value();
+        let Some(lead) = engines.first() else {
             return false;
         };
+        // A reset may still be preparing the initial predictions: wait for it (a few ms).
+        for _ in 0..500 {
+            if !self.shown.get_untracked().is_empty() {
+                break;
+            }
+            sleep(10).await;
+        }
         let points = self.points.get_untracked();
-        let states = self.states.get_untracked();
-        let done = states.len() - 1;
-        if points.is_empty() || done >= engine.refine.steps || self.busy.get_untracked() {
+        let shown = self.shown.get_untracked();
+        if shown.is_empty() || self.busy.get_untracked() {
+            return false;
+        }
+        let done = shown.len() - 1;
+        if points.is_empty() || done >= lead.refine.steps {
             return false;
         }
         // The mini-batch order depends only on the number of points and the seed, so a view is
@@ -124,34 +169,49 @@ impl Ctx {
             StdRng::seed_from_u64(self.seed ^ (points.len() as u64).wrapping_mul(0x9e37_79b9));
         let plan = schedule(
             points.len(),
-            engine.refine.batch_size,
-            engine.refine.steps,
+            lead.refine.batch_size,
+            lead.refine.steps,
             &mut rng,
         );
         let batch = plan[done].clone();
+        let epoch = self.epoch.get_value();
+        let cell = self.runs.get_value();
+        let mut runs = std::mem::take(&mut *cell.borrow_mut());
+        if runs.len() != engines.len() || runs.iter().any(|r| r.steps() != done) {
+            *cell.borrow_mut() = runs;
+            return false;
+        }
         self.busy.set(true);
         let started = crate::gmm::now();
-        let result = engine.step(&states[done], &points, &batch).await;
-        self.latency.set(Some(crate::gmm::now() - started));
-        self.busy.set(false);
-        match result {
-            Ok(next) => {
-                // The visitor may have changed the points meanwhile: only keep a current result.
-                if self.points.get_untracked() == points
-                    && self.states.get_untracked().len() == done + 1
-                {
-                    self.states.update(|s| s.push(next));
-                    self.batches.update(|b| b.push(batch));
-                    true
-                } else {
-                    false
+        let mut next = Vec::with_capacity(engines.len());
+        let mut failed = None;
+        for (engine, run) in engines.iter().zip(runs.iter_mut()) {
+            match engine.step(run, &batch).await {
+                Ok(v) => next.push(v),
+                Err(e) => {
+                    failed = Some(e);
+                    break;
                 }
             }
-            Err(e) => {
-                self.error.set(Some(e));
-                false
-            }
         }
+        self.latency.set(Some(crate::gmm::now() - started));
+        self.busy.set(false);
+        // The visitor may have changed the points meanwhile: only keep a current result.
+        if self.epoch.get_value() != epoch {
+            return false;
+        }
+        if let Some(e) = failed {
+            for run in runs.iter_mut().filter(|r| r.steps() > done) {
+                run.back();
+            }
+            *cell.borrow_mut() = runs;
+            self.error.set(Some(e));
+            return false;
+        }
+        *cell.borrow_mut() = runs;
+        self.shown.update(|s| s.push(next));
+        self.batches.update(|b| b.push(batch));
+        true
     }
 }
 
@@ -258,7 +318,7 @@ pub(crate) fn keyboard(
     std::mem::forget(handle);
 }
 
-/// The regression demo.
+/// The regression demo: one model, or every shipped regime side by side on the same points.
 #[component]
 fn RegressionDemo(settings: Settings) -> impl IntoView {
     let embed = settings.embed;
@@ -269,57 +329,84 @@ fn RegressionDemo(settings: Settings) -> impl IntoView {
     let fetched = RwSignal::new(None::<(usize, Option<usize>)>);
     let refine = RwSignal::new((0usize, 0usize));
     let show_bayes = RwSignal::new(settings.bayes);
+    // The models' names, in panel order (once loaded).
+    let labels = RwSignal::new(Vec::<(String, String)>::new());
     let ctx = Ctx {
-        engine: StoredValue::new_local(None),
+        engines: StoredValue::new_local(Vec::new()),
+        runs: StoredValue::new_local(Rc::new(RefCell::new(Vec::new()))),
         points: RwSignal::new(settings.points.clone()),
-        states: RwSignal::new(Vec::new()),
+        shown: RwSignal::new(Vec::new()),
         batches: RwSignal::new(Vec::new()),
         busy: RwSignal::new(false),
         max_steps: RwSignal::new(0),
         playing: RwSignal::new(false),
         error: RwSignal::new(None),
         latency: RwSignal::new(None),
+        epoch: StoredValue::new(0),
         seed: settings.seed,
     };
 
     {
         let settings = settings.clone();
         spawn_local(async move {
-            let bytes = match fetch_bytes(&settings.weights, |got, total| {
-                fetched.set(Some((got, total)));
-                status.set(Status::Loading(crate::engine::progress_text(got, total)));
-            })
-            .await
-            {
-                Ok(b) => b,
-                Err(e) => return status.set(Status::Failed(e)),
-            };
-            status.set(Status::Loading(format!(
-                "Preparing the model ({} kB)…",
-                bytes.len() / 1024
-            )));
-            match Engine::load(&bytes, settings.backend).await {
-                Ok((mut engine, n)) => {
-                    settings.apply_refine(&mut engine.refine);
-                    backend.set(engine.backend.clone());
-                    note.set(n);
-                    ctx.max_steps.set(engine.refine.steps);
-                    refine.set((engine.refine.steps, engine.refine.batch_size));
-                    ctx.engine.set_value(Some(Rc::new(engine)));
-                    ctx.reset();
-                    // A shared link's step: replay the refinement up to it.
-                    for _ in 0..settings.step {
-                        if !ctx.step().await {
-                            break;
+            let files = settings.models();
+            let mut engines = Vec::with_capacity(files.len());
+            for (i, file) in files.iter().enumerate() {
+                let of = if files.len() > 1 {
+                    format!(" ({} of {})", i + 1, files.len())
+                } else {
+                    String::new()
+                };
+                let bytes = match fetch_bytes(file, |got, total| {
+                    fetched.set(Some((got, total)));
+                    status.set(Status::Loading(format!(
+                        "{}{of}",
+                        crate::engine::progress_text(got, total)
+                    )));
+                })
+                .await
+                {
+                    Ok(b) => b,
+                    Err(e) => return status.set(Status::Failed(e)),
+                };
+                status.set(Status::Loading(format!(
+                    "Preparing the model{of} ({} kB)…",
+                    bytes.len() / 1024
+                )));
+                match Engine::load(&bytes, settings.backend).await {
+                    Ok((mut engine, n)) => {
+                        settings.apply_refine(&mut engine.refine);
+                        if i == 0 {
+                            backend.set(engine.backend.clone());
+                            note.set(n);
                         }
+                        engines.push(Rc::new(engine));
                     }
-                    status.set(Status::Ready);
+                    Err(e) => {
+                        return status.set(Status::Failed(format!(
+                            "Could not load the model {file}: {e}"
+                        )))
+                    }
                 }
-                Err(e) => status.set(Status::Failed(format!(
-                    "Could not load the model {}: {e}",
-                    settings.weights
-                ))),
             }
+            let lead = &engines[0];
+            ctx.max_steps.set(lead.refine.steps);
+            refine.set((lead.refine.steps, lead.refine.batch_size));
+            labels.set(
+                engines
+                    .iter()
+                    .map(|e| (e.regime.to_string(), e.label.clone()))
+                    .collect(),
+            );
+            ctx.engines.set_value(engines);
+            ctx.restart().await;
+            // A shared link's step: replay the refinement up to it.
+            for _ in 0..settings.step {
+                if !ctx.step().await {
+                    break;
+                }
+            }
+            status.set(Status::Ready);
         });
     }
 
@@ -357,7 +444,7 @@ fn RegressionDemo(settings: Settings) -> impl IntoView {
         let settings = settings.clone();
         Effect::new(move |_| {
             let points = ctx.points.get();
-            let step = ctx.states.get().len().saturating_sub(1);
+            let step = ctx.shown.get().len().saturating_sub(1);
             if status.get() == Status::Ready {
                 let mut view = settings.clone();
                 view.bayes = show_bayes.get();
@@ -401,37 +488,39 @@ fn RegressionDemo(settings: Settings) -> impl IntoView {
         ctx.reset();
     };
 
-    let current = move || ctx.states.get().len().saturating_sub(1);
-    let mse = move || {
+    let current = move || ctx.shown.get().len().saturating_sub(1);
+    // MSE of model m's current predictions to the points.
+    let mse = move |m: usize| -> Option<f64> {
         let pts = ctx.points.get();
-        let states = ctx.states.get();
-        let engine = ctx.engine.get_value()?;
-        let theta = states.last()?;
-        if pts.is_empty() {
+        let shown = ctx.shown.get();
+        let at = &shown.last()?.get(m)?.at_points;
+        if pts.is_empty() || at.len() != pts.len() {
             return None;
         }
         let sum: f64 = pts
             .iter()
-            .map(|&(x, y)| (engine.task.eval(theta, x) as f64 - y as f64).powi(2))
+            .zip(at)
+            .map(|(&(_, y), &p)| (p as f64 - y as f64).powi(2))
             .sum();
         Some(sum / pts.len() as f64)
     };
-    let curve_path = move |theta: &[f32], engine: &Engine| -> String {
+    let curve_path = |ys: &[f32]| -> String {
         let mut d = String::new();
-        for i in 0..=200 {
-            let x = -1.0 + 2.0 * i as f64 / 200.0;
-            let y = (engine.task.eval(theta, x as f32) as f64).clamp(-2.0 * Y_MAX, 2.0 * Y_MAX);
-            let (px, py) = to_px(x, y);
+        for (i, &y) in ys.iter().enumerate().take(CURVE_POINTS + 1) {
+            let y = (y as f64).clamp(-2.0 * Y_MAX, 2.0 * Y_MAX);
+            let (px, py) = to_px(curve_x(i) as f64, y);
             d += &format!("{}{px:.1},{py:.1}", if i == 0 { "M" } else { "L" });
         }
         d
     };
     // The Bayes-optimal predictor on the visitor's points: the posterior mean of θ under the
-    // task's prior θ ~ N(0, I) and noise, the best any learner can do with these points.
-    let bayes_theta = move || -> Option<Vec<f32>> {
+    // task's prior θ ~ N(0, I) and noise, the best any learner can do with these points. One
+    // solve per change of the points, shared by the curve and the readout.
+    let bayes_theta = Memo::new(move |_| -> Option<Vec<f32>> {
         let _ready = status.get();
         let pts = ctx.points.get();
-        let engine = ctx.engine.get_value()?;
+        let engines = ctx.engines.get_value();
+        let engine = engines.first()?;
         if pts.is_empty() {
             return None;
         }
@@ -446,10 +535,11 @@ fn RegressionDemo(settings: Settings) -> impl IntoView {
             engine.task.state_dim(),
             engine.task.config.noise_std,
         ))
-    };
+    });
     let bayes_mse = move || {
-        let theta = bayes_theta()?;
-        let engine = ctx.engine.get_value()?;
+        let theta = bayes_theta.get()?;
+        let engines = ctx.engines.get_value();
+        let engine = engines.first()?;
         let pts = ctx.points.get();
         let sum: f64 = pts
             .iter()
@@ -461,28 +551,30 @@ fn RegressionDemo(settings: Settings) -> impl IntoView {
         if !show_bayes.get() {
             return None;
         }
-        let theta = bayes_theta()?;
-        let engine = ctx.engine.get_value()?;
-        let d = curve_path(&theta, &engine);
+        let theta = bayes_theta.get()?;
+        let engines = ctx.engines.get_value();
+        let engine = engines.first()?;
+        let ys: Vec<f32> = (0..=CURVE_POINTS)
+            .map(|i| engine.task.eval(&theta, curve_x(i)))
+            .collect();
+        let d = curve_path(&ys);
         Some(view! { <path class="curve bayes" data-testid="bayes-curve" d=d></path> })
     };
-    let curves = move || {
-        let states = ctx.states.get();
-        let Some(engine) = ctx.engine.get_value() else {
-            return Vec::new();
-        };
-        let last = states.len().saturating_sub(1);
-        states
+    // Model m's curve after every step so far, the current one on top.
+    let curves = move |m: usize| {
+        let shown = ctx.shown.get();
+        let last = shown.len().saturating_sub(1);
+        shown
             .iter()
             .enumerate()
-            .map(|(i, theta)| {
-                let d = curve_path(theta, &engine);
-                if i == last {
+            .filter_map(|(i, per_model)| {
+                let d = curve_path(&per_model.get(m)?.curve);
+                Some(if i == last {
                     view! { <path class="curve current" data-testid="curve" d=d></path> }.into_any()
                 } else {
                     let opacity = format!("{:.2}", 0.15 + 0.5 * i as f64 / last.max(1) as f64);
                     view! { <path class="curve past" d=d opacity=opacity></path> }.into_any()
-                }
+                })
             })
             .collect_view()
     };
@@ -500,44 +592,94 @@ fn RegressionDemo(settings: Settings) -> impl IntoView {
             .collect_view()
     };
     let (zero_left, zero_right) = (to_px(-1.0, 0.0), to_px(1.0, 0.0));
-
-    view! {
-            {move || match status.get() {
-                Status::Loading(msg) => view! {
-                    <div class="loading" data-testid="loading" role="status">
-                        <div class="spinner"></div>{msg}
-                        {move || fetched.get().map(|(got, total)| view! {
-                            <progress data-testid="progress" max=total.unwrap_or(got).max(1).to_string()
-                                value=got.to_string()></progress>
-                        })}
-                    </div>
-                }.into_any(),
-                Status::Failed(msg) => view! {
-                    <div class="error" data-testid="error" role="alert">{msg}</div>
-                }.into_any(),
-                Status::Ready => view! { <span data-testid="ready" hidden=true></span> }.into_any(),
-            }}
-            {move || ctx.error.get().map(|e| view! {
-                <div class="error" data-testid="error" role="alert">{e}</div>
-            })}
-            {move || note.get().map(|n| view! { <div class="warning" data-testid="note" role="status">{n}</div> })}
-            <section class="demo">
-                <h2>"1-D regression · parametric regime · observations"</h2>
+    let compare = settings.compare;
+    // One plot per model; clicking any of them adds the point to all.
+    let panel = move |m: usize, regime: String, label: String| {
+        view! {
+            <figure class="panel" data-regime=regime.clone()>
+                {compare.then(|| view! { <figcaption>{label.clone()}</figcaption> })}
                 <svg
                     class="plot"
                     data-testid="plot"
                     viewBox=format!("0 0 {W} {H}")
                     role="img"
-                    aria-label="Plot: click to add points; the curve is the model's fit at the current step"
+                    aria-label=format!("Plot ({label}): click to add points; the curve is the model's fit at the current step")
                     on:click=on_click
                 >
                     <rect class="frame" x="0" y="0" width=W.to_string() height=H.to_string()></rect>
                     <line class="axis" x1=zero_left.0.to_string() y1=zero_left.1.to_string()
                         x2=zero_right.0.to_string() y2=zero_right.1.to_string()></line>
                     {bayes_curve}
-                    {curves}
+                    {move || curves(m)}
                     {dots}
                 </svg>
+                {compare.then(|| view! {
+                    <p class="panel-mse">"MSE to the points: "
+                        <span data-testid=format!("mse-{regime}")>
+                            {move || mse(m).map_or("—".to_string(), |v| format!("{v:.4}"))}
+                        </span>
+                    </p>
+                })}
+            </figure>
+        }
+    };
+    let title = move || {
+        let l = labels.get();
+        match l.as_slice() {
+            [] => "1-D regression".to_string(),
+            [(_, one)] => format!("1-D regression · {one}"),
+            _ => "1-D regression · the regimes side by side".to_string(),
+        }
+    };
+    let regime_choice = {
+        let settings = settings.clone();
+        move |ev: web_sys::Event| {
+            let value = event_target_value(&ev);
+            let mut next = settings.clone();
+            next.bayes = show_bayes.get_untracked();
+            if value == "compare" {
+                next.compare = true;
+            } else if let Some(file) = Demo::Regression.shipped_file(&value) {
+                next.compare = false;
+                next.weights = file.to_string();
+            } else {
+                return;
+            }
+            let query = next.view_query(&ctx.points.get_untracked(), 0);
+            if let Some(w) = web_sys::window() {
+                let _ = w.location().set_search(&query);
+            }
+        }
+    };
+    let selected = if settings.compare {
+        "compare".to_string()
+    } else {
+        Demo::Regression
+            .shipped()
+            .iter()
+            .find(|(_, f)| *f == settings.weights)
+            .map(|(r, _)| r.to_string())
+            .unwrap_or_default()
+    };
+    let regime_options = Demo::Regression
+        .shipped()
+        .iter()
+        .map(|(r, _)| {
+            let r = r.to_string();
+            let sel = r == selected;
+            view! { <option value=r.clone() selected=sel>{r.clone()}</option> }
+        })
+        .collect_view();
+
+    view! {
+            <StatusView status=status fetched=fetched error=ctx.error note=note />
+            <section class="demo">
+                <h2 data-testid="title">{title}</h2>
+                <div class=if compare { "panels compare" } else { "panels" }>
+                    {move || labels.get().into_iter().enumerate()
+                        .map(|(m, (regime, label))| panel(m, regime, label))
+                        .collect_view()}
+                </div>
                 <div class="controls">
                     <button data-testid="step-button" on:click=on_step
                         disabled=move || status.get() != Status::Ready>"Step"</button>
@@ -570,8 +712,8 @@ fn RegressionDemo(settings: Settings) -> impl IntoView {
                         <span data-testid="step">{current}</span>" / "
                         {move || ctx.max_steps.get()}
                     </dd></div>
-                    <div><dt>"MSE to the points"</dt><dd data-testid="mse">
-                        {move || mse().map_or("—".to_string(), |m| format!("{m:.4}"))}
+                    <div><dt>{move || if compare { "MSE to the points (first panel)" } else { "MSE to the points" }}</dt><dd data-testid="mse">
+                        {move || mse(0).map_or("—".to_string(), |m| format!("{m:.4}"))}
                     </dd></div>
                     <div><dt>"Bayes-optimal MSE"</dt><dd data-testid="bayes-mse">
                         {move || bayes_mse().map_or("—".to_string(), |m| format!("{m:.4}"))}
@@ -584,6 +726,14 @@ fn RegressionDemo(settings: Settings) -> impl IntoView {
                 </dl>
                 <div class="options">
                     <label>
+                        "Regime "
+                        <select data-testid="regime" on:change=regime_choice
+                            aria-label="Regime of the model shown, or all shipped regimes side by side">
+                            {regime_options}
+                            <option value="compare" selected=settings.compare>"side by side"</option>
+                        </select>
+                    </label>
+                    <label>
                         <input type="checkbox" data-testid="bayes-toggle"
                             prop:checked=move || show_bayes.get()
                             on:change=move |ev| show_bayes.set(event_target_checked(&ev)) />
@@ -595,7 +745,7 @@ fn RegressionDemo(settings: Settings) -> impl IntoView {
                     <PointsIo points=ctx.points demo=Demo::Regression error=ctx.error
                         reset=Callback::new(move |_| ctx.reset()) />
                     <p class="help">
-                        "Click in the plot to add points. Each step reads one mini-batch of them (highlighted) and refines the weights θ of the predictor f(x) = φ(x)·θ. Step 0 is the learned initial θ(0). The dashed curve is the Bayes-optimal fit to all your points (the posterior mean under the prior the model was trained on). The timeline goes to any step. Keys: space plays or pauses, → steps, ← goes back."
+                        "Click in the plot to add points. Each step reads one mini-batch of them (highlighted) and refines the model's state: in the parametric regime the weights θ of the predictor f(x) = φ(x)·θ; in the explicit regime a latent that a learned network decodes; in the implicit regime the prediction at every x directly. Step 0 is the learned initial state. \"Side by side\" runs every shipped regime on the same points and mini-batches. The dashed curve is the Bayes-optimal fit to all your points (the posterior mean under the prior the models were trained on). The timeline goes to any step. Keys: space plays or pauses, → steps, ← goes back."
                     </p>
                 })}
             </section>

@@ -1,20 +1,19 @@
 //! Fetches the weights, picks the backend and runs refinement steps, asynchronously: on WebGPU
 //! a synchronous read of a tensor panics, so every read here is `into_data_async`.
 
-use amortize::model::StepInput;
+use amortize::refine::{predictions, RefineState, TaskBatch};
 use amortize::regime::Regime;
-use amortize::signal::Signal;
 use amortize::task::regression::FunctionRegression;
-use amortize::task::TaskConfig;
+use amortize::task::{Episode, TaskConfig};
 use amortize::weights::ModelBundle;
 use amortize::{Amortizer, RefineConfig};
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, Tensor};
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
 use crate::state::BackendChoice;
 
-/// A loaded model on its device.
+/// A loaded regression model on its device, of any regime and signal.
 pub struct Engine {
     model: Amortizer,
     device: Device,
@@ -24,8 +23,35 @@ pub struct Engine {
     pub refine: RefineConfig,
     /// The backend in use, in words.
     pub backend: String,
-    /// The learned initial state θ(0).
-    pub initial: Vec<f32>,
+    /// The model's regime and signal, in words ("parametric · observations + gradients").
+    pub label: String,
+    /// The regime, in words (URL value).
+    pub regime: Regime,
+}
+
+/// Where the curve is drawn: `CURVE_POINTS + 1` evenly spaced x in [-1, 1].
+pub const CURVE_POINTS: usize = 200;
+
+/// The x of the curve's i-th vertex.
+pub fn curve_x(i: usize) -> f32 {
+    -1.0 + 2.0 * i as f32 / CURVE_POINTS as f32
+}
+
+/// A refinement of the visitor's points in progress: the context and queries on the device,
+/// and the carried state after each step so far (the first is the learned initial state).
+pub struct Run {
+    batch: TaskBatch,
+    states: Vec<RefineState>,
+    points: usize,
+}
+
+/// What one step shows: the prediction on the curve's x and at every point.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Shown {
+    /// Predictions at `curve_x(0..=CURVE_POINTS)`.
+    pub curve: Vec<f32>,
+    /// Predictions at the visitor's points, in order.
+    pub at_points: Vec<f32>,
 }
 
 /// Downloads `url` as bytes, reading the body as a stream and calling `progress(bytes so far,
@@ -177,38 +203,41 @@ impl Engine {
                 h.task.name()
             ));
         };
-        if h.model.regime != Regime::Parametric
-            || h.model.signal != Signal::Observations
-            || h.model.history != 0
-        {
-            return Err(format!(
-                "this model is {} with {} signals; the regression demo draws a parametric model reading observations",
-                h.model.regime, h.model.signal
-            ));
-        }
+        let regime = h.model.regime;
+        let label = if regime == Regime::Implicit {
+            format!("{regime} regime")
+        } else {
+            let signal = match h.model.signal {
+                amortize::signal::Signal::Both => "observations and gradients".to_string(),
+                s => s.to_string(),
+            };
+            format!("{regime} regime · {signal}")
+        };
         let task = FunctionRegression::new(task.clone());
         let bundle = &bundle;
         build_fastest(choice, |device: Device, backend: String| {
             let task = task.clone();
+            let label = label.clone();
             async move {
                 let model = bundle.model(&device).map_err(|e| e.to_string())?;
-                let initial = read(model.initial_state(1)).await?;
                 let engine = Engine {
                     model,
                     device,
                     task,
                     refine: bundle.header.refine.clone(),
                     backend,
-                    initial,
+                    label,
+                    regime,
                 };
                 // Warm-up (shader compilation on WebGPU), then one timed full-size step, on
                 // dummy points.
                 let b = engine.refine.batch_size;
                 let dummy: Vec<(f32, f32)> = (0..b).map(|i| (i as f32 / b as f32, 0.0)).collect();
                 let idx: Vec<usize> = (0..b).collect();
-                engine.step(&engine.initial, &dummy, &idx).await?;
+                let mut run = engine.start(&dummy)?;
+                engine.step(&mut run, &idx).await?;
                 let started = crate::gmm::now();
-                engine.step(&engine.initial, &dummy, &idx).await?;
+                engine.step(&mut run, &idx).await?;
                 let ms = crate::gmm::now() - started;
                 Ok((engine, ms))
             }
@@ -216,35 +245,69 @@ impl Engine {
         .await
     }
 
-    /// One refinement step: the state after reading `points[batch]`.
-    pub async fn step(
-        &self,
-        state: &[f32],
-        points: &[(f32, f32)],
-        batch: &[usize],
-    ) -> Result<Vec<f32>, String> {
-        let xs: Vec<f32> = batch.iter().map(|&i| points[i].0).collect();
-        let ys: Vec<f32> = batch.iter().map(|&i| points[i].1).collect();
-        let encoded = self.task.encode_observations(&xs, &ys);
-        let obs = Tensor::<3>::from_data(
-            TensorData::new(encoded, [1, batch.len(), self.task.observation_dim()]),
-            &self.device,
-        );
-        let s = Tensor::<3>::from_data(
-            TensorData::new(state.to_vec(), [1, 1, state.len()]),
-            &self.device,
-        );
-        let input = StepInput {
-            obs: Some(obs),
-            grads: None,
-            history: Vec::new(),
-            history_grads: Vec::new(),
+    /// A refinement of `points` at its initial state: the points are the context, and the
+    /// queries are the curve's x followed by the points' x (the implicit regime carries one
+    /// state per query, so they are fixed here).
+    pub fn start(&self, points: &[(f32, f32)]) -> Result<Run, String> {
+        let xs: Vec<f32> = points.iter().map(|p| p.0).collect();
+        let ys: Vec<f32> = points.iter().map(|p| p.1).collect();
+        let mut query_x: Vec<f32> = (0..=CURVE_POINTS).map(curve_x).collect();
+        query_x.extend_from_slice(&xs);
+        let episode = Episode {
+            x_dim: 1,
+            y_dim: 1,
+            context_x: xs,
+            context_y: ys,
+            query_y: vec![0.0; query_x.len()],
+            query_x,
         };
-        // Causal attention: row j is the state after the first j points; the last row read
-        // the whole mini-batch.
-        let states = self.model.step_task(s, input);
-        let [b, m, d] = states.dims();
-        read(states.slice([0..b, m - 1..m, 0..d]).reshape([b, d])).await
+        let batch = TaskBatch::new(&[&self.task.task_data(&episode)], &self.device)?;
+        let initial = RefineState::start(&self.model, &batch);
+        Ok(Run {
+            batch,
+            states: vec![initial],
+            points: points.len(),
+        })
+    }
+
+    /// What the state after `step` steps of `run` predicts.
+    pub async fn shown(&self, run: &Run, step: usize) -> Result<Shown, String> {
+        let rs = run.states.get(step).ok_or("no such step")?;
+        let p = predictions(&self.model, &rs.state, &run.batch);
+        let [b, q, o] = p.dims();
+        let all = read(p.reshape([b, q * o])).await?;
+        let (curve, at_points) = all.split_at(CURVE_POINTS + 1);
+        debug_assert_eq!(at_points.len(), run.points);
+        Ok(Shown {
+            curve: curve.to_vec(),
+            at_points: at_points.to_vec(),
+        })
+    }
+
+    /// One refinement step of `run` over the points `batch` (indices into the points), and
+    /// what the new state predicts.
+    pub async fn step(&self, run: &mut Run, batch: &[usize]) -> Result<Shown, String> {
+        if batch.iter().any(|&i| i >= run.points) {
+            return Err("a mini-batch index is past the points".to_string());
+        }
+        let mut next = run.states.last().ok_or("no state")?.clone();
+        next.advance(&self.model, &run.batch, batch, &self.device);
+        run.states.push(next);
+        self.shown(run, run.states.len() - 1).await
+    }
+}
+
+impl Run {
+    /// Steps taken so far.
+    pub fn steps(&self) -> usize {
+        self.states.len() - 1
+    }
+
+    /// Back to the state before the last step.
+    pub fn back(&mut self) {
+        if self.states.len() > 1 {
+            self.states.pop();
+        }
     }
 }
 

@@ -23,6 +23,7 @@ use wasm_bindgen::JsCast;
 use crate::engine::{build_fastest, fetch_bytes};
 use crate::io::quantize;
 use crate::state::{Demo, Settings};
+use crate::status::{Status, StatusView};
 use crate::toolbar::{PointsIo, RefineControls};
 
 /// Plot side in SVG units (square).
@@ -337,13 +338,6 @@ fn preset(seed: u64) -> Vec<(f32, f32)> {
 struct Generation {
     samples: Vec<f32>,
     w2: Option<f64>,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-enum Status {
-    Loading(String),
-    Ready,
-    Failed(String),
 }
 
 /// The mixture demo.
@@ -727,25 +721,7 @@ pub fn GenDemo(settings: Settings, kind: GenKind) -> impl IntoView {
     let (ay0, ay1) = (to_px(r, 0.0, -r), to_px(r, 0.0, r));
 
     view! {
-        {move || match status.get() {
-            Status::Loading(msg) => view! {
-                <div class="loading" data-testid="loading" role="status">
-                    <div class="spinner"></div>{msg}
-                    {move || fetched.get().map(|(got, total)| view! {
-                        <progress data-testid="progress" max=total.unwrap_or(got).max(1).to_string()
-                            value=got.to_string()></progress>
-                    })}
-                </div>
-            }.into_any(),
-            Status::Failed(msg) => view! {
-                <div class="error" data-testid="error" role="alert">{msg}</div>
-            }.into_any(),
-            Status::Ready => view! { <span data-testid="ready" hidden=true></span> }.into_any(),
-        }}
-        {move || error.get().map(|e| view! {
-            <div class="error" data-testid="error" role="alert">{e}</div>
-        })}
-        {move || note.get().map(|n| view! { <div class="warning" data-testid="note" role="status">{n}</div> })}
+        <StatusView status=status fetched=fetched error=error note=note />
         <section class="demo">
             <h2>{match kind {
                 GenKind::Gmm => "Gaussian mixture · implicit regime · flow matching",

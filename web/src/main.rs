@@ -5,6 +5,7 @@ mod engine;
 mod gmm;
 mod io;
 mod state;
+mod status;
 mod toolbar;
 
 fn main() {

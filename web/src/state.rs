@@ -63,11 +63,27 @@ impl Demo {
 
     /// The shipped model of the demo.
     pub fn default_weights(self) -> &'static str {
+        self.shipped()[0].1
+    }
+
+    /// The demo's shipped models: (regime, file), the default first.
+    pub fn shipped(self) -> &'static [(&'static str, &'static str)] {
         match self {
-            Demo::Regression => DEFAULT_WEIGHTS,
-            Demo::Gmm => "weights/gmm-implicit.amz",
-            Demo::Alphabet => "weights/alphabet-implicit.amz",
+            Demo::Regression => &[
+                ("parametric", DEFAULT_WEIGHTS),
+                ("implicit", "weights/regression-implicit.amz"),
+            ],
+            Demo::Gmm => &[("implicit", "weights/gmm-implicit.amz")],
+            Demo::Alphabet => &[("implicit", "weights/alphabet-implicit.amz")],
         }
+    }
+
+    /// The shipped file of `regime`, if there is one for this demo.
+    pub fn shipped_file(self, regime: &str) -> Option<&'static str> {
+        self.shipped()
+            .iter()
+            .find(|(r, _)| *r == regime)
+            .map(|(_, f)| *f)
     }
 }
 
@@ -99,6 +115,8 @@ pub struct Settings {
     /// Generation demos: the velocity field drawn as arrows at this flow time (`field=t`,
     /// t in [0, 1]); no arrows when absent.
     pub field: Option<f32>,
+    /// Every shipped regime of the demo side by side on the same points (`compare=1`).
+    pub compare: bool,
     /// Problems found in the URL, shown to the visitor.
     pub warnings: Vec<String>,
 }
@@ -132,9 +150,11 @@ impl Settings {
             batch: None,
             bayes: true,
             field: None,
+            compare: false,
             warnings: Vec::new(),
         };
         let mut raw_points: Option<String> = None;
+        let mut regime: Option<String> = None;
         let query = query.trim_start_matches('?');
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
@@ -206,6 +226,14 @@ impl Settings {
                         "field={value:?} is not a flow time in [0, 1]; no field arrows"
                     )),
                 },
+                "regime" => regime = Some(value),
+                "compare" => match value.as_str() {
+                    "1" | "true" => s.compare = true,
+                    "0" | "false" => s.compare = false,
+                    _ => s
+                        .warnings
+                        .push(format!("compare={value:?} is not 0 or 1; ignored")),
+                },
                 "seed" => match value.parse::<u64>() {
                     Ok(v) => s.seed = v,
                     Err(_) => s
@@ -226,8 +254,33 @@ impl Settings {
                     .push(format!("unknown URL parameter {key:?} was ignored")),
             }
         }
+        if let Some(r) = regime {
+            match s.demo.shipped_file(&r) {
+                Some(_) if !s.weights.is_empty() => s.warnings.push(format!(
+                    "regime={r:?} and weights= both given; using the weights"
+                )),
+                Some(file) => s.weights = file.to_string(),
+                None => s.warnings.push(format!(
+                    "regime={r:?} has no shipped model for this demo (shipped: {}); using {}",
+                    s.demo
+                        .shipped()
+                        .iter()
+                        .map(|(r, _)| *r)
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    s.demo.shipped()[0].0
+                )),
+            }
+        }
         if s.weights.is_empty() {
             s.weights = s.demo.default_weights().to_string();
+        }
+        if s.compare && s.demo.shipped().len() < 2 {
+            s.compare = false;
+            s.warnings.push(format!(
+                "compare=1: the {} demo ships one regime only",
+                s.demo.key()
+            ));
         }
         if let Some(raw) = raw_points {
             let (max, bounds) = s.demo.limits();
@@ -245,7 +298,13 @@ impl Settings {
     pub fn view_query(&self, points: &[(f32, f32)], step: usize) -> String {
         let mut q = self.tab_query(self.demo);
         if self.weights != self.demo.default_weights() {
-            q += &format!("&weights={}", self.weights);
+            match self.demo.shipped().iter().find(|(_, f)| *f == self.weights) {
+                Some((r, _)) => q += &format!("&regime={r}"),
+                None => q += &format!("&weights={}", self.weights),
+            }
+        }
+        if self.compare {
+            q += "&compare=1";
         }
         if self.embed {
             q += "&embed=1";
@@ -272,6 +331,20 @@ impl Settings {
             q += &format!("&step={step}");
         }
         q
+    }
+
+    /// The weights files to load, in panel order: the chosen model, then with `compare` the
+    /// demo's other shipped regimes.
+    pub fn models(&self) -> Vec<String> {
+        let mut files = vec![self.weights.clone()];
+        if self.compare {
+            for (_, f) in self.demo.shipped() {
+                if *f != self.weights {
+                    files.push(f.to_string());
+                }
+            }
+        }
+        files
     }
 
     /// The URL's k and mini-batch size over the model's trained ones.

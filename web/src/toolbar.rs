@@ -121,8 +121,12 @@ pub fn RefineControls(
     /// (k, b) in use; (0, 0) until the model loads.
     refine: RwSignal<(usize, usize)>,
 ) -> impl IntoView {
-    let apply = move |k: Option<usize>, b: Option<usize>| {
+    let seed = settings.seed;
+    let apply = move |k: Option<usize>, b: Option<usize>, seed: Option<u64>| {
         let mut s = settings.clone();
+        if let Some(seed) = seed {
+            s.seed = seed;
+        }
         if let Some(k) = k {
             s.steps = Some(k.clamp(1, MAX_STEP));
         }
@@ -135,6 +139,7 @@ pub fn RefineControls(
         }
     };
     let apply_k = apply.clone();
+    let apply_b = apply.clone();
     view! {
         <div class="refine-controls">
             <label>"Steps k "
@@ -144,7 +149,7 @@ pub fn RefineControls(
                     aria-label="Number of refinement steps k"
                     on:change=move |ev| {
                         if let Ok(v) = event_target_value(&ev).trim().parse::<usize>() {
-                            apply_k(Some(v), None);
+                            apply_k(Some(v), None, None);
                         }
                     } />
             </label>
@@ -155,7 +160,18 @@ pub fn RefineControls(
                     aria-label="Points per mini-batch"
                     on:change=move |ev| {
                         if let Ok(v) = event_target_value(&ev).trim().parse::<usize>() {
-                            apply(None, Some(v));
+                            apply_b(None, Some(v), None);
+                        }
+                    } />
+            </label>
+            <label>"Seed "
+                <input type="number" data-testid="seed-input" min="0"
+                    prop:value=seed.to_string()
+                    disabled=move || refine.get().0 == 0
+                    aria-label="Seed of the mini-batch order (and of the generation noise)"
+                    on:change=move |ev| {
+                        if let Ok(v) = event_target_value(&ev).trim().parse::<u64>() {
+                            apply(None, None, Some(v));
                         }
                     } />
             </label>

@@ -1,7 +1,8 @@
 //! Browser benchmark: the built web app (`dist/`) in headless Chromium, on the CPU
 //! (WebAssembly) backend and on WebGPU, measuring what issue 5 asks for:
 //! - navigation to the first interactive frame (the page's "ready" marker), regression demo;
-//! - the per-step latency of regression with 64 points (median of the 10 steps);
+//! - the per-step latency of regression with 64 points (median of the 10 steps), alone and
+//!   with every shipped regime side by side;
 //! - a full 10-step GMM generation with 256 points and 512 samples (the timeline jumps to
 //!   step 10, which generates it from noise).
 //!
@@ -47,6 +48,19 @@ fn latency_ms(tab: &headless_chrome::Tab) -> anyhow::Result<f64> {
         .map_err(|_| anyhow::anyhow!("latency readout {text:?}"))
 }
 
+/// Ten regression steps with the button; the median of the latency readouts.
+fn median_step(tab: &headless_chrome::Tab) -> anyhow::Result<f64> {
+    let mut steps = Vec::new();
+    for step in 1..=10 {
+        tab.find_element("[data-testid=\"step-button\"]")?.click()?;
+        let want = step.to_string();
+        wait_for_text(tab, "step", LOAD, |t| t == want)?;
+        steps.push(latency_ms(tab)?);
+    }
+    steps.sort_by(f64::total_cmp);
+    Ok((steps[4] + steps[5]) / 2.0)
+}
+
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let backends: Vec<&str> = if args.is_empty() {
@@ -59,8 +73,8 @@ fn main() -> anyhow::Result<()> {
     }
     let server = Server::start(dist_dir()?, HashMap::new())?;
     let browser = browser()?;
-    println!("| backend | navigation → interactive | regression step (64 points, median of 10) | GMM 10-step generation (256 points, 512 samples) |");
-    println!("|---|---|---|---|");
+    println!("| backend | navigation → interactive | regression step (64 points, median of 10) | side by side: both regimes' step (same points) | GMM 10-step generation (256 points, 512 samples) |");
+    println!("|---|---|---|---|---|");
     for backend in backends {
         let tab = browser.new_tab()?;
         tab.set_default_timeout(LOAD);
@@ -74,16 +88,11 @@ fn main() -> anyhow::Result<()> {
         tab.navigate_to(&url)?;
         wait_for_text(&tab, "ready", LOAD, |_| true)?;
         let nav = started.elapsed().as_secs_f64() * 1000.0;
-        // Regression: ten steps with the button, the latency readout after each.
-        let mut steps = Vec::new();
-        for step in 1..=10 {
-            tab.find_element("[data-testid=\"step-button\"]")?.click()?;
-            let want = step.to_string();
-            wait_for_text(&tab, "step", LOAD, |t| t == want)?;
-            steps.push(latency_ms(&tab)?);
-        }
-        steps.sort_by(f64::total_cmp);
-        let median = (steps[4] + steps[5]) / 2.0;
+        let median = median_step(&tab)?;
+        // The same points with every shipped regime side by side (one step runs all models).
+        tab.navigate_to(&format!("{url}&compare=1"))?;
+        wait_for_text(&tab, "ready", LOAD, |_| true)?;
+        let compare = median_step(&tab)?;
         // GMM: jump to step 10 with the timeline.
         let url = format!(
             "{}?demo=gmm&backend={backend}&pts={}",
@@ -102,7 +111,7 @@ fn main() -> anyhow::Result<()> {
         wait_for_text(&tab, "step", LOAD, |t| t == "10")?;
         let gmm = latency_ms(&tab)?;
         let name = testid_text(&tab, "backend")?.unwrap_or_default();
-        println!("| {name} | {nav:.0} ms | {median:.1} ms | {gmm:.0} ms |");
+        println!("| {name} | {nav:.0} ms | {median:.1} ms | {compare:.1} ms | {gmm:.0} ms |");
     }
     Ok(())
 }

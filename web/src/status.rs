@@ -1,0 +1,49 @@
+//! The loading, error and ready states every demo shows above its plot, in one place.
+
+use leptos::prelude::*;
+
+/// Where a demo's model stands.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Status {
+    /// Downloading or preparing, with the words to show.
+    Loading(String),
+    /// Interactive (`data-testid="ready"`, for tests and scripts).
+    Ready,
+    /// Could not load: the message.
+    Failed(String),
+}
+
+/// The status panel: a spinner with the download's progress bar while loading, the message
+/// on failure; then the error of the last action and the backend note, when there are any.
+#[component]
+pub fn StatusView(
+    status: RwSignal<Status>,
+    /// Bytes of the weights downloaded so far, and the total when known.
+    fetched: RwSignal<Option<(usize, Option<usize>)>>,
+    /// The last action's error (a failed step, an import), shown until replaced.
+    error: RwSignal<Option<String>>,
+    /// What the backend choice found (`backend=auto`), or a fallback.
+    note: RwSignal<Option<String>>,
+) -> impl IntoView {
+    view! {
+        {move || match status.get() {
+            Status::Loading(msg) => view! {
+                <div class="loading" data-testid="loading" role="status">
+                    <div class="spinner"></div>{msg}
+                    {move || fetched.get().map(|(got, total)| view! {
+                        <progress data-testid="progress" max=total.unwrap_or(got).max(1).to_string()
+                            value=got.to_string()></progress>
+                    })}
+                </div>
+            }.into_any(),
+            Status::Failed(msg) => view! {
+                <div class="error" data-testid="error" role="alert">{msg}</div>
+            }.into_any(),
+            Status::Ready => view! { <span data-testid="ready" hidden=true></span> }.into_any(),
+        }}
+        {move || error.get().map(|e| view! {
+            <div class="error" data-testid="error" role="alert">{e}</div>
+        })}
+        {move || note.get().map(|n| view! { <div class="warning" data-testid="note" role="status">{n}</div> })}
+    }
+}
