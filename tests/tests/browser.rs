@@ -322,6 +322,29 @@ fn regimes_side_by_side_on_the_same_points() {
         testid_text(&tab, "error").unwrap().is_none(),
         "no error shown"
     );
+    // The SVG export holds both panels, each under its caption.
+    tab.find_element("[data-testid=\"export-svg\"]")
+        .unwrap()
+        .click()
+        .unwrap();
+    wait_for_text(&tab, "export-link", STEP, |t| t.contains(".svg")).expect("SVG exported");
+    let svg = eval(
+        &tab,
+        "fetch(document.querySelector('[data-testid=\"export-link\"]').href).then(r => r.text())",
+    )
+    .unwrap();
+    let svg = svg.as_str().unwrap();
+    assert!(svg.starts_with("<svg"), "{svg:.200}");
+    assert_eq!(
+        svg.matches("<g transform=\"translate(").count(),
+        2,
+        "two panels"
+    );
+    assert!(
+        svg.contains("parametric regime") && svg.contains("implicit regime"),
+        "captions"
+    );
+    assert_eq!(svg.matches("class=\"curve current\"").count(), 2);
 
     // The link reloads to both panels at the same step with the same readouts.
     let url = eval(&tab, "location.href").unwrap();

@@ -198,21 +198,63 @@ pub fn blob_url(mime: &str, bytes: &[u8]) -> Result<String, String> {
     web_sys::Url::create_object_url_with_blob(&blob).map_err(|e| format!("{e:?}"))
 }
 
-/// The SVG markup of the element with `data-testid="plot"`, standalone (with its styles inlined
-/// for the classes the plots use).
+/// The SVG markup of the plot (`data-testid="plot"`), standalone, with its styles inlined for
+/// the classes the plots use. Several plots (the regimes side by side) go in one row, each
+/// under its caption.
 pub fn plot_svg() -> Result<String, String> {
     let doc = web_sys::window()
         .and_then(|w| w.document())
         .ok_or("no document")?;
-    let el = doc
-        .query_selector("[data-testid=\"plot\"]")
-        .map_err(|e| format!("{e:?}"))?
-        .ok_or("no plot on the page")?;
-    let inner = el.inner_html();
-    let view_box = el.get_attribute("viewBox").unwrap_or_default();
+    let list = doc
+        .query_selector_all("[data-testid=\"plot\"]")
+        .map_err(|e| format!("{e:?}"))?;
+    let plots: Vec<web_sys::Element> = (0..list.length())
+        .filter_map(|i| list.item(i))
+        .filter_map(|n| n.dyn_into::<web_sys::Element>().ok())
+        .collect();
+    let first = plots.first().ok_or("no plot on the page")?;
+    let view_box = first.get_attribute("viewBox").unwrap_or_default();
+    if plots.len() == 1 {
+        let inner = first.inner_html();
+        return Ok(format!(
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"{view_box}\"><style>{SVG_STYLE}</style>{inner}</svg>"
+        ));
+    }
+    // "0 0 w h": every panel has the same size.
+    let size: Vec<f64> = view_box
+        .split_whitespace()
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    let [_, _, w, h] = size[..] else {
+        return Err(format!("unexpected plot viewBox {view_box:?}"));
+    };
+    const GAP: f64 = 20.0;
+    const CAPTION: f64 = 28.0;
+    let mut body = String::new();
+    for (i, plot) in plots.iter().enumerate() {
+        let caption = plot
+            .parent_element()
+            .and_then(|f| f.query_selector("figcaption").ok().flatten())
+            .and_then(|c| c.text_content())
+            .unwrap_or_default();
+        let x = i as f64 * (w + GAP);
+        body += &format!(
+            "<text x=\"{x}\" y=\"20\" font-family=\"sans-serif\" font-size=\"16\" font-weight=\"600\">{}</text><g transform=\"translate({x},{CAPTION})\">{}</g>",
+            escape_xml(&caption),
+            plot.inner_html()
+        );
+    }
+    let total_w = plots.len() as f64 * (w + GAP) - GAP;
     Ok(format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"{view_box}\"><style>{SVG_STYLE}</style>{inner}</svg>"
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {total_w} {}\"><style>{SVG_STYLE}</style>{body}</svg>",
+        h + CAPTION
     ))
+}
+
+fn escape_xml(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 const SVG_STYLE: &str =
