@@ -122,6 +122,25 @@ fn refine_in_browser(query: &str, backend_word: &str, shot: &str) {
     check_view(&tab, "mse", 6, shot);
 }
 
+/// Types `value` into the input `id` (a change event), waits for the page to reload with
+/// `in_url` in its address and for the model to be ready again.
+fn set_and_reload(tab: &headless_chrome::Tab, id: &str, value: &str, in_url: &str) {
+    eval(
+        tab,
+        &format!(
+            "(() => {{ const e = document.querySelector('[data-testid=\"{id}\"]'); \
+             e.value = '{value}'; e.dispatchEvent(new Event('change', {{ bubbles: true }})); return 'ok'; }})()"
+        ),
+    )
+    .unwrap();
+    wait_until(&format!("reload with {in_url}"), || {
+        eval(tab, "location.href")
+            .map(|u| u.as_str().unwrap_or_default().contains(in_url))
+            .unwrap_or(false)
+    });
+    wait_for_text(tab, "ready", LOAD, |_| true).expect("reloads");
+}
+
 /// Polls `ok` for up to a minute.
 fn wait_until(what: &str, ok: impl Fn() -> bool) {
     let until = std::time::Instant::now() + STEP;
@@ -483,18 +502,7 @@ fn damaged_weights_and_bad_parameters_show_messages() {
         .unwrap();
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(testid_text(&tab, "step").unwrap().unwrap(), "3", "k = 3");
-    eval(
-        &tab,
-        "(() => { const k = document.querySelector('[data-testid=\"k-input\"]'); \
-         k.value = '5'; k.dispatchEvent(new Event('change', { bubbles: true })); return 'ok'; })()",
-    )
-    .unwrap();
-    wait_until("reload with k=5", || {
-        eval(&tab, "location.href")
-            .map(|u| u.as_str().unwrap_or_default().contains("k=5"))
-            .unwrap_or(false)
-    });
-    wait_for_text(&tab, "ready", LOAD, |_| true).expect("reloads");
+    set_and_reload(&tab, "k-input", "5", "k=5");
     assert_eq!(input_value(&tab, "k-input"), "5");
     assert_eq!(
         eval(
@@ -507,18 +515,7 @@ fn damaged_weights_and_bad_parameters_show_messages() {
     );
     assert_eq!(testid_text(&tab, "points").unwrap().unwrap(), "8");
     // The seed control reloads the view with its seed, keeping k and the points.
-    eval(
-        &tab,
-        "(() => { const s = document.querySelector('[data-testid=\"seed-input\"]'); \
-         s.value = '7'; s.dispatchEvent(new Event('change', { bubbles: true })); return 'ok'; })()",
-    )
-    .unwrap();
-    wait_until("reload with seed=7", || {
-        eval(&tab, "location.href")
-            .map(|u| u.as_str().unwrap_or_default().contains("seed=7"))
-            .unwrap_or(false)
-    });
-    wait_for_text(&tab, "ready", LOAD, |_| true).expect("reloads");
+    set_and_reload(&tab, "seed-input", "7", "seed=7");
     assert_eq!(input_value(&tab, "seed-input"), "7");
     assert_eq!(input_value(&tab, "k-input"), "5");
     assert_eq!(testid_text(&tab, "points").unwrap().unwrap(), "8");

@@ -186,13 +186,11 @@ impl Settings {
                         "step={value:?} is not a whole number in 0..={MAX_STEP}; showing step 0"
                     )),
                 },
-                "embed" => match value.as_str() {
-                    "1" | "true" => s.embed = true,
-                    "0" | "false" => s.embed = false,
-                    _ => s
-                        .warnings
-                        .push(format!("embed={value:?} is not 0 or 1; ignored")),
-                },
+                "embed" => {
+                    if let Some(on) = flag(key, &value, &mut s.warnings) {
+                        s.embed = on;
+                    }
+                }
                 "samples" => match value.parse::<usize>() {
                     Ok(v) if SAMPLES_RANGE.contains(&v) => s.samples = v,
                     _ => s.warnings.push(format!(
@@ -213,13 +211,11 @@ impl Settings {
                         "batch={value:?} is not a whole number in 1..={MAX_BATCH}; using the model's mini-batch size"
                     )),
                 },
-                "bayes" => match value.as_str() {
-                    "1" | "true" => s.bayes = true,
-                    "0" | "false" => s.bayes = false,
-                    _ => s
-                        .warnings
-                        .push(format!("bayes={value:?} is not 0 or 1; ignored")),
-                },
+                "bayes" => {
+                    if let Some(on) = flag(key, &value, &mut s.warnings) {
+                        s.bayes = on;
+                    }
+                }
                 "field" => match value.parse::<f32>() {
                     Ok(t) if (0.0..=1.0).contains(&t) => s.field = Some(t),
                     _ => s.warnings.push(format!(
@@ -227,13 +223,11 @@ impl Settings {
                     )),
                 },
                 "regime" => regime = Some(value),
-                "compare" => match value.as_str() {
-                    "1" | "true" => s.compare = true,
-                    "0" | "false" => s.compare = false,
-                    _ => s
-                        .warnings
-                        .push(format!("compare={value:?} is not 0 or 1; ignored")),
-                },
+                "compare" => {
+                    if let Some(on) = flag(key, &value, &mut s.warnings) {
+                        s.compare = on;
+                    }
+                }
                 "seed" => match value.parse::<u64>() {
                     Ok(v) => s.seed = v,
                     Err(_) => s
@@ -372,6 +366,18 @@ impl Settings {
             q += &format!("&seed={}", self.seed);
         }
         q
+    }
+}
+
+/// A 0/1 URL switch; anything else is named in a warning and leaves the default.
+fn flag(key: &str, value: &str, warnings: &mut Vec<String>) -> Option<bool> {
+    match value {
+        "1" | "true" => Some(true),
+        "0" | "false" => Some(false),
+        _ => {
+            warnings.push(format!("{key}={value:?} is not 0 or 1; ignored"));
+            None
+        }
     }
 }
 
