@@ -385,6 +385,41 @@ pub fn loss_per_task(kind: LossKind, predictions: Tensor<3>, targets: Tensor<3>)
         .reshape([b])
 }
 
+/// How the greedy objective weighs its k per-step losses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StepWeighting {
+    /// The paper's objective: the mean of the step losses. Early steps, whose loss is large
+    /// because few points have been read, dominate its gradient.
+    #[default]
+    Mean,
+    /// The mean of the steps' log-losses: each step's gradient is divided by its own loss, so a
+    /// late step's small error counts as much, relatively, as an early step's large one.
+    Balanced,
+}
+
+impl std::fmt::Display for StepWeighting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            StepWeighting::Mean => "mean",
+            StepWeighting::Balanced => "balanced",
+        })
+    }
+}
+
+impl std::str::FromStr for StepWeighting {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "mean" => Ok(StepWeighting::Mean),
+            "balanced" => Ok(StepWeighting::Balanced),
+            _ => Err(format!(
+                "unknown step weighting {s:?} (expected mean or balanced)"
+            )),
+        }
+    }
+}
+
 /// The greedy k-step training objective.
 pub struct GreedyLoss {
     /// Mean over steps of the per-step losses; its gradient is the sum of the per-step
@@ -392,6 +427,20 @@ pub struct GreedyLoss {
     pub total: Tensor<1>,
     /// Query loss averaged over every candidate state of each step, one per step.
     pub per_step: Vec<Tensor<1>>,
+}
+
+impl GreedyLoss {
+    /// The scalar to differentiate under `weighting`: [`total`](Self::total), or the mean of the
+    /// per-step log-losses (a floor of 1e-12 keeps a perfect step finite).
+    pub fn objective(&self, weighting: StepWeighting) -> Tensor<1> {
+        match weighting {
+            StepWeighting::Mean => self.total.clone(),
+            StepWeighting::Balanced => {
+                let k = self.per_step.len().max(1) as f32;
+                (Tensor::cat(self.per_step.clone(), 0).clamp_min(1e-12).log()).sum() / k
+            }
+        }
+    }
 }
 
 /// Runs k steps over `schedule`, detaching the state between steps, and scores each step's
@@ -468,6 +517,26 @@ pub fn refine(
 mod tests {
     use super::*;
     use rand::{rngs::StdRng, SeedableRng};
+
+    #[test]
+    fn step_weightings_score_the_steps() {
+        let device = Device::flex();
+        let one = |v: f32| Tensor::<1>::from_floats([v], &device);
+        let loss = GreedyLoss {
+            total: one(2.25),
+            per_step: vec![one(4.0), one(0.5)],
+        };
+        let value = |w| loss.objective(w).into_scalar::<f32>();
+        assert_eq!(value(StepWeighting::Mean), 2.25);
+        let balanced = (4.0f32.ln() + 0.5f32.ln()) / 2.0;
+        assert!((value(StepWeighting::Balanced) - balanced).abs() < 1e-6);
+        assert_eq!("balanced".parse(), Ok(StepWeighting::Balanced));
+        assert_eq!(StepWeighting::Mean.to_string(), "mean");
+        assert!("log"
+            .parse::<StepWeighting>()
+            .unwrap_err()
+            .contains("mean or balanced"));
+    }
 
     #[test]
     fn schedule_walks_passes_without_repeats_in_a_batch() {

@@ -1,19 +1,53 @@
 //! The built web app in headless Chromium: click points, step the refinement, read the readouts.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use amortize_e2e::{
     browser, dist_dir, drag, eval, eval_numbers, screenshot, testid_text, wait_for_text, Server,
 };
 use headless_chrome::browser::tab::point::Point;
+use headless_chrome::{Browser, Tab};
 
 /// One Chromium at a time: the machine has two cores.
 static SERIAL: Mutex<()> = Mutex::new(());
 
 const LOAD: Duration = Duration::from_secs(180);
 const STEP: Duration = Duration::from_secs(60);
+
+/// One test's browser: the lock that keeps Chromiums one at a time, the app's server (with
+/// damaged copies of the weights), Chromium and its tab. Fields drop in order, the lock last.
+struct Session {
+    tab: Arc<Tab>,
+    server: Server,
+    _browser: Browser,
+    _guard: MutexGuard<'static, ()>,
+}
+
+impl Session {
+    fn new() -> Self {
+        let guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let server = server();
+        let browser = browser().expect("Chromium starts");
+        let tab = browser.new_tab().expect("tab");
+        tab.set_default_timeout(LOAD);
+        Self {
+            tab,
+            server,
+            _browser: browser,
+            _guard: guard,
+        }
+    }
+}
+
+/// Navigates to `url` and waits until the page says its model is ready.
+fn load(tab: &Tab, url: &str) {
+    tab.navigate_to(url)
+        .unwrap_or_else(|e| panic!("navigate to {url}: {e}"));
+    wait_for_text(tab, "ready", LOAD, |_| true)
+        .unwrap_or_else(|e| panic!("{url} never became ready: {e}"));
+}
 
 fn server() -> Server {
     let dist = dist_dir().expect("the web app is built");
@@ -31,7 +65,7 @@ fn server() -> Server {
 }
 
 /// Clicks at data coordinates (x ∈ [-1, 1], y ∈ [-3.5, 3.5]) on the plot.
-fn click_data(tab: &headless_chrome::Tab, x: f64, y: f64) {
+fn click_data(tab: &Tab, x: f64, y: f64) {
     let r = eval_numbers(
         tab,
         "(() => { const r = document.querySelector('[data-testid=\"plot\"]').getBoundingClientRect(); return [r.left, r.top, r.width, r.height].join(','); })()",
@@ -42,7 +76,7 @@ fn click_data(tab: &headless_chrome::Tab, x: f64, y: f64) {
     tab.click_point(Point { x: px, y: py }).expect("click");
 }
 
-fn mse(tab: &headless_chrome::Tab) -> f64 {
+fn mse(tab: &Tab) -> f64 {
     testid_text(tab, "mse")
         .expect("read mse")
         .expect("mse readout present")
@@ -52,14 +86,9 @@ fn mse(tab: &headless_chrome::Tab) -> f64 {
 
 /// Loads the app with `query`, clicks 8 points, steps 6 times and checks the fit improves.
 fn refine_in_browser(query: &str, backend_word: &str, shot: &str) {
-    let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let server = server();
-    let browser = browser().expect("Chromium starts");
-    let tab = browser.new_tab().expect("tab");
-    tab.set_default_timeout(LOAD);
-    tab.navigate_to(&format!("{}{query}", server.url))
-        .expect("navigate");
-    wait_for_text(&tab, "ready", LOAD, |_| true).expect("the model loads");
+    let session = Session::new();
+    let (server, tab) = (&session.server, session.tab.clone());
+    load(&tab, &format!("{}{query}", server.url));
     let backend = testid_text(&tab, "backend").unwrap().unwrap();
     assert!(
         backend.contains(backend_word),
@@ -124,7 +153,7 @@ fn refine_in_browser(query: &str, backend_word: &str, shot: &str) {
 
 /// Types `value` into the input `id` (a change event), waits for the page to reload with
 /// `in_url` in its address and for the model to be ready again.
-fn set_and_reload(tab: &headless_chrome::Tab, id: &str, value: &str, in_url: &str) {
+fn set_and_reload(tab: &Tab, id: &str, value: &str, in_url: &str) {
     eval(
         tab,
         &format!(
@@ -151,7 +180,7 @@ fn wait_until(what: &str, ok: impl Fn() -> bool) {
 }
 
 /// Reads the `value` of the element with this test id.
-fn input_value(tab: &headless_chrome::Tab, id: &str) -> String {
+fn input_value(tab: &Tab, id: &str) -> String {
     let v = eval(
         tab,
         &format!("document.querySelector('[data-testid=\"{id}\"]').value"),
@@ -163,7 +192,7 @@ fn input_value(tab: &headless_chrome::Tab, id: &str) -> String {
 /// What every demo must do with the view it shows: the keyboard steps back and forth; the
 /// address bar's link reloads to the same points and readout; JSON and PNG exports hold the
 /// points and a PNG image; embed mode shows the plot without the page around it.
-fn check_view(tab: &headless_chrome::Tab, readout: &str, step: usize, shot: &str) {
+fn check_view(tab: &Tab, readout: &str, step: usize, shot: &str) {
     let before = testid_text(tab, readout).unwrap().unwrap();
     let points = testid_text(tab, "points").unwrap().unwrap();
     // Keyboard: ← goes back one step, → steps again to the same readout.
@@ -218,8 +247,7 @@ fn check_view(tab: &headless_chrome::Tab, readout: &str, step: usize, shot: &str
         url.contains("pts=") && url.contains(&format!("step={step}")),
         "{url}"
     );
-    tab.navigate_to(&url).expect("reload");
-    wait_for_text(tab, "ready", LOAD, |_| true).expect("reloads");
+    load(tab, &url);
     wait_for_text(tab, "step", LOAD, |t| t == want).expect("the same step");
     assert_eq!(testid_text(tab, "points").unwrap().unwrap(), points);
     assert_eq!(
@@ -229,8 +257,7 @@ fn check_view(tab: &headless_chrome::Tab, readout: &str, step: usize, shot: &str
     );
 
     // Embed mode: the plot and minimal controls, no page header, no export bar.
-    tab.navigate_to(&format!("{url}&embed=1")).expect("embed");
-    wait_for_text(tab, "ready", LOAD, |_| true).expect("embed loads");
+    load(tab, &format!("{url}&embed=1"));
     let visible = eval(
         tab,
         "(() => { const h = document.querySelector('header'); return String(h.hidden || h.offsetHeight === 0); })()",
@@ -262,7 +289,7 @@ fn refinement_improves_the_fit_on_the_cpu_backend() {
     refine_in_browser("?backend=cpu", "CPU", "regression-cpu");
 }
 
-fn number(tab: &headless_chrome::Tab, id: &str) -> f64 {
+fn number(tab: &Tab, id: &str) -> f64 {
     testid_text(tab, id)
         .expect("read readout")
         .unwrap_or_else(|| panic!("{id} readout present"))
@@ -275,11 +302,8 @@ fn number(tab: &headless_chrome::Tab, id: &str) -> f64 {
 /// one regime alone by `regime=`; bad values give a message.
 #[test]
 fn regimes_side_by_side_on_the_same_points() {
-    let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let server = server();
-    let browser = browser().expect("Chromium starts");
-    let tab = browser.new_tab().expect("tab");
-    tab.set_default_timeout(LOAD);
+    let session = Session::new();
+    let (server, tab) = (&session.server, session.tab.clone());
     // 24 points on a smooth curve from the link (so that step 1 reads only a third of them), and
     // one more clicked.
     let curve = |x: f64| 1.2 * (6.0 * x).sin() + 0.5 * x;
@@ -289,13 +313,14 @@ fn regimes_side_by_side_on_the_same_points() {
             format!("{x:.3}%2C{:.3}", curve(x))
         })
         .collect();
-    tab.navigate_to(&format!(
-        "{}?backend=cpu&compare=1&pts={}",
-        server.url,
-        pts.join("%3B")
-    ))
-    .expect("navigate");
-    wait_for_text(&tab, "ready", LOAD, |_| true).expect("the models load");
+    load(
+        &tab,
+        &format!(
+            "{}?backend=cpu&compare=1&pts={}",
+            server.url,
+            pts.join("%3B")
+        ),
+    );
     let count = |sel: &str| {
         eval_numbers(
             &tab,
@@ -369,8 +394,7 @@ fn regimes_side_by_side_on_the_same_points() {
     let url = eval(&tab, "location.href").unwrap();
     let url = url.as_str().unwrap().to_string();
     assert!(url.contains("compare=1") && url.contains("step=6"), "{url}");
-    tab.navigate_to(&url).expect("reload");
-    wait_for_text(&tab, "ready", LOAD, |_| true).expect("reloads");
+    load(&tab, &url);
     wait_for_text(&tab, "step", LOAD, |t| t == "6").expect("the same step");
     assert_eq!(
         number(&tab, "mse-implicit"),
@@ -380,8 +404,7 @@ fn regimes_side_by_side_on_the_same_points() {
 
     // One regime alone, chosen in the URL; the same points give that panel's readout.
     let alone = url.replace("compare=1", "regime=implicit");
-    tab.navigate_to(&alone).expect("navigate");
-    wait_for_text(&tab, "ready", LOAD, |_| true).expect("loads");
+    load(&tab, &alone);
     wait_for_text(&tab, "step", LOAD, |t| t == "6").expect("the same step");
     assert_eq!(count("[data-testid=\"plot\"]"), 1);
     let title = testid_text(&tab, "title").unwrap().unwrap();
@@ -404,10 +427,8 @@ fn regimes_side_by_side_on_the_same_points() {
 
 #[test]
 fn damaged_weights_and_bad_parameters_show_messages() {
-    let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let server = server();
-    let browser = browser().expect("Chromium starts");
-    let tab = browser.new_tab().expect("tab");
+    let session = Session::new();
+    let (server, tab) = (&session.server, session.tab.clone());
     for (file, word) in [("corrupt", "corrupt"), ("truncated", "truncated")] {
         tab.navigate_to(&format!(
             "{}?backend=cpu&weights=weights/{file}.amz",
@@ -471,13 +492,14 @@ fn damaged_weights_and_bad_parameters_show_messages() {
     let pts: Vec<String> = (0..8)
         .map(|i| format!("{:.2}%2C{:.2}", -0.9 + 0.25 * i as f64, 0.5))
         .collect();
-    tab.navigate_to(&format!(
-        "{}?backend=cpu&k=3&batch=4&pts={}",
-        server.url,
-        pts.join("%3B")
-    ))
-    .expect("navigate");
-    wait_for_text(&tab, "ready", LOAD, |_| true).expect("loads");
+    load(
+        &tab,
+        &format!(
+            "{}?backend=cpu&k=3&batch=4&pts={}",
+            server.url,
+            pts.join("%3B")
+        ),
+    );
     assert!(testid_text(&tab, "warning").unwrap().is_none());
     assert_eq!(input_value(&tab, "k-input"), "3");
     assert_eq!(input_value(&tab, "batch-input"), "4");
@@ -522,9 +544,7 @@ fn damaged_weights_and_bad_parameters_show_messages() {
 
     // backend=auto (the default) with WebGPU present: both backends are timed on this machine
     // and the faster runs the model; the note says what was measured.
-    tab.navigate_to(&format!("{}?demo=regression", server.url))
-        .expect("navigate");
-    wait_for_text(&tab, "ready", LOAD, |_| true).expect("loads");
+    load(&tab, &format!("{}?demo=regression", server.url));
     let note = testid_text(&tab, "note").unwrap().expect("the auto note");
     assert!(note.starts_with("auto:"), "{note}");
     let ms: Vec<f64> = note
@@ -547,12 +567,12 @@ fn damaged_weights_and_bad_parameters_show_messages() {
 }
 
 /// Data coordinates (x, y ∈ [-12, 12]) of the mixture plot to page pixels.
-fn gmm_px(tab: &headless_chrome::Tab, x: f64, y: f64) -> (f64, f64) {
+fn gmm_px(tab: &Tab, x: f64, y: f64) -> (f64, f64) {
     plot_px(tab, 12.0, x, y)
 }
 
 /// Page coordinates of data point (x, y) on a square plot of half-width `r`.
-fn plot_px(tab: &headless_chrome::Tab, r: f64, x: f64, y: f64) -> (f64, f64) {
+fn plot_px(tab: &Tab, r: f64, x: f64, y: f64) -> (f64, f64) {
     let rect = eval_numbers(
         tab,
         "(() => { const r = document.querySelector('[data-testid=\"plot\"]').getBoundingClientRect(); return [r.left, r.top, r.width, r.height].join(','); })()",
@@ -567,14 +587,9 @@ fn plot_px(tab: &headless_chrome::Tab, r: f64, x: f64, y: f64) -> (f64, f64) {
 /// The mixture demo: click points into two clusters, paint a third with the brush by dragging,
 /// generate with 1..=k refinement steps and check that W2 to the drawn points falls.
 fn gmm_in_browser(query: &str, backend_word: &str, shot: &str) {
-    let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let server = server();
-    let browser = browser().expect("Chromium starts");
-    let tab = browser.new_tab().expect("tab");
-    tab.set_default_timeout(LOAD);
-    tab.navigate_to(&format!("{}{query}", server.url))
-        .expect("navigate");
-    wait_for_text(&tab, "ready", LOAD, |_| true).expect("the model loads");
+    let session = Session::new();
+    let (server, tab) = (&session.server, session.tab.clone());
+    load(&tab, &format!("{}{query}", server.url));
     let backend = testid_text(&tab, "backend").unwrap().unwrap();
     assert!(backend.contains(backend_word), "backend {backend:?}");
 
@@ -633,7 +648,7 @@ fn gmm_in_browser(query: &str, backend_word: &str, shot: &str) {
 
 /// The velocity field as arrows: the toggle draws a 12 × 12 grid of them at t = 0.5; moving the
 /// t slider redraws them from the field at the new time, and the link keeps t.
-fn check_field_arrows(tab: &headless_chrome::Tab) {
+fn check_field_arrows(tab: &Tab) {
     let arrows = || {
         eval(
             tab,
@@ -696,8 +711,8 @@ fn mixture_generation_improves_with_steps_on_the_cpu_backend() {
 /// Steps a generation demo `stepped` times with the button, then jumps to the last step k with
 /// the timeline (every step is generated from the same noise on its own, so the timeline
 /// computes only the step it lands on). Returns the W2 readouts and k.
-fn generate_steps(tab: &headless_chrome::Tab, stepped: usize) -> (Vec<f64>, usize) {
-    let read_w2 = |tab: &headless_chrome::Tab| -> f64 {
+fn generate_steps(tab: &Tab, stepped: usize) -> (Vec<f64>, usize) {
+    let read_w2 = |tab: &Tab| -> f64 {
         testid_text(tab, "w2")
             .unwrap()
             .unwrap()
@@ -731,14 +746,9 @@ fn generate_steps(tab: &headless_chrome::Tab, stepped: usize) -> (Vec<f64>, usiz
 /// The alphabet demo: draw an L with two strokes, then pick a held-out letter from the menu,
 /// generate with 1 and k refinement steps and check that W2 to the letter's points falls.
 fn alphabet_in_browser(query: &str, backend_word: &str, shot: &str) {
-    let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let server = server();
-    let browser = browser().expect("Chromium starts");
-    let tab = browser.new_tab().expect("tab");
-    tab.set_default_timeout(LOAD);
-    tab.navigate_to(&format!("{}{query}", server.url))
-        .expect("navigate");
-    wait_for_text(&tab, "ready", LOAD, |_| true).expect("the model loads");
+    let session = Session::new();
+    let (server, tab) = (&session.server, session.tab.clone());
+    load(&tab, &format!("{}{query}", server.url));
     let backend = testid_text(&tab, "backend").unwrap().unwrap();
     assert!(backend.contains(backend_word), "backend {backend:?}");
 

@@ -16,6 +16,7 @@ use std::process::ExitCode;
 
 use amortize::model::mask::Attention;
 use amortize::model::AmortizerConfig;
+use amortize::refine::StepWeighting;
 use amortize::regime::implicit::StateForm;
 use amortize::regime::Regime;
 use amortize::signal::Signal;
@@ -177,6 +178,10 @@ struct TrainArgs {
     /// Previous states read beside the current one (0: Markovian).
     #[arg(long, default_value_t = 0)]
     history: usize,
+    /// How the training objective weighs the k steps: mean (the paper's: the mean of the step
+    /// losses) or balanced (the mean of their logarithms, so late steps' small errors count).
+    #[arg(long, default_value = "mean")]
+    step_weighting: StepWeighting,
     /// Implicit regime: carried state form (logits, softmax or pre-mlp).
     #[arg(long, default_value = "logits")]
     state_form: StateForm,
@@ -431,6 +436,7 @@ fn launch_order(a: &TrainArgs, m: &ArgMatches) -> anyhow::Result<()> {
         "signal",
         "attention",
         "history",
+        "step_weighting",
         "state_form",
         "latent_dim",
     ] {
@@ -657,6 +663,7 @@ fn train_config(a: &TrainArgs) -> anyhow::Result<train::TrainConfig> {
         refine: RefineConfig::new()
             .with_steps(a.k)
             .with_batch_size(a.batch_size),
+        step_weighting: a.step_weighting,
     };
     cfg.validate()?;
     // What a resumed run reads back from config.json, so both runs use identical numbers.

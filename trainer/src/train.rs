@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use amortize::model::AmortizerConfig;
-use amortize::refine::{greedy_loss, schedule, TaskBatch};
+use amortize::refine::{greedy_loss, schedule, StepWeighting, TaskBatch};
 use amortize::task::{Sampler, TaskConfig};
 use amortize::weights::{BundleHeader, ModelBundle};
 use amortize::RefineConfig;
@@ -48,6 +48,9 @@ pub struct TrainConfig {
     pub task: TaskConfig,
     /// Steps k and mini-batch size b.
     pub refine: RefineConfig,
+    /// How the greedy objective weighs the k steps' losses (default: their mean, as in the paper).
+    #[serde(default)]
+    pub step_weighting: StepWeighting,
 }
 
 impl TrainConfig {
@@ -243,7 +246,8 @@ pub fn train(
             &mut rng,
         );
         let loss = greedy_loss(&model, &batch, &sched, &mut rng, &ad);
-        let grads = GradientsParams::from_grads(loss.total.backward(), &model);
+        let grads =
+            GradientsParams::from_grads(loss.objective(cfg.step_weighting).backward(), &model);
         let lr = learning_rate(cfg, step);
         model = optim.step(lr, model, grads);
 

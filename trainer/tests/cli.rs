@@ -281,7 +281,7 @@ fn damaged_weights_give_clear_errors() {
 fn bad_flags_name_the_field() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().to_str().unwrap();
-    let cases: [(&[&str], &str); 5] = [
+    let cases: [(&[&str], &str); 6] = [
         (
             &["train", "--out", out, "--d-model", "30", "--n-heads", "4"],
             "n_heads",
@@ -290,6 +290,10 @@ fn bad_flags_name_the_field() {
         (&["train", "--out", out, "--features", "0"], "features"),
         (&["train", "--out", out, "--k", "0"], "steps"),
         (&["train", "--out", out, "--steps", "many"], "--steps"),
+        (
+            &["train", "--out", out, "--step-weighting", "log"],
+            "--step-weighting",
+        ),
     ];
     for (args, needle) in cases {
         let o = amortize(args);
@@ -328,9 +332,20 @@ fn every_regime_trains_from_the_command_line() {
             "--signal",
             signal,
         ];
+        // One run with the balanced step weighting; its config records it.
+        let weighting = if regime == "explicit" {
+            "balanced"
+        } else {
+            "mean"
+        };
+        args.extend_from_slice(&["--step-weighting", weighting]);
         args.extend_from_slice(TINY);
         let o = amortize(&args);
         assert!(o.status.success(), "{regime}: {}", stderr(&o));
+        let config: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap())
+                .unwrap();
+        assert_eq!(config["step_weighting"], weighting, "{regime}");
         let weights = out.join("model.amz");
         let o = amortize(&[
             "eval",
