@@ -21,30 +21,45 @@ pub enum DeviceChoice {
 
 /// A chosen device and a line saying what it is.
 pub struct Chosen {
-    /// The device to run on.
+    /// The device to run on (the first of `replicas`).
     pub device: Device,
     /// Human-readable description.
     pub description: String,
+    /// The devices of a data-parallel run, `device` first: adapters 0..n of the chosen kind
+    /// (on the CPU, n handles on the same flex backend, which share its cores).
+    pub replicas: Vec<Device>,
 }
 
 /// Picks the device for `choice`.
 pub fn choose(choice: DeviceChoice) -> anyhow::Result<Chosen> {
+    choose_replicas(choice, 1)
+}
+
+/// Picks `n` devices of one kind for `choice`, for data-parallel training.
+pub fn choose_replicas(choice: DeviceChoice, n: usize) -> anyhow::Result<Chosen> {
     let cpu = || Chosen {
         device: Device::flex(),
-        description: "CPU (Burn flex backend)".to_string(),
+        description: if n == 1 {
+            "CPU (Burn flex backend)".to_string()
+        } else {
+            format!("CPU (Burn flex backend), {n} data-parallel replicas sharing its cores")
+        },
+        replicas: vec![Device::flex(); n],
     };
     match choice {
         DeviceChoice::Cpu => Ok(cpu()),
-        DeviceChoice::Auto => Ok(gpu(false).unwrap_or_else(cpu)),
-        DeviceChoice::Gpu => gpu(false)
+        DeviceChoice::Auto => Ok(gpu(false, n)?.unwrap_or_else(cpu)),
+        DeviceChoice::Gpu => gpu(false, n)?
             .ok_or_else(|| anyhow::anyhow!("--device gpu: no hardware GPU adapter found by wgpu")),
-        DeviceChoice::WgpuAny => gpu(true)
+        DeviceChoice::WgpuAny => gpu(true, n)?
             .ok_or_else(|| anyhow::anyhow!("--device wgpu-any: wgpu found no adapter at all")),
     }
 }
 
+/// The first adapter kind that wgpu finds (hardware kinds first), as `n` devices of that kind;
+/// an error when there are fewer than `n` of it.
 #[cfg(feature = "wgpu")]
-fn gpu(allow_software: bool) -> Option<Chosen> {
+fn gpu(allow_software: bool, n: usize) -> anyhow::Result<Option<Chosen>> {
     use burn::tensor::wgpu::wgpu;
     use burn::tensor::DeviceKind;
 
@@ -68,26 +83,43 @@ fn gpu(allow_software: bool) -> Option<Chosen> {
         if ty == wgpu::DeviceType::Cpu && !allow_software {
             continue;
         }
-        if let Some(info) = infos.iter().find(|i| i.device_type == ty) {
-            let kind = match ty {
-                wgpu::DeviceType::DiscreteGpu => DeviceKind::DiscreteGpu(0),
-                wgpu::DeviceType::IntegratedGpu => DeviceKind::IntegratedGpu(0),
-                wgpu::DeviceType::VirtualGpu => DeviceKind::VirtualGpu(0),
-                _ => DeviceKind::Cpu,
-            };
-            return Some(Chosen {
-                device: Device::wgpu(kind),
-                description: format!(
-                    "GPU through wgpu: {} ({:?}, {:?})",
-                    info.name, info.device_type, info.backend
-                ),
-            });
+        let of_kind: Vec<&wgpu::AdapterInfo> =
+            infos.iter().filter(|i| i.device_type == ty).collect();
+        let Some(info) = of_kind.first() else {
+            continue;
+        };
+        // (A software adapter is one device: its replicas share it, like flex's.)
+        if ty != wgpu::DeviceType::Cpu && of_kind.len() < n {
+            anyhow::bail!(
+                "--devices {n}: wgpu found {} {:?} adapter(s)",
+                of_kind.len(),
+                ty
+            );
         }
+        let kind = |i: usize| match ty {
+            wgpu::DeviceType::DiscreteGpu => DeviceKind::DiscreteGpu(i),
+            wgpu::DeviceType::IntegratedGpu => DeviceKind::IntegratedGpu(i),
+            wgpu::DeviceType::VirtualGpu => DeviceKind::VirtualGpu(i),
+            _ => DeviceKind::Cpu,
+        };
+        let replicas: Vec<Device> = (0..n).map(|i| Device::wgpu(kind(i))).collect();
+        let mut description = format!(
+            "GPU through wgpu: {} ({:?}, {:?})",
+            info.name, info.device_type, info.backend
+        );
+        if n > 1 {
+            description.push_str(&format!(", {n} data-parallel devices"));
+        }
+        return Ok(Some(Chosen {
+            device: replicas[0].clone(),
+            description,
+            replicas,
+        }));
     }
-    None
+    Ok(None)
 }
 
 #[cfg(not(feature = "wgpu"))]
-fn gpu(_allow_software: bool) -> Option<Chosen> {
-    None
+fn gpu(_allow_software: bool, _n: usize) -> anyhow::Result<Option<Chosen>> {
+    Ok(None)
 }

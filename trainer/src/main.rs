@@ -182,6 +182,10 @@ struct TrainArgs {
     /// losses) or balanced (the mean of their logarithms, so late steps' small errors count).
     #[arg(long, default_value = "mean")]
     step_weighting: StepWeighting,
+    /// Devices to split each meta-step's tasks across (data parallel): GPUs 0..N of the kind
+    /// --device finds (on the CPU, N replicas sharing its cores). 1: one device.
+    #[arg(long, default_value_t = 1)]
+    data_parallel: usize,
     /// Implicit regime: carried state form (logits, softmax or pre-mlp).
     #[arg(long, default_value = "logits")]
     state_form: StateForm,
@@ -437,6 +441,7 @@ fn launch_order(a: &TrainArgs, m: &ArgMatches) -> anyhow::Result<()> {
         "attention",
         "history",
         "step_weighting",
+        "data_parallel",
         "state_form",
         "latent_dim",
     ] {
@@ -492,6 +497,9 @@ fn run_bench(b: BenchArgs, m: &ArgMatches) -> anyhow::Result<()> {
     }
     let a = effective_train_args(b.train, m)?;
     let cfg = train_config(&a)?;
+    if cfg.data_parallel != 1 {
+        anyhow::bail!("--data-parallel: bench times one device; drop it");
+    }
     let sampler = data::sampler(&cfg.task, &data::data_dir(a.data.as_deref()), None)?;
     let chosen = device::choose(a.device)?;
     eprintln!("device: {}", chosen.description);
@@ -566,7 +574,7 @@ fn launch(
 ) -> anyhow::Result<()> {
     cfg.validate()?;
     let sampler = data::sampler(&cfg.task, &data::data_dir(data), None)?;
-    let chosen = device::choose(device)?;
+    let chosen = device::choose_replicas(device, cfg.data_parallel)?;
     eprintln!("device: {}", chosen.description);
     ctrlc::set_handler(|| {
         if train::INTERRUPTED.swap(true, std::sync::atomic::Ordering::SeqCst) {
@@ -577,7 +585,14 @@ fn launch(
         );
     })
     .context("installing the Ctrl-C handler")?;
-    match train::train(cfg, &sampler, &chosen.device, out, &command_line(), resume)? {
+    match train::train(
+        cfg,
+        &sampler,
+        &chosen.replicas,
+        out,
+        &command_line(),
+        resume,
+    )? {
         train::Ended::Finished(path) => eprintln!("wrote {}", path.display()),
         train::Ended::Interrupted(step) => {
             eprintln!(
@@ -664,6 +679,7 @@ fn train_config(a: &TrainArgs) -> anyhow::Result<train::TrainConfig> {
             .with_steps(a.k)
             .with_batch_size(a.batch_size),
         step_weighting: a.step_weighting,
+        data_parallel: a.data_parallel,
     };
     cfg.validate()?;
     // What a resumed run reads back from config.json, so both runs use identical numbers.

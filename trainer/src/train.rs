@@ -5,18 +5,19 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Barrier, Mutex};
 use std::time::Instant;
 
-use amortize::model::AmortizerConfig;
+use amortize::model::{Amortizer, AmortizerConfig};
 use amortize::refine::{greedy_loss, schedule, StepWeighting, TaskBatch};
-use amortize::task::{Sampler, TaskConfig};
+use amortize::task::{Sampler, TaskConfig, TaskData};
 use amortize::weights::{BundleHeader, ModelBundle};
 use amortize::RefineConfig;
 use anyhow::Context;
 use burn::grad_clipping::GradientClippingConfig;
-use burn::module::Module;
-use burn::optim::{AdamWConfig, GradientsParams};
-use burn::tensor::Device;
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams};
+use burn::tensor::{Device, Tensor};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::{rngs::StdRng, SeedableRng};
 use serde::{Deserialize, Serialize};
@@ -51,6 +52,14 @@ pub struct TrainConfig {
     /// How the greedy objective weighs the k steps' losses (default: their mean, as in the paper).
     #[serde(default)]
     pub step_weighting: StepWeighting,
+    /// Devices each meta-step's tasks are split across (data parallel; default 1). Part of the
+    /// configuration because the implicit regime's random prefixes are drawn per device.
+    #[serde(default = "one")]
+    pub data_parallel: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 impl TrainConfig {
@@ -73,6 +82,19 @@ impl TrainConfig {
         if self.tasks_per_step == 0 || self.tasks_per_step > 100_000 {
             anyhow::bail!(
                 "tasks_per_step must be in 1..=100000, got {}",
+                self.tasks_per_step
+            );
+        }
+        if self.data_parallel == 0 || self.data_parallel > 64 {
+            anyhow::bail!(
+                "data_parallel must be in 1..=64, got {}",
+                self.data_parallel
+            );
+        }
+        if self.data_parallel > self.tasks_per_step {
+            anyhow::bail!(
+                "data_parallel ({}) exceeds tasks_per_step ({}): every device needs a task",
+                self.data_parallel,
                 self.tasks_per_step
             );
         }
@@ -150,18 +172,26 @@ pub enum Ended {
     Interrupted(usize),
 }
 
-/// Trains per `cfg` on `device`, writing `config.json`, `log.jsonl`, `checkpoint.bin` and
+/// Trains per `cfg` on `replicas` (one device, or several for data parallelism: the first holds
+/// the model and the optimiser), writing `config.json`, `log.jsonl`, `checkpoint.bin` and
 /// `model.amz` into `out`. With `resume`, continues from `out`'s checkpoint: the log is cut back
 /// to the checkpoint's step and the run goes on exactly as if it had never stopped.
 pub fn train(
     cfg: &TrainConfig,
     sampler: &Sampler,
-    device: &Device,
+    replicas: &[Device],
     out: &Path,
     command: &str,
     resume: bool,
 ) -> anyhow::Result<Ended> {
     cfg.validate()?;
+    anyhow::ensure!(
+        replicas.len() == cfg.data_parallel,
+        "the run is configured for {} devices, {} given",
+        cfg.data_parallel,
+        replicas.len()
+    );
+    let device = &replicas[0];
     let files = RunFiles::new(out);
     fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let task = &cfg.task;
@@ -202,7 +232,11 @@ pub fn train(
         fs::File::create(&files.log)
             .with_context(|| format!("creating {}", files.log.display()))?;
         burn::tensor::Device::seed(&ad, cfg.seed);
-        (cfg.model.init(&ad), 1, None, 0.0)
+        let model = cfg.model.init(&ad);
+        // Draw the lazily initialised weights now, from the seed, rather than at their first use
+        // (where the stream would be step 1's, or on several devices whichever came first).
+        model.visit(&mut Materialise);
+        (model, 1, None, 0.0)
     };
     let mut log = fs::OpenOptions::new()
         .append(true)
@@ -237,25 +271,25 @@ pub fn train(
         let data: Vec<_> = (0..cfg.tasks_per_step)
             .map(|_| sampler.sample(&mut rng))
             .collect();
-        let refs: Vec<_> = data.iter().collect();
-        let batch = TaskBatch::new(&refs, &ad).map_err(|e| anyhow::anyhow!(e))?;
         let sched = schedule(
             task.context_len(),
             cfg.refine.batch_size,
             cfg.refine.steps,
             &mut rng,
         );
-        let loss = greedy_loss(&model, &batch, &sched, &mut rng, &ad);
-        let grads =
-            GradientsParams::from_grads(loss.objective(cfg.step_weighting).backward(), &model);
+        let (grads, per_step) = if replicas.len() == 1 {
+            let refs: Vec<_> = data.iter().collect();
+            let batch = TaskBatch::new(&refs, &ad).map_err(|e| anyhow::anyhow!(e))?;
+            let loss = greedy_loss(&model, &batch, &sched, &mut rng, &ad);
+            let grads =
+                GradientsParams::from_grads(loss.objective(cfg.step_weighting).backward(), &model);
+            (grads, scalars(&loss.per_step))
+        } else {
+            data_parallel_grads(&model, replicas, &data, &sched, cfg, step)?
+        };
         let lr = learning_rate(cfg, step);
         model = optim.step(lr, model, grads);
 
-        let per_step: Vec<f64> = loss
-            .per_step
-            .iter()
-            .map(|l| l.clone().into_scalar::<f32>() as f64)
-            .collect();
         let total = per_step.iter().sum::<f64>() / per_step.len() as f64;
         if !total.is_finite() {
             anyhow::bail!("the loss became {total} at step {step}; lower --lr");
@@ -437,6 +471,123 @@ impl Checkpoint {
             optimizer,
         })
     }
+}
+
+/// Visits every float parameter and reads it, which initialises a lazy one.
+struct Materialise;
+
+impl ModuleVisitor for Materialise {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let _ = param.val();
+    }
+}
+
+fn scalars(losses: &[Tensor<1>]) -> Vec<f64> {
+    losses
+        .iter()
+        .map(|l| l.clone().into_scalar::<f32>() as f64)
+        .collect()
+}
+
+/// One meta-step's gradients over `data` split across `replicas`, data parallel the way Burn's
+/// multi-device training does it: each device gets a copy of the model ([`Module::fork`]) and a
+/// contiguous share of the tasks, runs the greedy loss and its backward pass on its own thread,
+/// and its gradients move to the first device ([`GradientsParams::to_device`]), where a
+/// [`GradientsAccumulator`] sums them. Each share's objective is weighted by its share of the
+/// tasks, so the sum is the gradient of the objective over all of `data`; the balanced objective
+/// divides by the step losses of the whole batch, which the threads exchange before their
+/// backward passes. Returns the gradients and the per-step losses over all tasks.
+fn data_parallel_grads(
+    model: &Amortizer,
+    replicas: &[Device],
+    data: &[TaskData],
+    sched: &[Vec<usize>],
+    cfg: &TrainConfig,
+    step: usize,
+) -> anyhow::Result<(GradientsParams, Vec<f64>)> {
+    let n = replicas.len();
+    let total = data.len();
+    let shares: Vec<std::ops::Range<usize>> =
+        (0..n).map(|r| r * total / n..(r + 1) * total / n).collect();
+    let mut batches = Vec::with_capacity(n);
+    for (device, share) in replicas.iter().zip(&shares) {
+        let ad = device.clone().autodiff();
+        let refs: Vec<_> = data[share.clone()].iter().collect();
+        let batch = TaskBatch::new(&refs, &ad).map_err(|e| anyhow::anyhow!(e))?;
+        batches.push((ad, batch));
+    }
+    let losses: Mutex<Vec<Vec<f64>>> = Mutex::new(vec![Vec::new(); n]);
+    let barrier = Barrier::new(n);
+    let main = replicas[0].clone().autodiff();
+    let results: Vec<GradientsParams> = std::thread::scope(|s| {
+        let handles: Vec<_> = batches
+            .into_iter()
+            .zip(&shares)
+            .enumerate()
+            .map(|(r, ((ad, batch), share))| {
+                let (losses, barrier, main, shares) = (&losses, &barrier, &main, &shares);
+                s.spawn(move || {
+                    // Each device its own random stream (implicit prefixes, full-attention sizes).
+                    let seed = step_seed(cfg.seed ^ 0xda7a_0000 ^ r as u64, step);
+                    let mut rng = StdRng::seed_from_u64(seed);
+                    burn::tensor::Device::seed(&ad, seed);
+                    let local = model.clone().fork(&ad);
+                    let loss = greedy_loss(&local, &batch, sched, &mut rng, &ad);
+                    let mine = scalars(&loss.per_step);
+                    losses.lock().unwrap_or_else(|e| e.into_inner())[r] = mine;
+                    barrier.wait();
+                    let weight = share.len() as f32 / total as f32;
+                    let objective = match cfg.step_weighting {
+                        StepWeighting::Mean => loss.total.clone() * weight,
+                        StepWeighting::Balanced => {
+                            let all = losses.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                            let k = loss.per_step.len().max(1) as f32;
+                            let terms: Vec<Tensor<1>> = loss
+                                .per_step
+                                .iter()
+                                .enumerate()
+                                .map(|(t, l)| {
+                                    let whole = weighted_mean(&all, shares, total, t).max(1e-12);
+                                    l.clone() * (weight / (whole as f32 * k))
+                                })
+                                .collect();
+                            Tensor::cat(terms, 0).sum()
+                        }
+                    };
+                    GradientsParams::from_grads(objective.backward(), &local)
+                        .to_device(main, &local)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a data-parallel worker panicked"))
+            .collect()
+    });
+    let mut acc = GradientsAccumulator::<Amortizer>::new();
+    for grads in results {
+        acc.accumulate(model, grads);
+    }
+    let all = losses.into_inner().unwrap_or_else(|e| e.into_inner());
+    let per_step = (0..all[0].len())
+        .map(|t| weighted_mean(&all, &shares, total, t))
+        .collect();
+    Ok((acc.grads(), per_step))
+}
+
+/// Step `t`'s mean loss over all tasks, from each share's mean.
+fn weighted_mean(
+    losses: &[Vec<f64>],
+    shares: &[std::ops::Range<usize>],
+    total: usize,
+    t: usize,
+) -> f64 {
+    losses
+        .iter()
+        .zip(shares)
+        .map(|(l, share)| l[t] * share.len() as f64)
+        .sum::<f64>()
+        / total as f64
 }
 
 /// The steps reported by evaluations: 1, 5, 10 and k, up to k.

@@ -605,6 +605,66 @@ fn log_without_time(dir: &Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// Data-parallel training (`--data-parallel N`: each meta-step's tasks split across N devices,
+/// gradients summed on the first) follows the one-device run: same losses, step after step, up
+/// to float rounding, under both step weightings. Here the N devices are replicas on the CPU.
+#[test]
+fn data_parallel_training_matches_one_device() {
+    let dir = tempfile::tempdir().unwrap();
+    for weighting in ["mean", "balanced"] {
+        let losses = |n: &str| {
+            let out = dir.path().join(format!("{weighting}-{n}"));
+            let mut args = vec![
+                "train",
+                "--out",
+                out.to_str().unwrap(),
+                "--step-weighting",
+                weighting,
+                "--data-parallel",
+                n,
+            ];
+            // TINY with six tasks per step: shares of 3 and 3, or 2, 2 and 2.
+            let at = TINY.iter().position(|a| *a == "--tasks-per-step").unwrap();
+            args.extend(
+                TINY.iter()
+                    .enumerate()
+                    .map(|(i, a)| if i == at + 1 { "6" } else { a }),
+            );
+            let o = amortize(&args);
+            assert!(o.status.success(), "{weighting} × {n}: {}", stderr(&o));
+            log_without_time(&out)
+                .iter()
+                .map(|r| r["loss"].as_f64().unwrap())
+                .collect::<Vec<f64>>()
+        };
+        let one = losses("1");
+        assert_eq!(one.len(), 6);
+        for n in ["2", "3"] {
+            let many = losses(n);
+            for (step, (a, b)) in one.iter().zip(&many).enumerate() {
+                assert!(
+                    (a - b).abs() <= 1e-5 * a.abs(),
+                    "{weighting}, {n} devices, step {}: {b} against {a} on one",
+                    step + 1
+                );
+            }
+        }
+        assert!(one.iter().all(|l| l.is_finite()));
+    }
+    let o = amortize(&["train", "--data-parallel", "0", "--device", "cpu"]);
+    assert_clean_failure(&o, "data_parallel");
+    let o = amortize(&[
+        "train",
+        "--data-parallel",
+        "8",
+        "--tasks-per-step",
+        "4",
+        "--device",
+        "cpu",
+    ]);
+    assert_clean_failure(&o, "every device needs a task");
+}
+
 #[test]
 fn a_killed_run_resumes_exactly() {
     let dir = tempfile::tempdir().unwrap();
