@@ -1,5 +1,10 @@
 //! `amortize`: meta-train, evaluate and export iterative amortized inference models.
 
+/// mimalloc: Burn allocates and frees many short-lived tensor buffers per step; the system
+/// allocator hands large ones back to the kernel each time (page faults on every reuse).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod baseline;
 mod bench;
 mod data;
