@@ -519,7 +519,7 @@ fn data_parallel_grads(
     let losses: Mutex<Vec<Vec<f64>>> = Mutex::new(vec![Vec::new(); n]);
     let barrier = Barrier::new(n);
     let main = replicas[0].clone().autodiff();
-    let results: Vec<GradientsParams> = std::thread::scope(|s| {
+    let results: Vec<Option<GradientsParams>> = std::thread::scope(|s| {
         let handles: Vec<_> = batches
             .into_iter()
             .zip(&shares)
@@ -531,11 +531,17 @@ fn data_parallel_grads(
                     let seed = step_seed(cfg.seed ^ 0xda7a_0000 ^ r as u64, step);
                     let mut rng = StdRng::seed_from_u64(seed);
                     burn::tensor::Device::seed(&ad, seed);
-                    let local = model.clone().fork(&ad);
-                    let loss = greedy_loss(&local, &batch, sched, &mut rng, &ad);
-                    let mine = scalars(&loss.per_step);
-                    losses.lock().unwrap_or_else(|e| e.into_inner())[r] = mine;
+                    // Every worker reaches the barrier, even one whose forward pass panicked (its
+                    // panic is re-raised after it), so that the others never wait forever.
+                    let forward = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        let local = model.clone().fork(&ad);
+                        let loss = greedy_loss(&local, &batch, sched, &mut rng, &ad);
+                        losses.lock().unwrap_or_else(|e| e.into_inner())[r] =
+                            scalars(&loss.per_step);
+                        (local, loss)
+                    }));
                     barrier.wait();
+                    let (local, loss) = forward.unwrap_or_else(|p| std::panic::resume_unwind(p));
                     let weight = share.len() as f32 / total as f32;
                     let objective = match cfg.step_weighting {
                         StepWeighting::Mean => loss.total.clone() * weight,
@@ -559,13 +565,13 @@ fn data_parallel_grads(
                 })
             })
             .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("a data-parallel worker panicked"))
-            .collect()
+        handles.into_iter().map(|h| h.join().ok()).collect()
     });
     let mut acc = GradientsAccumulator::<Amortizer>::new();
-    for grads in results {
+    for (r, grads) in results.into_iter().enumerate() {
+        let grads = grads.ok_or_else(|| {
+            anyhow::anyhow!("step {step}: the worker of device {r} failed (its panic is above)")
+        })?;
         acc.accumulate(model, grads);
     }
     let all = losses.into_inner().unwrap_or_else(|e| e.into_inner());
