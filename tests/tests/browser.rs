@@ -41,6 +41,17 @@ impl Session {
     }
 }
 
+/// Presses Step and waits until the readout shows step `step`.
+fn press_step(tab: &Tab, step: usize, timeout: Duration) {
+    tab.find_element("[data-testid=\"step-button\"]")
+        .expect("step button")
+        .click()
+        .expect("click step");
+    let want = step.to_string();
+    wait_for_text(tab, "step", timeout, |t| t == want)
+        .unwrap_or_else(|e| panic!("step {step} never showed: {e}"));
+}
+
 /// Navigates to `url` and waits until the page says its model is ready.
 fn load(tab: &Tab, url: &str) {
     tab.navigate_to(url)
@@ -105,12 +116,7 @@ fn refine_in_browser(query: &str, backend_word: &str, shot: &str) {
     }
     let mut per_step = Vec::new();
     for step in 1..=6 {
-        tab.find_element("[data-testid=\"step-button\"]")
-            .expect("step button")
-            .click()
-            .expect("click step");
-        let want = step.to_string();
-        wait_for_text(&tab, "step", STEP, |t| t == want).expect("step advances");
+        press_step(&tab, step, STEP);
         per_step.push(mse(&tab));
     }
     screenshot(&tab, shot).expect("screenshot");
@@ -345,12 +351,7 @@ fn regimes_side_by_side_on_the_same_points() {
     }
     let mut per_step = Vec::new();
     for step in 1..=6 {
-        tab.find_element("[data-testid=\"step-button\"]")
-            .unwrap()
-            .click()
-            .unwrap();
-        let want = step.to_string();
-        wait_for_text(&tab, "step", STEP, |t| t == want).expect("step advances");
+        press_step(&tab, step, STEP);
         per_step.push((number(&tab, "mse-parametric"), number(&tab, "mse-implicit")));
     }
     screenshot(&tab, "regression-compare").expect("screenshot");
@@ -504,12 +505,7 @@ fn damaged_weights_and_bad_parameters_show_messages() {
     assert_eq!(input_value(&tab, "k-input"), "3");
     assert_eq!(input_value(&tab, "batch-input"), "4");
     for step in 1..=3 {
-        tab.find_element("[data-testid=\"step-button\"]")
-            .unwrap()
-            .click()
-            .unwrap();
-        let want = step.to_string();
-        wait_for_text(&tab, "step", STEP, |t| t == want).expect("steps");
+        press_step(&tab, step, STEP);
         let in_batch = eval(
             &tab,
             "String(document.querySelectorAll('.point.in-batch').length)",
@@ -721,12 +717,7 @@ fn generate_steps(tab: &Tab, stepped: usize) -> (Vec<f64>, usize) {
     };
     let mut w2 = Vec::new();
     for step in 1..=stepped {
-        tab.find_element("[data-testid=\"step-button\"]")
-            .expect("step button")
-            .click()
-            .expect("click step");
-        let want = step.to_string();
-        wait_for_text(tab, "step", LOAD, |t| t == want).expect("step advances");
+        press_step(tab, step, LOAD);
         w2.push(read_w2(tab));
     }
     let k = eval(
