@@ -49,9 +49,12 @@ scm)
   $A eval --weights "$R/scm20/model.amz" --ood --tasks 200 --seed 1234 --device cpu > "$R/scm.md"
   ;;
 bench)
-  # The standard configuration, beside PyTorch on the same machine in the same run.
+  # The standard configuration, beside PyTorch on the same machine in the same run: on both cores
+  # (two data-parallel replicas, as PyTorch uses two threads), then on one device.
   $A bench --task linear-regression --regime parametric --signal observations --tasks-per-step 64 \
-    --device cpu --iters 20 --pytorch "${PYTHON:-python3}" > "$R/bench.md"
+    --device cpu --iters 20 --data-parallel 2 --pytorch "${PYTHON:-python3}" > "$R/bench.md"
+  $A bench --task linear-regression --regime parametric --signal observations --tasks-per-step 64 \
+    --device cpu --iters 20 --pytorch "${PYTHON:-python3}" > "$R/bench-one-device.md"
   # The runtime claim: k = 10 steps over 10 x 8 points against one step over all 80.
   $A bench --task linear-regression --regime parametric --signal observations --tasks-per-step 64 \
     --context 80 --device cpu --iters 5 --warmup-iters 1 > "$R/bench-k-steps.md"

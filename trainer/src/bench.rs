@@ -15,7 +15,7 @@ use burn::optim::{AdamWConfig, GradientsParams};
 use burn::tensor::Device;
 use rand::{rngs::StdRng, SeedableRng};
 
-use crate::train::TrainConfig;
+use crate::train::{data_parallel_grads, TrainConfig};
 
 /// Medians in milliseconds.
 pub struct BenchResult {
@@ -36,26 +36,32 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-fn time<F: FnMut()>(warmup: usize, iters: usize, mut f: F) -> f64 {
+fn time<F: FnMut() -> anyhow::Result<()>>(
+    warmup: usize,
+    iters: usize,
+    mut f: F,
+) -> anyhow::Result<f64> {
     let mut ms = Vec::with_capacity(iters);
     for i in 0..warmup + iters {
         let t = Instant::now();
-        f();
+        f()?;
         if i >= warmup {
             ms.push(1e3 * t.elapsed().as_secs_f64());
         }
     }
-    median(ms)
+    Ok(median(ms))
 }
 
-/// Times the configuration's steps on `device`.
+/// Times the configuration's steps. The meta-training step runs data-parallel over `replicas`
+/// when there are several (as `amortize train --data-parallel` does); inference runs on the first.
 pub fn bench(
     cfg: &TrainConfig,
     sampler: &Sampler,
-    device: &Device,
+    replicas: &[Device],
     warmup: usize,
     iters: usize,
 ) -> anyhow::Result<BenchResult> {
+    let device = &replicas[0];
     let ad = device.clone().autodiff();
     ad.seed(cfg.seed);
     let mut model = cfg.model.init(&ad);
@@ -70,18 +76,28 @@ pub fn bench(
         cfg.refine.batch_size,
         cfg.refine.steps,
     );
+    let mut step = 0;
     let train_step_ms = time(warmup, iters, || {
+        step += 1;
         let data: Vec<_> = (0..cfg.tasks_per_step)
             .map(|_| sampler.sample(&mut rng))
             .collect();
-        let refs: Vec<_> = data.iter().collect();
-        let batch = TaskBatch::new(&refs, &ad).expect("sampled tasks are valid");
         let sched = schedule(n, b, k, &mut rng);
-        let loss = greedy_loss(&model, &batch, &sched, &mut rng, &ad);
-        let grads = GradientsParams::from_grads(loss.total.backward(), &model);
+        let grads = if replicas.len() == 1 {
+            let refs: Vec<_> = data.iter().collect();
+            let batch = TaskBatch::new(&refs, &ad).map_err(|e| anyhow::anyhow!(e))?;
+            let loss = greedy_loss(&model, &batch, &sched, &mut rng, &ad);
+            let grads =
+                GradientsParams::from_grads(loss.objective(cfg.step_weighting).backward(), &model);
+            let _ = loss.per_step[0].clone().into_scalar::<f32>();
+            grads
+        } else {
+            // Reads every step's loss back, as the one-device path reads the first.
+            data_parallel_grads(&model, replicas, &data, &sched, cfg, step)?.0
+        };
         model = optim.step(1e-3, model.clone(), grads);
-        let _ = loss.per_step[0].clone().into_scalar::<f32>();
-    });
+        Ok(())
+    })?;
 
     let valid = model.valid();
     let data: Vec<_> = (0..cfg.tasks_per_step)
@@ -100,15 +116,18 @@ pub fn bench(
     let refine_step_ms = time(warmup, iters, || {
         let sched = schedule(n, b, 1, &mut rng);
         read(refine(&valid, &batch, &sched, device));
-    });
+        Ok(())
+    })?;
     let k_steps_ms = time(warmup, iters, || {
         let sched = schedule(n, b, k, &mut rng);
         read(refine(&valid, &batch, &sched, device));
-    });
+        Ok(())
+    })?;
     let one_step_ms = time(warmup, iters, || {
         let sched = schedule(n, (k * b).min(n), 1, &mut rng);
         read(refine(&valid, &batch, &sched, device));
-    });
+        Ok(())
+    })?;
     Ok(BenchResult {
         train_step_ms,
         refine_step_ms,

@@ -91,7 +91,7 @@ fn gpu(allow_software: bool, n: usize) -> anyhow::Result<Option<Chosen>> {
         // (A software adapter is one device: its replicas share it, like flex's.)
         if ty != wgpu::DeviceType::Cpu && of_kind.len() < n {
             anyhow::bail!(
-                "--devices {n}: wgpu found {} {:?} adapter(s)",
+                "--data-parallel {n}: wgpu found {} {:?} adapter(s)",
                 of_kind.len(),
                 ty
             );

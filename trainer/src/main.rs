@@ -502,13 +502,11 @@ fn run_bench(b: BenchArgs, m: &ArgMatches) -> anyhow::Result<()> {
     }
     let a = effective_train_args(b.train, m)?;
     let cfg = train_config(&a)?;
-    if cfg.data_parallel != 1 {
-        anyhow::bail!("--data-parallel: bench times one device; drop it");
-    }
+    cfg.validate()?;
     let sampler = data::sampler(&cfg.task, &data::data_dir(a.data.as_deref()), None)?;
-    let chosen = device::choose(a.device)?;
+    let chosen = device::choose_replicas(a.device, cfg.data_parallel)?;
     eprintln!("device: {}", chosen.description);
-    let r = bench::bench(&cfg, &sampler, &chosen.device, b.warmup_iters, b.iters)?;
+    let r = bench::bench(&cfg, &sampler, &chosen.replicas, b.warmup_iters, b.iters)?;
     let (k, bs) = (cfg.refine.steps, cfg.refine.batch_size);
     println!(
         "{} / {} on {}, {} tasks per step, k = {k}, b = {bs}, d_model {}, {} layers, {} parameters; {} threads; median of {} iterations\n",

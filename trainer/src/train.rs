@@ -497,7 +497,7 @@ fn scalars(losses: &[Tensor<1>]) -> Vec<f64> {
 /// tasks, so the sum is the gradient of the objective over all of `data`; the balanced objective
 /// divides by the step losses of the whole batch, which the threads exchange before their
 /// backward passes. Returns the gradients and the per-step losses over all tasks.
-fn data_parallel_grads(
+pub(crate) fn data_parallel_grads(
     model: &Amortizer,
     replicas: &[Device],
     data: &[TaskData],

@@ -665,6 +665,46 @@ fn data_parallel_training_matches_one_device() {
     assert_clean_failure(&o, "every device needs a task");
 }
 
+/// `bench` times the meta-training step on one device or data-parallel over several (on the CPU,
+/// replicas that share its cores), prints its table with every time positive, and refuses a
+/// device count the step cannot use.
+#[test]
+fn bench_prints_its_table_on_one_device_and_data_parallel() {
+    for n in ["1", "2"] {
+        let mut args = vec![
+            "bench",
+            "--iters",
+            "2",
+            "--warmup-iters",
+            "1",
+            "--data-parallel",
+            n,
+        ];
+        args.extend_from_slice(TINY);
+        let o = amortize(&args);
+        assert!(o.status.success(), "bench × {n}: {}", stderr(&o));
+        let out = String::from_utf8_lossy(&o.stdout).to_string();
+        assert_eq!(
+            out.contains("2 data-parallel replicas"),
+            n == "2",
+            "device column: {out}"
+        );
+        let times: Vec<f64> = out
+            .lines()
+            .filter(|l| l.starts_with("| ") && l.ends_with(" ms |"))
+            .map(|l| {
+                let cell = l.trim_end_matches(" ms |").rsplit("| ").next().unwrap();
+                cell.trim().parse::<f64>().unwrap()
+            })
+            .collect();
+        assert_eq!(times.len(), 4, "four timings: {out}");
+        assert!(times.iter().all(|t| t.is_finite() && *t > 0.0), "{out}");
+    }
+    let mut args = vec!["bench", "--iters", "2", "--data-parallel", "5"];
+    args.extend_from_slice(TINY);
+    assert_clean_failure(&amortize(&args), "every device needs a task");
+}
+
 #[test]
 fn a_killed_run_resumes_exactly() {
     let dir = tempfile::tempdir().unwrap();
