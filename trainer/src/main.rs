@@ -260,6 +260,10 @@ struct EvalArgs {
     /// Largest number of refinement steps (default: as trained); 1, 5 and 10 are reported too.
     #[arg(long)]
     steps: Option<usize>,
+    /// Points per mini-batch (default: as trained). The causal mask trains every prefix of a
+    /// mini-batch, so any size up to the trained one is in distribution.
+    #[arg(long)]
+    batch_size: Option<usize>,
     /// Data directory for image tasks (default $AMORTIZE_DATA or data/).
     #[arg(long)]
     data: Option<PathBuf>,
@@ -783,9 +787,13 @@ fn run_eval(a: EvalArgs) -> anyhow::Result<(Option<ModelBundle>, eval::EvalRepor
     for path in &a.weights {
         let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
         if amortize::weights::is_order_model(&bytes) {
-            if a.points.is_some() || a.test_time_tasks > 0 || a.context.is_some() {
+            if a.points.is_some()
+                || a.test_time_tasks > 0
+                || a.context.is_some()
+                || a.batch_size.is_some()
+            {
                 anyhow::bail!(
-                    "{}: a topological-order model takes neither --points, --test-time-tasks nor --context",
+                    "{}: a topological-order model takes neither --points, --test-time-tasks, --context nor --batch-size",
                     path.display()
                 );
             }
@@ -820,6 +828,16 @@ fn run_eval(a: EvalArgs) -> anyhow::Result<(Option<ModelBundle>, eval::EvalRepor
         }
         task.validate()
             .map_err(|e| anyhow::anyhow!("--context: {e}"))?;
+        let mut refine = bundle.header.refine.clone();
+        if let Some(b) = a.batch_size {
+            if b == 0 || b > task.context_len() {
+                anyhow::bail!(
+                    "--batch-size must be in 1..={} (the context points), got {b}",
+                    task.context_len()
+                );
+            }
+            refine.batch_size = b;
+        }
         let max_steps = a.steps.unwrap_or(bundle.header.refine.steps);
         if max_steps == 0 || max_steps > 10_000 {
             anyhow::bail!("--steps must be in 1..=10000, got {max_steps}");
@@ -842,7 +860,7 @@ fn run_eval(a: EvalArgs) -> anyhow::Result<(Option<ModelBundle>, eval::EvalRepor
                 points::run(
                     &model,
                     &task,
-                    &bundle.header.refine,
+                    &refine,
                     &rows,
                     &steps,
                     a.seed,
@@ -873,7 +891,7 @@ fn run_eval(a: EvalArgs) -> anyhow::Result<(Option<ModelBundle>, eval::EvalRepor
             let mut report = eval::evaluate(
                 &model,
                 &sampler,
-                &bundle.header.refine,
+                &refine,
                 a.tasks,
                 a.seed,
                 &steps,
@@ -884,7 +902,7 @@ fn run_eval(a: EvalArgs) -> anyhow::Result<(Option<ModelBundle>, eval::EvalRepor
                 report.generation = Some(eval::generation(
                     &model,
                     &sampler,
-                    &bundle.header.refine,
+                    &refine,
                     a.sample_tasks.clamp(1, a.tasks),
                     a.seed,
                     &steps,
@@ -903,7 +921,7 @@ fn run_eval(a: EvalArgs) -> anyhow::Result<(Option<ModelBundle>, eval::EvalRepor
                 report.test_time = Some(eval::test_time(
                     &model,
                     &sampler,
-                    &bundle.header.refine,
+                    &refine,
                     a.test_time_tasks,
                     a.seed,
                     &steps,

@@ -123,6 +123,29 @@ fn train_eval_export_end_to_end_and_reproducible() {
     let report = first_report(&o);
     assert!(report["bayes"].as_f64().unwrap() > 0.0);
 
+    // Another mini-batch size than the trained one: the report says which, and bad sizes fail.
+    let at = |b: &str| {
+        amortize(&[
+            "eval",
+            "--weights",
+            weights.to_str().unwrap(),
+            "--tasks",
+            "20",
+            "--device",
+            "cpu",
+            "--batch-size",
+            b,
+        ])
+    };
+    let o = at("3");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("mini-batches of 3,"), "{out}");
+    assert!(!out.contains("mini-batches of 8,"), "{out}");
+    for bad in ["0", "100000"] {
+        assert_clean_failure(&at(bad), "--batch-size must be in 1..=");
+    }
+
     // Two models in one paper-style table, with test-time Adam, SGD and MAML beside them.
     let other = b.join("model.amz");
     let o = amortize(&[
