@@ -310,8 +310,8 @@ fn number(tab: &Tab, id: &str) -> f64 {
 fn regimes_side_by_side_on_the_same_points() {
     let session = Session::new();
     let (server, tab) = (&session.server, session.tab.clone());
-    // 24 points on a smooth curve from the link (so that step 1 reads only a third of them), and
-    // one more clicked.
+    // 24 points on a smooth curve from the link (more than one mini-batch, so that step 1 reads
+    // only some of them), and one more clicked.
     let curve = |x: f64| 1.2 * (6.0 * x).sin() + 0.5 * x;
     let pts: Vec<String> = (0..24)
         .map(|i| {

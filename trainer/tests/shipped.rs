@@ -19,6 +19,35 @@ fn shipped_regression_models_decode_into_the_current_architecture_and_refine() {
     }
 }
 
+/// The web issue's bar for regression: after 10 steps within 1.5× of the Bayes-optimal MSE, in
+/// the evaluation recorded in the card (1,000 fresh tasks, the model's own k and mini-batch size).
+/// The parametric model meets it; the implicit one does not (9.3×, see docs/results.md).
+#[test]
+fn shipped_parametric_regression_is_within_one_and_a_half_of_bayes() {
+    let manifest = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into());
+    let path = manifest.join("../public/weights/regression-parametric.amz");
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let bundle = ModelBundle::decode(&bytes).expect("decodes");
+    let eval = &bundle.header.provenance["eval"];
+    assert!(eval["tasks"].as_u64().unwrap() >= 1000, "{eval}");
+    let bayes = eval["bayes"].as_f64().expect("Bayes recorded");
+    let ten = eval["model"]
+        .as_array()
+        .expect("evaluation rows")
+        .iter()
+        .find(|r| r[0].as_u64() == Some(10))
+        .and_then(|r| r[1].as_f64())
+        .expect("10 steps reported");
+    assert!(ten <= 1.5 * bayes, "10 steps {ten} against Bayes {bayes}");
+    assert_eq!(
+        eval["batch_size"].as_u64(),
+        Some(bundle.header.refine.batch_size as u64),
+        "evaluated at the mini-batch size the demo uses by default"
+    );
+}
+
 /// The model at `path` decodes, its recorded evaluation (the model card's) falls from 1 to 5 to
 /// 10 steps, and it refines fresh tasks now.
 fn check_regression_model(path: &std::path::Path) {

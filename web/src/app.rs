@@ -448,6 +448,14 @@ fn RegressionDemo(settings: Settings) -> impl IntoView {
             if status.get() == Status::Ready {
                 let mut view = settings.clone();
                 view.bayes = show_bayes.get();
+                // The link names the k and mini-batch size in use, so that it reopens the same
+                // refinement in every regime's view (they were trained with different sizes)
+                // and after the shipped models change.
+                let (k, b) = refine.get_untracked();
+                if k > 0 {
+                    view.steps.get_or_insert(k);
+                    view.batch.get_or_insert(b);
+                }
                 crate::io::replace_query(&view.view_query(&points, step));
             }
         });
