@@ -6,16 +6,16 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
-use amortize::refine::{greedy_loss, refine, schedule, TaskBatch};
+use amortize::refine::{refine, schedule, TaskBatch};
 use amortize::task::Sampler;
 use anyhow::Context;
 use burn::grad_clipping::GradientClippingConfig;
 use burn::module::Module;
-use burn::optim::{AdamWConfig, GradientsParams};
+use burn::optim::AdamWConfig;
 use burn::tensor::Device;
 use rand::{rngs::StdRng, SeedableRng};
 
-use crate::train::{data_parallel_grads, TrainConfig};
+use crate::train::{meta_grads, TrainConfig};
 
 /// Medians in milliseconds.
 pub struct BenchResult {
@@ -83,18 +83,8 @@ pub fn bench(
             .map(|_| sampler.sample(&mut rng))
             .collect();
         let sched = schedule(n, b, k, &mut rng);
-        let grads = if replicas.len() == 1 {
-            let refs: Vec<_> = data.iter().collect();
-            let batch = TaskBatch::new(&refs, &ad).map_err(|e| anyhow::anyhow!(e))?;
-            let loss = greedy_loss(&model, &batch, &sched, &mut rng, &ad);
-            let grads =
-                GradientsParams::from_grads(loss.objective(cfg.step_weighting).backward(), &model);
-            let _ = loss.per_step[0].clone().into_scalar::<f32>();
-            grads
-        } else {
-            // Reads every step's loss back, as the one-device path reads the first.
-            data_parallel_grads(&model, replicas, &data, &sched, cfg, step)?.0
-        };
+        // The trainer's own meta-step (one device or data-parallel), its losses read back.
+        let (grads, _) = meta_grads(&model, replicas, &data, &sched, &mut rng, cfg, step)?;
         model = optim.step(1e-3, model.clone(), grads);
         Ok(())
     })?;

@@ -277,16 +277,7 @@ pub fn train(
             cfg.refine.steps,
             &mut rng,
         );
-        let (grads, per_step) = if replicas.len() == 1 {
-            let refs: Vec<_> = data.iter().collect();
-            let batch = TaskBatch::new(&refs, &ad).map_err(|e| anyhow::anyhow!(e))?;
-            let loss = greedy_loss(&model, &batch, &sched, &mut rng, &ad);
-            let grads =
-                GradientsParams::from_grads(loss.objective(cfg.step_weighting).backward(), &model);
-            (grads, scalars(&loss.per_step))
-        } else {
-            data_parallel_grads(&model, replicas, &data, &sched, cfg, step)?
-        };
+        let (grads, per_step) = meta_grads(&model, replicas, &data, &sched, &mut rng, cfg, step)?;
         let lr = learning_rate(cfg, step);
         model = optim.step(lr, model, grads);
 
@@ -497,7 +488,7 @@ fn scalars(losses: &[Tensor<1>]) -> Vec<f64> {
 /// tasks, so the sum is the gradient of the objective over all of `data`; the balanced objective
 /// divides by the step losses of the whole batch, which the threads exchange before their
 /// backward passes. Returns the gradients and the per-step losses over all tasks.
-pub(crate) fn data_parallel_grads(
+fn data_parallel_grads(
     model: &Amortizer,
     replicas: &[Device],
     data: &[TaskData],
@@ -579,6 +570,29 @@ pub(crate) fn data_parallel_grads(
         .map(|t| weighted_mean(&all, &shares, total, t))
         .collect();
     Ok((acc.grads(), per_step))
+}
+
+/// One meta-step's gradients of the greedy objective over `data` and its per-step losses: on the
+/// one device, or split across `replicas` ([`data_parallel_grads`]). `rng` draws the one-device
+/// pass's random choices (the replicas seed their own from `step`).
+pub(crate) fn meta_grads(
+    model: &Amortizer,
+    replicas: &[Device],
+    data: &[TaskData],
+    sched: &[Vec<usize>],
+    rng: &mut StdRng,
+    cfg: &TrainConfig,
+    step: usize,
+) -> anyhow::Result<(GradientsParams, Vec<f64>)> {
+    if replicas.len() > 1 {
+        return data_parallel_grads(model, replicas, data, sched, cfg, step);
+    }
+    let ad = replicas[0].clone().autodiff();
+    let refs: Vec<_> = data.iter().collect();
+    let batch = TaskBatch::new(&refs, &ad).map_err(|e| anyhow::anyhow!(e))?;
+    let loss = greedy_loss(model, &batch, sched, rng, &ad);
+    let grads = GradientsParams::from_grads(loss.objective(cfg.step_weighting).backward(), model);
+    Ok((grads, scalars(&loss.per_step)))
 }
 
 /// Step `t`'s mean loss over all tasks, from each share's mean.

@@ -7,13 +7,28 @@ use amortize::ModelBundle;
 use burn::tensor::Device;
 use rand::{rngs::StdRng, SeedableRng};
 
+/// The manifest directory at run time (cargo sets it): a test binary reused from a build in
+/// another checkout must not read that checkout's files.
+fn manifest_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into())
+}
+
+/// The model's error after `step` steps in the evaluation recorded in its card.
+fn recorded(eval: &serde_json::Value, step: u64) -> f64 {
+    eval["model"]
+        .as_array()
+        .expect("evaluation rows")
+        .iter()
+        .find(|r| r[0].as_u64() == Some(step))
+        .and_then(|r| r[1].as_f64())
+        .unwrap_or_else(|| panic!("step {step} reported: {eval}"))
+}
+
 #[test]
 fn shipped_regression_models_decode_into_the_current_architecture_and_refine() {
-    // The manifest directory at run time (cargo sets it): a test binary reused from a build in
-    // another checkout must not read that checkout's files.
-    let manifest = std::env::var_os("CARGO_MANIFEST_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into());
+    let manifest = manifest_dir();
     for name in ["regression-parametric", "regression-implicit"] {
         check_regression_model(&manifest.join(format!("../public/weights/{name}.amz")));
     }
@@ -24,22 +39,14 @@ fn shipped_regression_models_decode_into_the_current_architecture_and_refine() {
 /// The parametric model meets it; the implicit one does not (9.3×, see docs/results.md).
 #[test]
 fn shipped_parametric_regression_is_within_one_and_a_half_of_bayes() {
-    let manifest = std::env::var_os("CARGO_MANIFEST_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into());
+    let manifest = manifest_dir();
     let path = manifest.join("../public/weights/regression-parametric.amz");
     let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let bundle = ModelBundle::decode(&bytes).expect("decodes");
     let eval = &bundle.header.provenance["eval"];
     assert!(eval["tasks"].as_u64().unwrap() >= 1000, "{eval}");
     let bayes = eval["bayes"].as_f64().expect("Bayes recorded");
-    let ten = eval["model"]
-        .as_array()
-        .expect("evaluation rows")
-        .iter()
-        .find(|r| r[0].as_u64() == Some(10))
-        .and_then(|r| r[1].as_f64())
-        .expect("10 steps reported");
+    let ten = recorded(eval, 10);
     assert!(ten <= 1.5 * bayes, "10 steps {ten} against Bayes {bayes}");
     assert_eq!(
         eval["batch_size"].as_u64(),
@@ -60,15 +67,7 @@ fn check_regression_model(path: &std::path::Path) {
 
     // Its recorded evaluation, the one in the model card: 10 < 5 < 1 steps, 10 ≤ 1/3 of 1.
     let eval = &bundle.header.provenance["eval"];
-    let at = |step: u64| -> f64 {
-        eval["model"]
-            .as_array()
-            .expect("evaluation rows")
-            .iter()
-            .find(|r| r[0].as_u64() == Some(step))
-            .and_then(|r| r[1].as_f64())
-            .expect("step reported")
-    };
+    let at = |step: u64| recorded(eval, step);
     assert!(
         at(10) < at(5) && at(5) < at(1),
         "{}: {eval}",
@@ -115,9 +114,7 @@ fn check_regression_model(path: &std::path::Path) {
 /// no-information baseline (N(0, I) samples) to the sampling floor.
 #[test]
 fn shipped_generation_models_close_three_quarters_of_the_gap() {
-    let manifest = std::env::var_os("CARGO_MANIFEST_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into());
+    let manifest = manifest_dir();
     for name in ["gmm-implicit", "alphabet-implicit"] {
         let path = manifest.join(format!("../public/weights/{name}.amz"));
         let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
