@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use amortize_e2e::{browser, dist_dir, eval, testid_text, wait_for_text, Server};
+use amortize_e2e::{browser, dist_dir, eval, eval_numbers, testid_text, wait_for_text, Server};
 
 const LOAD: Duration = Duration::from_secs(600);
 
@@ -75,6 +75,7 @@ fn main() -> anyhow::Result<()> {
     let browser = browser()?;
     println!("| backend | navigation → interactive | regression step (64 points, median of 10) | side by side: both regimes' step (same points) | GMM 10-step generation (256 points, 512 samples) |");
     println!("|---|---|---|---|---|");
+    let mut first_visit = None;
     for backend in backends {
         let tab = browser.new_tab()?;
         tab.set_default_timeout(LOAD);
@@ -88,6 +89,17 @@ fn main() -> anyhow::Result<()> {
         tab.navigate_to(&url)?;
         wait_for_text(&tab, "ready", LOAD, |_| true)?;
         let nav = started.elapsed().as_secs_f64() * 1000.0;
+        if first_visit.is_none() {
+            // The browser's own account of the first (uncached) visit: bytes over the wire
+            // (gzip-encoded where the server compressed) and after decoding.
+            first_visit = Some(eval_numbers(
+                &tab,
+                "(() => { const e = [...performance.getEntriesByType('navigation'), \
+                 ...performance.getEntriesByType('resource')]; \
+                 return [e.reduce((s, x) => s + x.transferSize, 0), \
+                 e.reduce((s, x) => s + x.decodedBodySize, 0), e.length].join(','); })()",
+            )?);
+        }
         let median = median_step(&tab)?;
         // The same points with every shipped regime side by side (one step runs all models).
         tab.navigate_to(&format!("{url}&compare=1"))?;
@@ -112,6 +124,13 @@ fn main() -> anyhow::Result<()> {
         let gmm = latency_ms(&tab)?;
         let name = testid_text(&tab, "backend")?.unwrap_or_default();
         println!("| {name} | {nav:.0} ms | {median:.1} ms | {compare:.1} ms | {gmm:.0} ms |");
+    }
+    if let Some(v) = first_visit {
+        println!();
+        println!(
+            "First visit to the regression demo (cold cache, {} requests): {:.0} bytes transferred, {:.0} bytes decoded.",
+            v[2], v[0], v[1]
+        );
     }
     Ok(())
 }
