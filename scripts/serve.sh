@@ -13,8 +13,5 @@ ls public/weights/*.amz >/dev/null 2>&1 || {
   exit 1
 }
 trunk build
-cargo build --release --locked -p amortize-e2e --bin serve
-echo
-echo "  amortize demo: http://127.0.0.1:${PORT:-8080}/"
-echo
-exec cargo run --release --locked -q -p amortize-e2e --bin serve
+# Builds the server if needed, then prints the address it serves.
+exec cargo run --release --locked -p amortize-e2e --bin serve

@@ -65,15 +65,17 @@ fn mime(path: &Path) -> (&'static str, bool) {
     }
 }
 
-/// A file as served: its bytes, their gzip encoding (made once, on first request, for the
+/// A file as served: its media type, its bytes, their gzip encoding (made once, for the
 /// compressible types) and an entity tag from their checksum.
 struct Entry {
+    content_type: &'static str,
     raw: Arc<Vec<u8>>,
     gzip: Option<Arc<Vec<u8>>>,
     etag: String,
 }
 
-fn entry(bytes: Vec<u8>, compress: bool) -> Entry {
+fn entry(bytes: Vec<u8>, path: &Path) -> Entry {
+    let (content_type, compress) = mime(path);
     let etag = format!("\"{:08x}-{}\"", crc32fast::hash(&bytes), bytes.len());
     let gzip = compress.then(|| {
         use std::io::Write;
@@ -82,6 +84,7 @@ fn entry(bytes: Vec<u8>, compress: bool) -> Entry {
         Arc::new(enc.finish().expect("writing to memory"))
     });
     Entry {
+        content_type,
         raw: Arc::new(bytes),
         gzip,
         etag,
@@ -129,7 +132,7 @@ impl Files {
                 return Some(e.clone());
             }
         }
-        let e = Arc::new(entry(std::fs::read(&path).ok()?, mime(&path).1));
+        let e = Arc::new(entry(std::fs::read(&path).ok()?, &path));
         self.cache
             .lock()
             .ok()?
@@ -171,8 +174,8 @@ impl Server {
         let extra: HashMap<String, Arc<Entry>> = extra
             .into_iter()
             .map(|(k, v)| {
-                let compress = mime(Path::new(&k)).1;
-                (k, Arc::new(entry(v, compress)))
+                let e = Arc::new(entry(v, Path::new(&k)));
+                (k, e)
             })
             .collect();
         let files = Arc::new(Files {
@@ -183,7 +186,10 @@ impl Server {
         // Compress everything once before the first request, so that no page load waits for it.
         let mut dirs = vec![PathBuf::new()];
         while let Some(dir) = dirs.pop() {
-            for item in std::fs::read_dir(files.root.join(&dir))?.flatten() {
+            let path = files.root.join(&dir);
+            let items =
+                std::fs::read_dir(&path).with_context(|| format!("reading {}", path.display()))?;
+            for item in items.flatten() {
                 let rel = dir.join(item.file_name());
                 if item.file_type()?.is_dir() {
                     dirs.push(rel);
@@ -196,8 +202,7 @@ impl Server {
             let (server, files) = (server.clone(), files.clone());
             thread::spawn(move || {
                 for req in server.incoming_requests() {
-                    let found = requested(req.url()).and_then(|rel| Some((files.load(&rel)?, rel)));
-                    let Some((e, rel)) = found else {
+                    let Some(e) = requested(req.url()).and_then(|rel| files.load(&rel)) else {
                         let _ = req.respond(
                             tiny_http::Response::from_data(b"not found".to_vec())
                                 .with_status_code(404),
@@ -219,7 +224,7 @@ impl Server {
                         })
                     });
                     let headers = [
-                        header("Content-Type", mime(Path::new(&rel)).0),
+                        header("Content-Type", e.content_type),
                         header("ETag", &e.etag),
                         header("Cache-Control", "no-cache"),
                         header("Vary", "Accept-Encoding"),

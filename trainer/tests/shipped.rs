@@ -15,15 +15,15 @@ fn manifest_dir() -> std::path::PathBuf {
         .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into())
 }
 
-/// The model's error after `step` steps in the evaluation recorded in its card.
-fn recorded(eval: &serde_json::Value, step: u64) -> f64 {
-    eval["model"]
-        .as_array()
+/// The value after `step` steps in rows `[[step, value], …]` of a recorded evaluation (the
+/// model card's): a regression model's errors (`eval["model"]`) or a generator's W2.
+fn recorded(rows: &serde_json::Value, step: u64) -> f64 {
+    rows.as_array()
         .expect("evaluation rows")
         .iter()
         .find(|r| r[0].as_u64() == Some(step))
         .and_then(|r| r[1].as_f64())
-        .unwrap_or_else(|| panic!("step {step} reported: {eval}"))
+        .unwrap_or_else(|| panic!("step {step} reported: {rows}"))
 }
 
 #[test]
@@ -46,7 +46,7 @@ fn shipped_parametric_regression_is_within_one_and_a_half_of_bayes() {
     let eval = &bundle.header.provenance["eval"];
     assert!(eval["tasks"].as_u64().unwrap() >= 1000, "{eval}");
     let bayes = eval["bayes"].as_f64().expect("Bayes recorded");
-    let ten = recorded(eval, 10);
+    let ten = recorded(&eval["model"], 10);
     assert!(ten <= 1.5 * bayes, "10 steps {ten} against Bayes {bayes}");
     assert_eq!(
         eval["batch_size"].as_u64(),
@@ -67,7 +67,7 @@ fn check_regression_model(path: &std::path::Path) {
 
     // Its recorded evaluation, the one in the model card: 10 < 5 < 1 steps, 10 ≤ 1/3 of 1.
     let eval = &bundle.header.provenance["eval"];
-    let at = |step: u64| recorded(eval, step);
+    let at = |step: u64| recorded(&eval["model"], step);
     assert!(
         at(10) < at(5) && at(5) < at(1),
         "{}: {eval}",
@@ -123,15 +123,7 @@ fn shipped_generation_models_close_three_quarters_of_the_gap() {
             .model(&Device::flex())
             .expect("fits the current architecture");
         let g = &bundle.header.provenance["eval"]["generation"];
-        let w2 = |step: u64| -> f64 {
-            g["w2"]
-                .as_array()
-                .expect("W2 rows")
-                .iter()
-                .find(|r| r[0].as_u64() == Some(step))
-                .and_then(|r| r[1].as_f64())
-                .unwrap_or_else(|| panic!("{name}: W2 at step {step} in {g}"))
-        };
+        let w2 = |step: u64| recorded(&g["w2"], step);
         let none = g["none"][1].as_f64().expect("no-information W2");
         let floor = g["floor"][1].as_f64().expect("sampling-floor W2");
         assert!(w2(10) < w2(1), "{name}: {g}");
