@@ -7,13 +7,13 @@
 use std::sync::Arc;
 
 use burn::config::Config;
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::seq::SliceRandom;
 use rand::Rng;
 
 use crate::model::mask::Attention;
 use crate::model::{Amortizer, StepInput};
-use crate::signal::preprocess_gradient;
+use crate::signal::{prediction_gradients, preprocess_gradient};
 use crate::task::{LossKind, TaskData, TaskDims};
 
 /// How many refinement steps and how many observations each one reads.
@@ -205,6 +205,13 @@ impl TaskBatch {
         Tensor::from_data(TensorData::new(data, [self.tasks, m, width]), device)
     }
 
+    /// Every task's context inputs `[B, n, in]`, or `None` when the tasks carry none.
+    pub fn context_inputs(&self, device: &Device) -> Option<Tensor<3>> {
+        let all: Vec<usize> = (0..self.context).collect();
+        (!self.inputs.is_empty())
+            .then(|| self.gather(&self.inputs, self.dims.input_dim, &all, device))
+    }
+
     /// The same context indices of every task, `m = indices.len()`.
     pub fn minibatch(&self, indices: &[usize], device: &Device) -> MiniBatch {
         assert!(
@@ -225,7 +232,8 @@ impl TaskBatch {
 /// Where a refinement stands: the carried state and the history the model reads.
 #[derive(Clone)]
 pub struct RefineState {
-    /// `[B, 1, S]` (task-level state) or `[B, q, S]` (per query).
+    /// `[B, 1, S]` (task-level state) or `[B, q, S]` (per query); an implicit model that reads
+    /// gradients carries `[B, q + n, S]`, the queries' states then one per context point.
     pub state: Tensor<3>,
     history: Vec<Tensor<3>>,
     history_grads: Vec<Tensor<3>>,
@@ -235,8 +243,14 @@ impl RefineState {
     /// The initial state of `batch`'s tasks, its history filled with copies of it (and zero
     /// gradients).
     pub fn start(model: &Amortizer, batch: &TaskBatch) -> Self {
-        let state = model.initial(batch.len(), batch.query_len());
         let cfg = model.config();
+        let rows = batch.query_len()
+            + if cfg.carries_context() {
+                batch.context_len()
+            } else {
+                0
+            };
+        let state = model.initial(batch.len(), rows);
         let h = cfg.history;
         let zeros = || {
             let [b, _, s] = state.dims();
@@ -338,21 +352,43 @@ pub fn step(
             mean_grad,
         }
     } else {
-        let all = vec![m; batch.len() * batch.query_len()];
+        let [b, rows, _] = rs.state.dims();
+        let q = batch.query_len();
+        let all = vec![m; b * rows];
+        let (query_inputs, grads) = if cfg.carries_context() {
+            let missing = "an implicit model reading gradients needs context inputs and targets";
+            let inputs = mb.inputs.clone().expect(missing);
+            let targets = mb.targets.clone().expect(missing);
+            // The current prediction at each point of the mini-batch, from its carried state.
+            let at: Vec<i64> = indices.iter().map(|&i| (q + i) as i64).collect();
+            let at = Tensor::<1, Int>::from_data(TensorData::new(at, [m]), device);
+            let held = model.decode_queries(rs.state.clone().detach().select(1, at));
+            let g = prediction_gradients(held, targets, cfg.task.loss);
+            let tokens = Tensor::cat(vec![inputs, preprocess_gradient(g)], 2);
+            let context = batch.context_inputs(device).expect(missing);
+            (
+                Tensor::cat(vec![batch.query_input.clone(), context], 1),
+                Some(tokens),
+            )
+        } else {
+            (batch.query_input.clone(), None)
+        };
         let input = StepInput {
-            obs: Some(mb.obs),
-            grads: None,
+            obs: cfg.signal.uses_observations().then_some(mb.obs),
+            grads,
             history: rs.history.clone(),
             history_grads: Vec::new(),
         };
         let (pred, next) = model.step_queries(
             rs.state.clone(),
-            batch.query_input.clone(),
+            query_inputs,
             input,
             prefixes.unwrap_or(&all),
         );
+        let out = pred.dims()[2];
         StepOutput {
-            predictions: pred.unsqueeze_dim::<4>(1),
+            // Only the queries are predictions; the context points' states feed the gradients.
+            predictions: pred.slice([0..b, 0..q, 0..out]).unsqueeze_dim::<4>(1),
             next,
             mean_grad: None,
         }
@@ -366,7 +402,9 @@ pub fn predictions(model: &Amortizer, state: &Tensor<3>, batch: &TaskBatch) -> T
         let [b, _, q, o] = p.dims();
         p.reshape([b, q, o])
     } else {
-        model.decode_queries(state.clone())
+        let [b, _, s] = state.dims();
+        let q = batch.query_len();
+        model.decode_queries(state.clone().slice([0..b, 0..q, 0..s]))
     }
 }
 
@@ -476,10 +514,20 @@ pub fn greedy_loss<R: Rng + ?Sized>(
         if indices.is_empty() {
             continue;
         }
+        // Each query reads a random prefix of the mini-batch (Fig. 6); the states carried at the
+        // context points (implicit with gradients) read all of it, as they do at inference.
         let prefixes: Option<Vec<usize>> =
             (!cfg.regime.has_task_state() && cfg.attention == Attention::Causal).then(|| {
-                (0..batch.len() * batch.query_len())
-                    .map(|_| rng.random_range(1..=indices.len()))
+                let rows = rs.state.dims()[1];
+                let q = batch.query_len();
+                (0..batch.len() * rows)
+                    .map(|r| {
+                        if r % rows < q {
+                            rng.random_range(1..=indices.len())
+                        } else {
+                            indices.len()
+                        }
+                    })
                     .collect()
             });
         let out = step(model, &rs, batch, indices, prefixes.as_deref(), device);

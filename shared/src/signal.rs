@@ -97,6 +97,27 @@ pub fn point_gradients(
         .reshape([b, m, s])
 }
 
+/// Per-observation loss gradients with respect to predictions: `predictions` and `targets`
+/// `[B, m, out]` → ∇_p ℓ(p, y) `[B, m, out]`, raw and outside any autodiff graph (for the squared
+/// error, averaged over the outputs, 2(p − y) / out: the residual, negated and scaled).
+pub fn prediction_gradients(
+    predictions: Tensor<3>,
+    targets: Tensor<3>,
+    loss: LossKind,
+) -> Tensor<3> {
+    let [b, m, out] = predictions.dims();
+    let p = predictions
+        .without_autodiff()
+        .reshape([b * m, out])
+        .autodiff()
+        .require_grad();
+    let y = targets.without_autodiff().reshape([b * m, out]);
+    let grads = loss.pointwise(p.clone(), y).sum().backward();
+    p.grad(&grads)
+        .expect("the predictions require gradients")
+        .reshape([b, m, out])
+}
+
 /// The gradient fed to the encoder: sign(g)·ln(1 + |g|), so that gradients spanning orders of
 /// magnitude (large early, tiny near a solution) stay in a range a linear encoder handles.
 pub fn preprocess_gradient<const D: usize>(g: Tensor<D>) -> Tensor<D> {

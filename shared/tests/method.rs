@@ -69,9 +69,6 @@ fn configurations(task: &TaskConfig) -> Vec<AmortizerConfig> {
     let mut out = Vec::new();
     for regime in Regime::ALL {
         for signal in Signal::ALL {
-            if regime == Regime::Implicit && signal.uses_gradients() {
-                continue;
-            }
             for attention in [Attention::Causal, Attention::Full] {
                 for history in [0, 2] {
                     let forms: &[StateForm] = if regime == Regime::Implicit {
@@ -125,10 +122,15 @@ fn every_regime_and_signal_runs_forward_and_backward() {
 }
 
 #[test]
-fn gradient_signal_needs_a_predictor_and_implicit_refuses_it() {
+fn implicit_gradients_carry_context_states_and_softmax_needs_classes() {
     let task = linear_task(3);
-    let bad = tiny(&task, Regime::Implicit, Signal::Gradients);
-    assert!(bad.validate().unwrap_err().contains("implicit"));
+    let grads = tiny(&task, Regime::Implicit, Signal::Gradients);
+    grads.validate().unwrap();
+    assert!(grads.carries_context());
+    // A point's input (3) beside the gradient of its prediction (1).
+    assert_eq!(grads.gradient_dim(), 4);
+    assert!(!tiny(&task, Regime::Implicit, Signal::Observations).carries_context());
+    assert!(!tiny(&task, Regime::Parametric, Signal::Both).carries_context());
     let softmax_on_regression = AmortizerConfig {
         state_form: StateForm::Softmax,
         ..tiny(&task, Regime::Implicit, Signal::Observations)
@@ -217,6 +219,68 @@ fn causal_prefix_equals_truncated_context() {
             }
         }
     }
+}
+
+/// An implicit model reading gradients reads, for each observation of the mini-batch, the
+/// loss gradient of the prediction held at that point: changing the held prediction at a
+/// mini-batch point moves the queries' next predictions, changing it at any other point does
+/// not, and the gradient is the squared error's 2(p − y).
+#[test]
+fn implicit_gradients_read_the_predictions_held_at_the_batch_points() {
+    use amortize::refine::{step, RefineState};
+    let device = Device::flex();
+    let task = function_task();
+    let data = sample(&task, 2, 5);
+    let b = batch(&data, &device);
+    let (q, n) = (b.query_len(), b.context_len());
+    Device::seed(&device, 3);
+    let model = tiny(&task, Regime::Implicit, Signal::Gradients).init(&device);
+    let rs = RefineState::start(&model, &b);
+    assert_eq!(rs.state.dims(), [2, q + n, 1]);
+    let indices = [1usize, 4, 7];
+    let next = |rs: &RefineState| {
+        let out = step(&model, rs, &b, &indices, None, &device);
+        assert_eq!(out.next.dims(), [2, q + n, 1]);
+        values(out.predictions)
+    };
+    let base = next(&rs);
+    assert_eq!(base.len(), 2 * q);
+    let shifted = |point: usize| {
+        let mut moved = rs.clone();
+        let mut v = values(rs.state.clone());
+        for task in 0..2 {
+            v[task * (q + n) + q + point] += 1.0;
+        }
+        moved.state = Tensor::from_data(burn::tensor::TensorData::new(v, [2, q + n, 1]), &device);
+        next(&moved)
+    };
+    let moved = shifted(4);
+    assert!(
+        base.iter().zip(&moved).any(|(a, c)| (a - c).abs() > 1e-4),
+        "the held prediction at a batch point is read"
+    );
+    let untouched = shifted(5);
+    for (a, c) in base.iter().zip(&untouched) {
+        assert!(
+            (a - c).abs() < 1e-5,
+            "a point outside the batch is not read: {a} vs {c}"
+        );
+    }
+    // The gradient itself: 2(p - y) for a squared error on one output.
+    let p = Tensor::<3>::from_data(
+        burn::tensor::TensorData::new(vec![0.5f32, -1.0, 2.0], [1, 3, 1]),
+        &device,
+    );
+    let y = Tensor::<3>::from_data(
+        burn::tensor::TensorData::new(vec![0.0f32, 1.0, 2.0], [1, 3, 1]),
+        &device,
+    );
+    let g = values(amortize::signal::prediction_gradients(
+        p,
+        y,
+        amortize::task::LossKind::Mse,
+    ));
+    assert_eq!(g, vec![1.0, -4.0, 0.0]);
 }
 
 #[test]
@@ -321,6 +385,7 @@ fn short_training_lowers_the_loss_in_every_regime() {
         (Regime::Parametric, Signal::Gradients),
         (Regime::Explicit, Signal::Both),
         (Regime::Implicit, Signal::Observations),
+        (Regime::Implicit, Signal::Both),
     ] {
         let sampler = Sampler::new(task.clone()).unwrap();
         // Seeded initial weights: the run is the same every time.

@@ -174,7 +174,7 @@ struct TrainArgs {
     /// Regime: parametric, explicit or implicit.
     #[arg(long, default_value = "parametric")]
     regime: Regime,
-    /// Signal: observations, gradients or both (implicit: observations only).
+    /// Signal: observations, gradients or both (implicit: gradients with respect to its own predictions at the mini-batch points; not for generation).
     #[arg(long, default_value = "observations")]
     signal: Signal,
     /// Attention: causal (every context size per pass) or full (one size per iteration).

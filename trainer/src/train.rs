@@ -76,6 +76,12 @@ impl TrainConfig {
                 self.task.name()
             );
         }
+        if self.task.is_generative() && self.model.signal.uses_gradients() {
+            anyhow::bail!(
+                "the {} task is generative: its samples have no targets to take a loss gradient of; use signal = observations",
+                self.task.name()
+            );
+        }
         if self.steps == 0 {
             anyhow::bail!("steps must be at least 1");
         }

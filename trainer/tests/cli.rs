@@ -332,8 +332,9 @@ fn every_regime_trains_from_the_command_line() {
         ("parametric", "gradients"),
         ("explicit", "both"),
         ("implicit", "observations"),
+        ("implicit", "both"),
     ] {
-        let out = dir.path().join(regime);
+        let out = dir.path().join(format!("{regime}-{signal}"));
         let mut args = vec![
             "train",
             "--out",
@@ -388,8 +389,11 @@ fn every_regime_trains_from_the_command_line() {
     // A generative task refuses a parametric model, naming why.
     let o = amortize(&["train", "--task", "gmm", "--device", "cpu"]);
     assert_clean_failure(&o, "implicit regime");
+    // A generative task's samples have no targets to differentiate a loss of.
     let o = amortize(&[
         "train",
+        "--task",
+        "gmm",
         "--regime",
         "implicit",
         "--signal",
@@ -397,7 +401,7 @@ fn every_regime_trains_from_the_command_line() {
         "--device",
         "cpu",
     ]);
-    assert_clean_failure(&o, "implicit");
+    assert_clean_failure(&o, "no targets");
 }
 
 fn fake_idx_dir(root: &Path) {

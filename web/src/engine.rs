@@ -204,7 +204,7 @@ impl Engine {
             ));
         };
         let regime = h.model.regime;
-        let label = if regime == Regime::Implicit {
+        let label = if regime == Regime::Implicit && !h.model.signal.uses_gradients() {
             format!("{regime} regime")
         } else {
             let signal = match h.model.signal {

@@ -6,6 +6,13 @@
 //! encoder; in the implicit regime each query with its carried state through a query encoder.
 //! Optional history (Fig. 3): the previous states as extra tokens (task-level state) or as extra
 //! inputs of each query token (implicit).
+//!
+//! The paper's implicit models read observations only: they have no task parameters to
+//! differentiate. Here an implicit model may also read gradients, with respect to its own
+//! predictions: it then carries a state at every context point as well, and a gradient token
+//! holds a point's input with ∇ ℓ(prediction there, y), its residual for a squared error. This
+//! gives the update what an optimiser reads, how wrong the current solution is on the batch,
+//! which observations alone cannot tell a query that sees only its own state.
 
 pub mod mask;
 pub mod order;
@@ -109,6 +116,23 @@ impl AmortizerConfig {
         }
     }
 
+    /// Whether the model also carries a state at every context point (implicit regime with a
+    /// gradient signal): the gradient it reads for an observation is the loss gradient with
+    /// respect to the prediction at that point, which needs the current prediction there.
+    pub fn carries_context(&self) -> bool {
+        self.regime == Regime::Implicit && self.signal.uses_gradients()
+    }
+
+    /// Size of one gradient token's input: ∇_state ℓ per observation `[S]` for a task-level
+    /// state; for per-query states the point's input with ∇_prediction ℓ there, `[in + out]`.
+    pub fn gradient_dim(&self) -> usize {
+        if self.regime.has_task_state() {
+            self.state_dim()
+        } else {
+            self.task.input_dim + self.task.output_dim
+        }
+    }
+
     /// Checks what a user may set in a config file, naming the field at fault.
     pub fn validate(&self) -> Result<(), String> {
         let fields = [
@@ -146,12 +170,6 @@ impl AmortizerConfig {
                 self.d_model, self.n_heads
             ));
         }
-        if self.regime == Regime::Implicit && self.signal.uses_gradients() {
-            return Err(
-                "the implicit regime has no task parameters to differentiate: use signal = observations"
-                    .into(),
-            );
-        }
         if self.regime != Regime::Implicit && self.state_form != StateForm::Logits {
             return Err("model.state_form applies to the implicit regime only".into());
         }
@@ -182,7 +200,11 @@ impl AmortizerConfig {
                 .uses_observations()
                 .then(|| mlp(self.task.obs_dim)),
         );
-        let (grad_in, grad_out) = split(self.signal.uses_gradients().then(|| mlp(s)));
+        let (grad_in, grad_out) = split(
+            self.signal
+                .uses_gradients()
+                .then(|| mlp(self.gradient_dim())),
+        );
         let (state_in, state_out) = split(task_state.then(|| mlp(s)));
         let query_input = self.task.input_dim + s * (1 + self.history);
         let (query_in, query_out) = split((!task_state).then(|| mlp(query_input)));
@@ -259,7 +281,8 @@ pub struct Amortizer {
 pub struct StepInput {
     /// Observation token inputs `[B, m, obs_dim]` (when the signal reads observations).
     pub obs: Option<Tensor<3>>,
-    /// Preprocessed per-observation gradients `[B, m, S]` (when the signal reads gradients).
+    /// Preprocessed per-observation gradients `[B, m, S]` (when the signal reads gradients); per
+    /// query states: the point's input beside ∇_prediction ℓ, `[B, m, in + out]`.
     pub grads: Option<Tensor<3>>,
     /// Previous states, most recent first (exactly `history` of them): `[B, 1, S]` for a
     /// task-level state, `[B, q, S]` per query.
