@@ -237,6 +237,9 @@ pub struct RefineState {
     pub state: Tensor<3>,
     history: Vec<Tensor<3>>,
     history_grads: Vec<Tensor<3>>,
+    /// The inputs of the carried rows when they go past the batch's queries (implicit with
+    /// gradients: the queries', then the context points'), gathered once per refinement.
+    row_inputs: Option<Tensor<3>>,
 }
 
 impl RefineState {
@@ -251,6 +254,12 @@ impl RefineState {
                 0
             };
         let state = model.initial(batch.len(), rows);
+        let row_inputs = cfg.carries_context().then(|| {
+            let context = batch
+                .context_inputs(&state.device())
+                .expect("an implicit model reading gradients needs context inputs and targets");
+            Tensor::cat(vec![batch.query_input.clone(), context], 1)
+        });
         let h = cfg.history;
         let zeros = || {
             let [b, _, s] = state.dims();
@@ -258,12 +267,13 @@ impl RefineState {
         };
         Self {
             history: vec![state.clone(); h],
-            history_grads: if cfg.signal.uses_gradients() {
+            history_grads: if cfg.signal.uses_gradients() && cfg.regime.has_task_state() {
                 (0..h).map(|_| zeros()).collect()
             } else {
                 Vec::new()
             },
             state,
+            row_inputs,
         }
     }
 
@@ -355,24 +365,21 @@ pub fn step(
         let [b, rows, _] = rs.state.dims();
         let q = batch.query_len();
         let all = vec![m; b * rows];
-        let (query_inputs, grads) = if cfg.carries_context() {
+        let grads = cfg.carries_context().then(|| {
             let missing = "an implicit model reading gradients needs context inputs and targets";
             let inputs = mb.inputs.clone().expect(missing);
             let targets = mb.targets.clone().expect(missing);
             // The current prediction at each point of the mini-batch, from its carried state.
             let at: Vec<i64> = indices.iter().map(|&i| (q + i) as i64).collect();
             let at = Tensor::<1, Int>::from_data(TensorData::new(at, [m]), device);
-            let held = model.decode_queries(rs.state.clone().detach().select(1, at));
+            let held = model.decode_queries(rs.state.clone().select(1, at));
             let g = prediction_gradients(held, targets, cfg.task.loss);
-            let tokens = Tensor::cat(vec![inputs, preprocess_gradient(g)], 2);
-            let context = batch.context_inputs(device).expect(missing);
-            (
-                Tensor::cat(vec![batch.query_input.clone(), context], 1),
-                Some(tokens),
-            )
-        } else {
-            (batch.query_input.clone(), None)
-        };
+            Tensor::cat(vec![inputs, preprocess_gradient(g)], 2)
+        });
+        let query_inputs = rs
+            .row_inputs
+            .clone()
+            .unwrap_or_else(|| batch.query_input.clone());
         let input = StepInput {
             obs: cfg.signal.uses_observations().then_some(mb.obs),
             grads,

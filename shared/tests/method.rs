@@ -267,14 +267,11 @@ fn implicit_gradients_read_the_predictions_held_at_the_batch_points() {
         );
     }
     // The gradient itself: 2(p - y) for a squared error on one output.
-    let p = Tensor::<3>::from_data(
-        burn::tensor::TensorData::new(vec![0.5f32, -1.0, 2.0], [1, 3, 1]),
-        &device,
-    );
-    let y = Tensor::<3>::from_data(
-        burn::tensor::TensorData::new(vec![0.0f32, 1.0, 2.0], [1, 3, 1]),
-        &device,
-    );
+    let column = |v: Vec<f32>| {
+        let n = v.len();
+        Tensor::<3>::from_data(burn::tensor::TensorData::new(v, [1, n, 1]), &device)
+    };
+    let (p, y) = (column(vec![0.5, -1.0, 2.0]), column(vec![0.0, 1.0, 2.0]));
     let g = values(amortize::signal::prediction_gradients(
         p,
         y,
