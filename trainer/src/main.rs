@@ -128,7 +128,9 @@ struct TrainArgs {
     #[arg(long)]
     #[serde(skip)]
     print_config: bool,
-    /// Continue the run in --out from its last checkpoint, with the same random stream.
+    /// Continue the run in --out from its last checkpoint, with the same random stream. Only
+    /// --device, --data and --data-parallel may be given with it (a changed device count is
+    /// recorded in config.json from the step after the checkpoint).
     #[arg(long)]
     #[serde(skip)]
     resume: bool,
@@ -188,7 +190,8 @@ struct TrainArgs {
     #[arg(long, default_value = "mean")]
     step_weighting: StepWeighting,
     /// Devices to split each meta-step's tasks across (data parallel): GPUs 0..N of the kind
-    /// --device finds (on the CPU, N replicas sharing its cores). 1: one device.
+    /// --device finds (on the CPU, N replicas sharing its cores). 1: one device. With --resume,
+    /// the run continues on N devices.
     #[arg(long, default_value_t = 1)]
     data_parallel: usize,
     /// Implicit regime: carried state form (logits, softmax or pre-mlp).
@@ -404,7 +407,7 @@ fn effective_train_args(a: TrainArgs, m: &ArgMatches) -> anyhow::Result<TrainArg
 
 fn run_train(a: TrainArgs, m: &ArgMatches) -> anyhow::Result<()> {
     if a.resume {
-        let allowed = ["out", "resume", "device", "data"];
+        let allowed = ["out", "resume", "device", "data", "data_parallel"];
         if let Some(id) = m
             .ids()
             .map(|i| i.as_str().to_string())
@@ -426,8 +429,20 @@ fn run_train(a: TrainArgs, m: &ArgMatches) -> anyhow::Result<()> {
                 files.config.display()
             );
         }
-        let cfg: train::TrainConfig = serde_json::from_str(&text)
+        let mut cfg: train::TrainConfig = serde_json::from_str(&text)
             .with_context(|| format!("{}: not a training configuration", files.config.display()))?;
+        if given(m, "data_parallel") {
+            let before = cfg.clone();
+            cfg = train::resumed_on(&cfg, &a.out, a.data_parallel)?;
+            if let Some(c) = cfg.data_parallel_changes.last().filter(|_| cfg != before) {
+                eprintln!(
+                    "from step {} on: {} data-parallel devices (recorded in {}; the implicit regime's random prefixes are drawn per device)",
+                    c.from_step,
+                    c.data_parallel,
+                    files.config.display()
+                );
+            }
+        }
         return launch(&cfg, a.data.as_deref(), a.device, &a.out, true);
     }
     let a = effective_train_args(a, m)?;
@@ -581,7 +596,7 @@ fn launch(
 ) -> anyhow::Result<()> {
     cfg.validate()?;
     let sampler = data::sampler(&cfg.task, &data::data_dir(data), None)?;
-    let chosen = device::choose_replicas(device, cfg.data_parallel)?;
+    let chosen = device::choose_replicas(device, cfg.max_data_parallel())?;
     eprintln!("device: {}", chosen.description);
     ctrlc::set_handler(|| {
         if train::INTERRUPTED.swap(true, std::sync::atomic::Ordering::SeqCst) {
@@ -687,6 +702,7 @@ fn train_config(a: &TrainArgs) -> anyhow::Result<train::TrainConfig> {
             .with_batch_size(a.batch_size),
         step_weighting: a.step_weighting,
         data_parallel: a.data_parallel,
+        data_parallel_changes: Vec::new(),
     };
     cfg.validate()?;
     // What a resumed run reads back from config.json, so both runs use identical numbers.

@@ -56,6 +56,18 @@ pub struct TrainConfig {
     /// configuration because the implicit regime's random prefixes are drawn per device.
     #[serde(default = "one")]
     pub data_parallel: usize,
+    /// Changes of the device count made on resuming (`train --resume --data-parallel N`): from
+    /// each entry's step on, the run split its tasks across that many devices. Empty for a run
+    /// that never changed; with them the run is still reproducible from this file.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub data_parallel_changes: Vec<DataParallelChange>,
+}
+
+/// From meta-step `from_step` on, a run used `data_parallel` devices.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DataParallelChange {
+    pub from_step: usize,
+    pub data_parallel: usize,
 }
 
 fn one() -> usize {
@@ -91,18 +103,29 @@ impl TrainConfig {
                 self.tasks_per_step
             );
         }
-        if self.data_parallel == 0 || self.data_parallel > 64 {
-            anyhow::bail!(
-                "data_parallel must be in 1..=64, got {}",
-                self.data_parallel
-            );
+        let counts = std::iter::once(self.data_parallel)
+            .chain(self.data_parallel_changes.iter().map(|c| c.data_parallel));
+        for n in counts {
+            if n == 0 || n > 64 {
+                anyhow::bail!("data_parallel must be in 1..=64, got {n}");
+            }
+            if n > self.tasks_per_step {
+                anyhow::bail!(
+                    "data_parallel ({n}) exceeds tasks_per_step ({}): every device needs a task",
+                    self.tasks_per_step
+                );
+            }
         }
-        if self.data_parallel > self.tasks_per_step {
-            anyhow::bail!(
-                "data_parallel ({}) exceeds tasks_per_step ({}): every device needs a task",
-                self.data_parallel,
-                self.tasks_per_step
-            );
+        let mut after = 1;
+        for c in &self.data_parallel_changes {
+            if c.from_step <= after || c.from_step > self.steps {
+                anyhow::bail!(
+                    "data_parallel_changes: from_step {} must be past the previous change and within the {} steps",
+                    c.from_step,
+                    self.steps
+                );
+            }
+            after = c.from_step;
         }
         if !(self.lr.is_finite() && self.lr > 0.0 && self.lr < 1.0) {
             anyhow::bail!("lr must be in (0, 1), got {}", self.lr);
@@ -116,6 +139,53 @@ impl TrainConfig {
         }
         Ok(())
     }
+}
+
+impl TrainConfig {
+    /// Devices meta-step `step` splits its tasks across.
+    pub fn data_parallel_at(&self, step: usize) -> usize {
+        self.data_parallel_changes
+            .iter()
+            .rev()
+            .find(|c| c.from_step <= step)
+            .map_or(self.data_parallel, |c| c.data_parallel)
+    }
+
+    /// Devices the run needs at once: the most any of its steps uses.
+    pub fn max_data_parallel(&self) -> usize {
+        self.data_parallel_changes
+            .iter()
+            .map(|c| c.data_parallel)
+            .fold(self.data_parallel, usize::max)
+    }
+
+    /// The configuration as it stood when step `step` was done: changes from later steps dropped.
+    fn as_of(&self, step: usize) -> TrainConfig {
+        let mut cfg = self.clone();
+        cfg.data_parallel_changes.retain(|c| c.from_step <= step);
+        cfg
+    }
+}
+
+/// The configuration of the run in `out` continued on `n` devices from its checkpoint on: a
+/// change is recorded at the step after the checkpoint (replacing any recorded past it, which no
+/// checkpoint holds yet). Unchanged when the run already uses `n` there.
+pub fn resumed_on(cfg: &TrainConfig, out: &Path, n: usize) -> anyhow::Result<TrainConfig> {
+    let mut probe = cfg.clone();
+    probe.data_parallel = n;
+    probe.data_parallel_changes.clear();
+    probe.validate()?;
+    let files = RunFiles::new(out);
+    let step = Checkpoint::read(&files.checkpoint)?.state.step;
+    let mut cfg = cfg.as_of(step);
+    if step < cfg.steps && cfg.data_parallel_at(step + 1) != n {
+        cfg.data_parallel_changes.push(DataParallelChange {
+            from_step: step + 1,
+            data_parallel: n,
+        });
+    }
+    cfg.validate()?;
+    Ok(cfg)
 }
 
 /// The learning rate at `step` (1-based): linear warm-up, then a cosine decay to 10% of `lr`.
@@ -192,9 +262,9 @@ pub fn train(
 ) -> anyhow::Result<Ended> {
     cfg.validate()?;
     anyhow::ensure!(
-        replicas.len() == cfg.data_parallel,
+        replicas.len() == cfg.max_data_parallel(),
         "the run is configured for {} devices, {} given",
-        cfg.data_parallel,
+        cfg.max_data_parallel(),
         replicas.len()
     );
     let device = &replicas[0];
@@ -213,10 +283,12 @@ pub fn train(
     let (mut model, first_step, mut ema, seconds_before) = if resume {
         let ck = Checkpoint::read(&files.checkpoint)?;
         anyhow::ensure!(
-            ck.state.config == *cfg,
+            ck.state.config == cfg.as_of(ck.state.step),
             "{} was written by another configuration",
             files.checkpoint.display()
         );
+        // A device count changed on resuming is part of the run's configuration from now on.
+        write_atomic(&files.config, serde_json::to_string_pretty(cfg)?.as_bytes())?;
         let model = ModelBundle {
             header: BundleHeader {
                 model: cfg.model.clone(),
@@ -283,7 +355,15 @@ pub fn train(
             cfg.refine.steps,
             &mut rng,
         );
-        let (grads, per_step) = meta_grads(&model, replicas, &data, &sched, &mut rng, cfg, step)?;
+        let (grads, per_step) = meta_grads(
+            &model,
+            &replicas[..cfg.data_parallel_at(step)],
+            &data,
+            &sched,
+            &mut rng,
+            cfg,
+            step,
+        )?;
         let lr = learning_rate(cfg, step);
         model = optim.step(lr, model, grads);
 

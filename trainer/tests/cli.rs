@@ -781,34 +781,38 @@ fn a_killed_run_resumes_exactly() {
     let o = amortize(&args(&whole).iter().map(|s| s.as_str()).collect::<Vec<_>>());
     assert!(o.status.success(), "{}", stderr(&o));
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_amortize"))
-        .args(args(&killed))
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let log = killed.join("log.jsonl");
-    let started = std::time::Instant::now();
-    loop {
-        let n = std::fs::read_to_string(&log)
-            .map(|t| t.lines().count())
-            .unwrap_or(0);
-        // Past a checkpoint (7, 14, …) and an evaluation (25), not at a checkpoint boundary.
-        if n >= 31 {
-            break;
+    // Starts the run in `out` and kills it past a checkpoint (7, 14, …) and an evaluation (25),
+    // not at a checkpoint boundary.
+    let kill_midway = |out: &Path| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_amortize"))
+            .args(args(out))
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let log = out.join("log.jsonl");
+        let started = std::time::Instant::now();
+        loop {
+            let n = std::fs::read_to_string(&log)
+                .map(|t| t.lines().count())
+                .unwrap_or(0);
+            if n >= 31 {
+                break;
+            }
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "the run ended before it was killed"
+            );
+            assert!(started.elapsed().as_secs() < 600, "the run is too slow");
+            std::thread::sleep(std::time::Duration::from_millis(5));
         }
+        child.kill().unwrap(); // SIGKILL on Unix: no chance to clean up
+        child.wait().unwrap();
         assert!(
-            child.try_wait().unwrap().is_none(),
-            "the run ended before it was killed"
+            child.try_wait().unwrap().is_some() && !out.join("model.amz").exists(),
+            "killed before the end"
         );
-        assert!(started.elapsed().as_secs() < 600, "the run is too slow");
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
-    child.kill().unwrap(); // SIGKILL on Unix: no chance to clean up
-    child.wait().unwrap();
-    assert!(
-        child.try_wait().unwrap().is_some() && !killed.join("model.amz").exists(),
-        "killed before the end"
-    );
+    };
+    kill_midway(&killed);
 
     let mut resume = vec!["train", "--out", killed.to_str().unwrap(), "--resume"];
     resume.extend(["--device", "cpu"]);
@@ -839,6 +843,70 @@ fn a_killed_run_resumes_exactly() {
         eval(&whole),
         eval(&killed),
         "the resumed run ends with another model"
+    );
+
+    // Resumed on two devices: the steps up to the checkpoint are the one-device run's, the rest
+    // follow it up to float rounding (this regime draws nothing per device), every loss is
+    // finite, and config.json
+    // records the change, which a further resume keeps.
+    let moved = dir.path().join("moved");
+    kill_midway(&moved);
+    let o = amortize(&[
+        "train",
+        "--out",
+        moved.to_str().unwrap(),
+        "--resume",
+        "--data-parallel",
+        "2",
+        "--device",
+        "cpu",
+    ]);
+    assert!(o.status.success(), "resume on two devices: {}", stderr(&o));
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(moved.join("config.json")).unwrap()).unwrap();
+    assert_eq!(cfg["data_parallel"], 1);
+    let changes = cfg["data_parallel_changes"].as_array().unwrap();
+    assert_eq!(changes.len(), 1, "{cfg}");
+    let from = changes[0]["from_step"].as_u64().unwrap() as usize;
+    assert_eq!(changes[0]["data_parallel"], 2);
+    assert!(
+        from > 28 && (from - 1).is_multiple_of(7),
+        "changed from step {from}"
+    );
+    assert!(stderr(&o).contains(&format!("from step {from} on: 2 data-parallel devices")));
+    let c = log_without_time(&moved);
+    assert_eq!(c.len(), 400, "the resumed log has each step once");
+    for (i, (x, y)) in a.iter().zip(&c).enumerate() {
+        assert_eq!(x["step"], y["step"]);
+        if i + 1 < from {
+            assert_eq!(x, y, "step {} ran before the change", i + 1);
+        } else if i + 1 < from + 5 {
+            // (Only the first steps: rounding differences grow over hundreds of updates.)
+            let (l1, l2) = (x["loss"].as_f64().unwrap(), y["loss"].as_f64().unwrap());
+            assert!(
+                (l1 - l2).abs() <= 1e-4 * l1.abs(),
+                "step {}: {l2} on two devices against {l1} on one",
+                i + 1
+            );
+        }
+        assert!(y["loss"].as_f64().unwrap().is_finite());
+    }
+    let o = amortize(&[
+        "train",
+        "--out",
+        moved.to_str().unwrap(),
+        "--resume",
+        "--data-parallel",
+        "0",
+    ]);
+    assert_clean_failure(&o, "data_parallel must be in 1..=64");
+    let o = amortize(&["train", "--out", moved.to_str().unwrap(), "--resume"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let again: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(moved.join("config.json")).unwrap()).unwrap();
+    assert_eq!(
+        again, cfg,
+        "a finished run's configuration keeps its change"
     );
 
     // Resuming a finished run changes nothing; changing the configuration is refused.
