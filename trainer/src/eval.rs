@@ -434,7 +434,9 @@ fn host(t: burn::tensor::Tensor<1>) -> anyhow::Result<Vec<f64>> {
         .collect())
 }
 
-/// Evaluates `model` on `tasks` fresh tasks drawn from `seed`, reporting `steps`.
+/// Evaluates `model` on `tasks` fresh tasks drawn from `seed`, reporting `steps`. The tasks come
+/// from their own stream and the mini-batch schedules from another, so evaluations that differ
+/// only in mini-batch size or steps score the same tasks.
 pub fn evaluate(
     model: &Amortizer,
     sampler: &Sampler,
@@ -447,6 +449,7 @@ pub fn evaluate(
     let task = &sampler.config;
     let max_step = steps.iter().copied().max().unwrap_or(0);
     let mut rng = StdRng::seed_from_u64(seed);
+    let mut sched_rng = StdRng::seed_from_u64(seed ^ 0x5c4e_d01e);
     let dims = task.dims();
     let classification = dims.loss == LossKind::CrossEntropy;
     let regression = task.noise_std();
@@ -465,7 +468,7 @@ pub fn evaluate(
             task.context_len(),
             refine_cfg.batch_size,
             max_step,
-            &mut rng,
+            &mut sched_rng,
         );
         let states = refine(model, &batch, &sched, device);
         for (j, &step) in steps.iter().enumerate() {

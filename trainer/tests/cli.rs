@@ -145,6 +145,29 @@ fn train_eval_export_end_to_end_and_reproducible() {
     for bad in ["0", "100000"] {
         assert_clean_failure(&at(bad), "--batch-size must be in 1..=");
     }
+    // Over more tasks than one evaluation chunk (250), another mini-batch size still scores the
+    // same tasks: the baselines, which see only the tasks, agree to the last digit.
+    let baselines = |b: &str| {
+        let o = amortize(&[
+            "eval",
+            "--weights",
+            weights.to_str().unwrap(),
+            "--tasks",
+            "300",
+            "--device",
+            "cpu",
+            "--batch-size",
+            b,
+            "--json",
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let r = first_report(&o);
+        (
+            r["bayes"].as_f64().unwrap(),
+            r["least_squares"].as_f64().unwrap(),
+        )
+    };
+    assert_eq!(baselines("3"), baselines("8"));
 
     // Two models in one paper-style table, with test-time Adam, SGD and MAML beside them.
     let other = b.join("model.amz");
