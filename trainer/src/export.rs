@@ -30,6 +30,19 @@ pub fn export(
     Ok(())
 }
 
+/// The card's note of a run's resumes: each with its command and first step.
+fn resumed(provenance: &serde_json::Value) -> String {
+    let Some(list) = provenance["resumed"].as_array().filter(|l| !l.is_empty()) else {
+        return String::new();
+    };
+    let each: Vec<String> = list
+        .iter()
+        .filter_map(|c| c.as_str())
+        .map(|c| format!("`{c}`"))
+        .collect();
+    format!("; resumed with {}", each.join(", then "))
+}
+
 fn model_card(
     bundle: &ModelBundle,
     report: &EvalReport,
@@ -56,7 +69,7 @@ fn model_card(
          d_ff {ff}; state = {state}; {attention:?} attention, history {history}.\n\
          - Task: `{task_json}`; trained with k = {k} steps of b = {b} points, detached states \
          between steps (greedy).\n\
-         - Training command: `{cmd}`\n\
+         - Training command: `{cmd}`{resumed}\n\
          - Budget: {steps} meta-steps of {tps} tasks, {secs:.0} s, seed {seed}.\n\
          - File: {size} bytes.\n\n\
          ## Evaluation (`amortize eval`)\n\n{table}",
@@ -73,6 +86,7 @@ fn model_card(
         k = h.refine.steps,
         b = h.refine.batch_size,
         cmd = p["command"].as_str().unwrap_or("unknown"),
+        resumed = resumed(p),
         steps = p["meta_steps"],
         tps = p["tasks_per_step"],
         secs = p["train_seconds"].as_f64().unwrap_or(0.0),

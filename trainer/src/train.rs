@@ -280,6 +280,8 @@ pub fn train(
         .with_weight_decay(0.0)
         .with_grad_clipping(Some(GradientClippingConfig::Norm(1.0)))
         .init();
+    // The command that started the run, then each resume's (the model card lists them).
+    let mut commands = vec![command.to_string()];
     let (mut model, first_step, mut ema, seconds_before) = if resume {
         let ck = Checkpoint::read(&files.checkpoint)?;
         anyhow::ensure!(
@@ -287,6 +289,8 @@ pub fn train(
             "{} was written by another configuration",
             files.checkpoint.display()
         );
+        commands = ck.state.commands.clone();
+        commands.push(format!("{command} (from step {})", ck.state.step + 1));
         // A device count changed on resuming is part of the run's configuration from now on.
         write_atomic(&files.config, serde_json::to_string_pretty(cfg)?.as_bytes())?;
         let model = ModelBundle {
@@ -325,7 +329,7 @@ pub fn train(
             cfg,
             &model.valid(),
             &files.model,
-            command,
+            &commands,
             cfg.steps,
             seconds_before,
         )?;
@@ -428,6 +432,7 @@ pub fn train(
                     ema,
                     seconds: seconds(&started),
                     config: cfg.clone(),
+                    commands: commands.clone(),
                 },
                 model: model_bytes,
                 optimizer,
@@ -446,7 +451,7 @@ pub fn train(
         cfg,
         &model.valid(),
         &files.model,
-        command,
+        &commands,
         cfg.steps,
         seconds(&started),
     )?;
@@ -480,6 +485,10 @@ struct CheckpointState {
     ema: Option<f64>,
     seconds: f64,
     config: TrainConfig,
+    /// The command that started the run, then each resume's with the step it resumed from
+    /// (empty in checkpoints written before commands were recorded).
+    #[serde(default)]
+    commands: Vec<String>,
 }
 
 /// A resumable state: one file, written atomically, checksummed.
@@ -708,7 +717,7 @@ fn save(
     cfg: &TrainConfig,
     model: &amortize::Amortizer,
     path: &Path,
-    command: &str,
+    commands: &[String],
     step: usize,
     seconds: f64,
 ) -> anyhow::Result<()> {
@@ -717,7 +726,8 @@ fn save(
         task: cfg.task.clone(),
         refine: cfg.refine.clone(),
         provenance: serde_json::json!({
-            "command": command,
+            "command": commands.first().map_or("", String::as_str),
+            "resumed": commands.get(1..).unwrap_or_default(),
             "seed": cfg.seed,
             "meta_steps": step,
             "tasks_per_step": cfg.tasks_per_step,

@@ -923,6 +923,33 @@ fn a_killed_run_resumes_exactly() {
         "0",
     ]);
     assert_clean_failure(&o, "data_parallel must be in 1..=64");
+    // Its model card names the command that started the run and the resume, with its step.
+    let o = amortize(&[
+        "export",
+        "--weights",
+        moved.join("model.amz").to_str().unwrap(),
+        "--tasks",
+        "8",
+        "--device",
+        "cpu",
+        "--dir",
+        dir.path().to_str().unwrap(),
+        "--name",
+        "moved",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let card = std::fs::read_to_string(dir.path().join("moved.md")).unwrap();
+    let line = card
+        .lines()
+        .find(|l| l.starts_with("- Training command:"))
+        .unwrap_or_else(|| panic!("{card}"));
+    assert!(
+        line.contains("--checkpoint-every 7")
+            && line.contains(&format!(
+                "--data-parallel 2 --device cpu (from step {from})`"
+            )),
+        "{line}"
+    );
     let o = amortize(&["train", "--out", moved.to_str().unwrap(), "--resume"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let again: serde_json::Value =
