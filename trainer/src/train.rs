@@ -139,9 +139,7 @@ impl TrainConfig {
         }
         Ok(())
     }
-}
 
-impl TrainConfig {
     /// Devices meta-step `step` splits its tasks across.
     pub fn data_parallel_at(&self, step: usize) -> usize {
         self.data_parallel_changes
@@ -290,7 +288,9 @@ pub fn train(
             files.checkpoint.display()
         );
         commands = ck.state.commands.clone();
-        commands.push(format!("{command} (from step {})", ck.state.step + 1));
+        if ck.state.step < cfg.steps {
+            commands.push(format!("{command} (from step {})", ck.state.step + 1));
+        }
         // A device count changed on resuming is part of the run's configuration from now on.
         write_atomic(&files.config, serde_json::to_string_pretty(cfg)?.as_bytes())?;
         let model = ModelBundle {
