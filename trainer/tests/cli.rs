@@ -885,8 +885,10 @@ fn a_killed_run_resumes_exactly() {
         "cpu",
     ]);
     assert!(o.status.success(), "resume on two devices: {}", stderr(&o));
-    let cfg: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(moved.join("config.json")).unwrap()).unwrap();
+    let config = || -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(moved.join("config.json")).unwrap()).unwrap()
+    };
+    let cfg = config();
     assert_eq!(cfg["data_parallel"], 1);
     let changes = cfg["data_parallel_changes"].as_array().unwrap();
     assert_eq!(changes.len(), 1, "{cfg}");
@@ -952,10 +954,9 @@ fn a_killed_run_resumes_exactly() {
     );
     let o = amortize(&["train", "--out", moved.to_str().unwrap(), "--resume"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let again: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(moved.join("config.json")).unwrap()).unwrap();
     assert_eq!(
-        again, cfg,
+        config(),
+        cfg,
         "a finished run's configuration keeps its change"
     );
 
