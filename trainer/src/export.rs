@@ -38,7 +38,11 @@ fn resumed(provenance: &serde_json::Value) -> String {
     let each: Vec<String> = list
         .iter()
         .filter_map(|c| c.as_str())
-        .map(|c| format!("`{c}`"))
+        .map(|c| match c.rsplit_once(" (from step ") {
+            // The step stays outside the code span, so the command can be copied as it is.
+            Some((command, step)) => format!("`{command}` (from step {step}"),
+            None => format!("`{c}`"),
+        })
         .collect();
     format!("; resumed with {}", each.join(", then "))
 }

@@ -948,7 +948,7 @@ fn a_killed_run_resumes_exactly() {
     assert!(
         line.contains("--checkpoint-every 7")
             && line.contains(&format!(
-                "--data-parallel 2 --device cpu (from step {from})`"
+                "--data-parallel 2 --device cpu` (from step {from})"
             )),
         "{line}"
     );

