@@ -8,7 +8,7 @@ use amortize::weights::ModelBundle;
 use anyhow::Context;
 
 use crate::eval::EvalReport;
-use crate::train::write_atomic;
+use crate::train::{write_atomic, FROM_STEP};
 
 /// Writes `<dir>/<name>.amz` (the bundle, with the evaluation in its provenance) and
 /// `<dir>/<name>.md` (the model card).
@@ -38,9 +38,9 @@ fn resumed(provenance: &serde_json::Value) -> String {
     let each: Vec<String> = list
         .iter()
         .filter_map(|c| c.as_str())
-        .map(|c| match c.rsplit_once(" (from step ") {
+        .map(|c| match c.rsplit_once(FROM_STEP) {
             // The step stays outside the code span, so the command can be copied as it is.
-            Some((command, step)) => format!("`{command}` (from step {step}"),
+            Some((command, step)) => format!("`{command}`{FROM_STEP}{step}"),
             None => format!("`{c}`"),
         })
         .collect();

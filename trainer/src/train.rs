@@ -24,6 +24,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::eval::evaluate;
 
+/// What a resume's command is followed by in the recorded commands, before the first step it ran
+/// and a closing parenthesis (the model card splits it off again).
+pub(crate) const FROM_STEP: &str = " (from step ";
+
 /// Everything a run depends on; a run is reproducible from it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
@@ -289,7 +293,7 @@ pub fn train(
         );
         commands = ck.state.commands.clone();
         if ck.state.step < cfg.steps {
-            commands.push(format!("{command} (from step {})", ck.state.step + 1));
+            commands.push(format!("{command}{FROM_STEP}{})", ck.state.step + 1));
         }
         // A device count changed on resuming is part of the run's configuration from now on.
         write_atomic(&files.config, serde_json::to_string_pretty(cfg)?.as_bytes())?;
