@@ -47,6 +47,28 @@ fn resumed(provenance: &serde_json::Value) -> String {
     format!("; resumed with {}", each.join(", then "))
 }
 
+/// The card's note of the model a fine-tuning run started from (`train --init`), and how that one
+/// was made, back to a fresh start; empty for a model trained from scratch.
+fn started_from(provenance: &serde_json::Value) -> String {
+    let init = &provenance["init"];
+    let Some(path) = init["path"].as_str() else {
+        return String::new();
+    };
+    let parent = &init["provenance"];
+    format!(
+        "- Started from `{path}` (weights CRC-32 {crc:08x}), trained with `{cmd}`{resumed}: \
+         {steps} meta-steps of {tps} tasks, {secs:.0} s, seed {seed}.\n{earlier}",
+        crc = init["weights_crc32"].as_u64().unwrap_or(0),
+        cmd = parent["command"].as_str().unwrap_or("unknown"),
+        resumed = resumed(parent),
+        steps = parent["meta_steps"],
+        tps = parent["tasks_per_step"],
+        secs = parent["train_seconds"].as_f64().unwrap_or(0.0),
+        seed = parent["seed"],
+        earlier = started_from(parent),
+    )
+}
+
 fn model_card(
     bundle: &ModelBundle,
     report: &EvalReport,
@@ -75,6 +97,7 @@ fn model_card(
          between steps (greedy).\n\
          - Training command: `{cmd}`{resumed}\n\
          - Budget: {steps} meta-steps of {tps} tasks, {secs:.0} s, seed {seed}.\n\
+         {init}\
          - File: {size} bytes.\n\n\
          ## Evaluation (`amortize eval`)\n\n{table}",
         task = h.task.name(),
@@ -95,6 +118,7 @@ fn model_card(
         tps = p["tasks_per_step"],
         secs = p["train_seconds"].as_f64().unwrap_or(0.0),
         seed = p["seed"],
+        init = started_from(p),
         table = report.markdown(),
     )
 }

@@ -134,6 +134,11 @@ struct TrainArgs {
     #[arg(long)]
     #[serde(skip)]
     resume: bool,
+    /// Fine-tune: start from the weights of a model written by `amortize train` (a model.amz, or
+    /// a shipped one) instead of fresh ones. The architecture and task are the file's (their
+    /// flags may not be given); k and the mini-batch size are the file's unless given.
+    #[arg(long)]
+    init: Option<PathBuf>,
     /// Output directory: config.json, log.jsonl, checkpoint.bin and model.amz go here.
     #[arg(long, default_value = "runs/regression")]
     out: PathBuf,
@@ -453,8 +458,81 @@ fn run_train(a: TrainArgs, m: &ArgMatches) -> anyhow::Result<()> {
     if a.task == "scm" {
         return launch_order(&a, m);
     }
-    let cfg = train_config(&a)?;
+    let mut cfg = train_config(&a)?;
+    if let Some(path) = &a.init {
+        start_from(&mut cfg, path, &set_explicitly(&a, m)?)?;
+    }
     launch(&cfg, a.data.as_deref(), a.device, &a.out, false)
+}
+
+/// The settings given on the command line or in the `--config` file (flag ids, snake_case).
+fn set_explicitly(a: &TrainArgs, m: &ArgMatches) -> anyhow::Result<Vec<String>> {
+    let mut ids: Vec<String> = m
+        .ids()
+        .map(|i| i.as_str().to_string())
+        .filter(|id| given(m, id))
+        .collect();
+    if let Some(path) = &a.config {
+        // Already read and checked by `effective_train_args`.
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading --config {}", path.display()))?;
+        let file: toml::Table = text
+            .parse()
+            .with_context(|| format!("parsing --config {}", path.display()))?;
+        ids.extend(file.keys().map(|k| k.replace('-', "_")));
+    }
+    Ok(ids)
+}
+
+/// `train --init FILE`: the run starts from FILE's weights, so it takes FILE's architecture and
+/// task, and its k and mini-batch size unless those were set.
+fn start_from(
+    cfg: &mut train::TrainConfig,
+    path: &std::path::Path,
+    explicit: &[String],
+) -> anyhow::Result<()> {
+    const FROM_FILE: [&str; 19] = [
+        "task",
+        "dataset",
+        "regime",
+        "signal",
+        "attention",
+        "history",
+        "state_form",
+        "latent_dim",
+        "features",
+        "dim",
+        "nodes",
+        "mechanism",
+        "noise_std",
+        "context",
+        "queries",
+        "d_model",
+        "n_heads",
+        "n_layers",
+        "d_ff",
+    ];
+    if let Some(id) = FROM_FILE
+        .iter()
+        .find(|id| explicit.iter().any(|e| e == *id))
+    {
+        anyhow::bail!(
+            "--init: the architecture and task come from {}; drop --{}",
+            path.display(),
+            id.replace('_', "-")
+        );
+    }
+    let (init, bundle) = train::InitFrom::read(path)?;
+    cfg.model = bundle.header.model;
+    cfg.task = bundle.header.task;
+    if !explicit.iter().any(|e| e == "k") {
+        cfg.refine.steps = bundle.header.refine.steps;
+    }
+    if !explicit.iter().any(|e| e == "batch_size") {
+        cfg.refine.batch_size = bundle.header.refine.batch_size;
+    }
+    cfg.init = Some(init);
+    cfg.validate()
 }
 
 /// `train --task scm`: the topological-order model (paper §9.4).
@@ -468,6 +546,7 @@ fn launch_order(a: &TrainArgs, m: &ArgMatches) -> anyhow::Result<()> {
         "data_parallel",
         "state_form",
         "latent_dim",
+        "init",
     ] {
         if given(m, flag) {
             anyhow::bail!(
@@ -703,6 +782,7 @@ fn train_config(a: &TrainArgs) -> anyhow::Result<train::TrainConfig> {
         step_weighting: a.step_weighting,
         data_parallel: a.data_parallel,
         data_parallel_changes: Vec::new(),
+        init: None,
     };
     cfg.validate()?;
     // What a resumed run reads back from config.json, so both runs use identical numbers.

@@ -65,6 +65,64 @@ pub struct TrainConfig {
     /// that never changed; with them the run is still reproducible from this file.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub data_parallel_changes: Vec<DataParallelChange>,
+    /// The trained model the run starts from (`train --init FILE`, fine-tuning) instead of
+    /// weights drawn from the seed. None: a fresh start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<InitFrom>,
+}
+
+/// The weights a fine-tuning run starts from: a model file and the CRC-32 of its weights, so the
+/// run is reproducible from its configuration and a changed file is caught.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InitFrom {
+    pub path: PathBuf,
+    pub weights_crc32: u32,
+}
+
+impl InitFrom {
+    /// Reads the model file at `path`: the record of where it starts, and the bundle.
+    pub fn read(path: &Path) -> anyhow::Result<(Self, ModelBundle)> {
+        let bytes =
+            fs::read(path).with_context(|| format!("--init: reading {}", path.display()))?;
+        let bundle = ModelBundle::decode(&bytes)
+            .map_err(|e| anyhow::anyhow!("--init: {}: {e}", path.display()))?;
+        let init = Self {
+            path: path.to_path_buf(),
+            weights_crc32: crc32fast::hash(&bundle.weights),
+        };
+        Ok((init, bundle))
+    }
+
+    /// The model it names, checked against the checksum and against the run's architecture and
+    /// task, on `device`; and the file's provenance (how that model was made).
+    fn load(
+        &self,
+        cfg: &TrainConfig,
+        device: &Device,
+    ) -> anyhow::Result<(Amortizer, serde_json::Value)> {
+        let (now, bundle) = Self::read(&self.path)?;
+        anyhow::ensure!(
+            now.weights_crc32 == self.weights_crc32,
+            "--init: the weights in {} changed since the run was configured (CRC-32 {:08x}, configured {:08x})",
+            self.path.display(),
+            now.weights_crc32,
+            self.weights_crc32
+        );
+        anyhow::ensure!(
+            bundle.header.model == cfg.model,
+            "--init: {} holds another architecture than the run's",
+            self.path.display()
+        );
+        anyhow::ensure!(
+            bundle.header.task == cfg.task,
+            "--init: {} was trained on another task than the run's",
+            self.path.display()
+        );
+        let model = bundle
+            .model(device)
+            .map_err(|e| anyhow::anyhow!("--init: {}: {e}", self.path.display()))?;
+        Ok((model, bundle.header.provenance))
+    }
 }
 
 /// From meta-step `from_step` on, a run used `data_parallel` devices.
@@ -284,6 +342,8 @@ pub fn train(
         .init();
     // The command that started the run, then each resume's (the model card lists them).
     let mut commands = vec![command.to_string()];
+    // How the model the run started from was made (`--init`; null for a fresh start).
+    let mut init_provenance = serde_json::Value::Null;
     let (mut model, first_step, mut ema, seconds_before) = if resume {
         let ck = Checkpoint::read(&files.checkpoint)?;
         anyhow::ensure!(
@@ -292,6 +352,7 @@ pub fn train(
             files.checkpoint.display()
         );
         commands = ck.state.commands.clone();
+        init_provenance = ck.state.init_provenance.clone();
         if ck.state.step < cfg.steps {
             commands.push(format!("{command}{FROM_STEP}{})", ck.state.step + 1));
         }
@@ -318,7 +379,14 @@ pub fn train(
         fs::File::create(&files.log)
             .with_context(|| format!("creating {}", files.log.display()))?;
         burn::tensor::Device::seed(&ad, cfg.seed);
-        let model = cfg.model.init(&ad);
+        let model = match &cfg.init {
+            Some(init) => {
+                let (model, provenance) = init.load(cfg, &ad)?;
+                init_provenance = provenance;
+                model
+            }
+            None => cfg.model.init(&ad),
+        };
         // Draw the lazily initialised weights now, from the seed, rather than at their first use
         // (where the stream would be step 1's, or on several devices whichever came first).
         model.visit(&mut Materialise);
@@ -334,6 +402,7 @@ pub fn train(
             &model.valid(),
             &files.model,
             &commands,
+            &init_provenance,
             cfg.steps,
             seconds_before,
         )?;
@@ -437,6 +506,7 @@ pub fn train(
                     seconds: seconds(&started),
                     config: cfg.clone(),
                     commands: commands.clone(),
+                    init_provenance: init_provenance.clone(),
                 },
                 model: model_bytes,
                 optimizer,
@@ -456,6 +526,7 @@ pub fn train(
         &model.valid(),
         &files.model,
         &commands,
+        &init_provenance,
         cfg.steps,
         seconds(&started),
     )?;
@@ -493,6 +564,9 @@ struct CheckpointState {
     /// (empty in checkpoints written before commands were recorded).
     #[serde(default)]
     commands: Vec<String>,
+    /// The provenance of the model the run started from (`--init`), for its model card.
+    #[serde(default)]
+    init_provenance: serde_json::Value,
 }
 
 /// A resumable state: one file, written atomically, checksummed.
@@ -722,22 +796,31 @@ fn save(
     model: &amortize::Amortizer,
     path: &Path,
     commands: &[String],
+    init_provenance: &serde_json::Value,
     step: usize,
     seconds: f64,
 ) -> anyhow::Result<()> {
+    let mut provenance = serde_json::json!({
+        "command": commands.first().map_or("", String::as_str),
+        "resumed": commands.get(1..).unwrap_or_default(),
+        "seed": cfg.seed,
+        "meta_steps": step,
+        "tasks_per_step": cfg.tasks_per_step,
+        "lr": cfg.lr,
+        "train_seconds": seconds,
+    });
+    if let Some(init) = &cfg.init {
+        provenance["init"] = serde_json::json!({
+            "path": init.path,
+            "weights_crc32": init.weights_crc32,
+            "provenance": init_provenance,
+        });
+    }
     let header = BundleHeader {
         model: cfg.model.clone(),
         task: cfg.task.clone(),
         refine: cfg.refine.clone(),
-        provenance: serde_json::json!({
-            "command": commands.first().map_or("", String::as_str),
-            "resumed": commands.get(1..).unwrap_or_default(),
-            "seed": cfg.seed,
-            "meta_steps": step,
-            "tasks_per_step": cfg.tasks_per_step,
-            "lr": cfg.lr,
-            "train_seconds": seconds,
-        }),
+        provenance,
     };
     let bytes = ModelBundle::from_model(header, model.clone())?.encode();
     write_atomic(path, &bytes)

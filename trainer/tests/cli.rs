@@ -1259,3 +1259,106 @@ fn scm_order_model_trains_and_evaluates_in_and_out_of_distribution() {
     ]);
     assert_clean_failure(&o, "corrupt");
 }
+
+/// `train --init`: a run starts from a trained model's weights (fine-tuning), takes its
+/// architecture, task, k and mini-batch size, records the file's checksum, and its card says where
+/// it started. Architecture flags and a damaged or changed file are refused.
+#[test]
+fn fine_tuning_starts_from_a_trained_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    let mut args = vec!["train", "--out", a.to_str().unwrap(), "--k", "5"];
+    args.extend_from_slice(&["--batch-size", "4"]);
+    args.extend_from_slice(TINY);
+    let o = amortize(&args);
+    assert!(o.status.success(), "train failed: {}", stderr(&o));
+    let parent = a.join("model.amz");
+    let fine_tune = |out: &Path, extra: &[&str]| {
+        let mut args = vec!["train", "--init", parent.to_str().unwrap()];
+        args.extend_from_slice(&["--out", out.to_str().unwrap(), "--steps", "2"]);
+        args.extend_from_slice(&["--tasks-per-step", "4", "--eval-tasks", "8"]);
+        args.extend_from_slice(&["--device", "cpu", "--seed", "9"]);
+        args.extend_from_slice(extra);
+        amortize(&args)
+    };
+    // A learning rate too small to move the weights: the fine-tuned model is the parent.
+    let o = fine_tune(&b, &["--lr", "1e-12"]);
+    assert!(o.status.success(), "fine-tune failed: {}", stderr(&o));
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(b.join("config.json")).unwrap()).unwrap();
+    assert_eq!(cfg["model"]["d_model"], 16, "the parent's architecture");
+    assert_eq!(cfg["refine"]["steps"], 5, "the parent's k");
+    assert_eq!(
+        cfg["refine"]["batch_size"], 4,
+        "the parent's mini-batch size"
+    );
+    assert!(cfg["init"]["weights_crc32"].is_u64(), "{cfg}");
+    let mse = |weights: &Path| {
+        let o = amortize(&[
+            "eval",
+            "--weights",
+            weights.to_str().unwrap(),
+            "--tasks",
+            "30",
+            "--device",
+            "cpu",
+            "--json",
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        first_report(&o)["model"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r[1].as_f64().unwrap())
+            .collect::<Vec<f64>>()
+    };
+    let (before, after) = (mse(&parent), mse(&b.join("model.amz")));
+    for (x, y) in before.iter().zip(&after) {
+        assert!(
+            (x - y).abs() <= 1e-4 * x.abs().max(1e-3),
+            "{before:?} vs {after:?}"
+        );
+    }
+    // An ordinary learning rate moves them.
+    let c = dir.path().join("c");
+    let o = fine_tune(&c, &["--lr", "1e-2"]);
+    assert!(o.status.success(), "fine-tune failed: {}", stderr(&o));
+    assert_ne!(mse(&c.join("model.amz")), before);
+    // The card names the starting model and the command that trained it.
+    let o = amortize(&[
+        "export",
+        "--weights",
+        b.join("model.amz").to_str().unwrap(),
+        "--tasks",
+        "8",
+        "--device",
+        "cpu",
+        "--dir",
+        dir.path().to_str().unwrap(),
+        "--name",
+        "tuned",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let card = std::fs::read_to_string(dir.path().join("tuned.md")).unwrap();
+    let started = card
+        .lines()
+        .find(|l| l.starts_with("- Started from"))
+        .unwrap_or_else(|| panic!("no starting model in {card}"));
+    assert!(started.contains(parent.to_str().unwrap()), "{started}");
+    assert!(
+        started.contains("--batch-size 4") && started.contains(": 6 meta-steps of 4 tasks"),
+        "{started}"
+    );
+
+    let o = fine_tune(&dir.path().join("d"), &["--n-layers", "2"]);
+    assert_clean_failure(&o, "drop --n-layers");
+    let damaged = dir.path().join("damaged.amz");
+    let mut bytes = std::fs::read(&parent).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&damaged, &bytes).unwrap();
+    let e = dir.path().join("e");
+    let mut args = vec!["train", "--init", damaged.to_str().unwrap()];
+    args.extend_from_slice(&["--out", e.to_str().unwrap()]);
+    assert_clean_failure(&amortize(&args), "--init");
+}
