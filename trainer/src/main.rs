@@ -599,7 +599,11 @@ fn run_bench(b: BenchArgs, m: &ArgMatches) -> anyhow::Result<()> {
         anyhow::bail!("--iters must be in 1..=10000 and --warmup-iters in 0..=10000");
     }
     let a = effective_train_args(b.train, m)?;
-    let cfg = train_config(&a)?;
+    let mut cfg = train_config(&a)?;
+    if let Some(path) = &a.init {
+        // Times the file's architecture and task (speed does not depend on the weights).
+        start_from(&mut cfg, path, &set_explicitly(&a, m)?)?;
+    }
     cfg.validate()?;
     let sampler = data::sampler(&cfg.task, &data::data_dir(a.data.as_deref()), None)?;
     let chosen = device::choose_replicas(a.device, cfg.data_parallel)?;
