@@ -57,15 +57,23 @@ fn started_from(provenance: &serde_json::Value) -> String {
     let parent = &init["provenance"];
     format!(
         "- Started from `{path}` (weights CRC-32 {crc:08x}), trained with `{cmd}`{resumed}: \
-         {steps} meta-steps of {tps} tasks, {secs:.0} s, seed {seed}.\n{earlier}",
+         {budget}.\n{earlier}",
         crc = init["weights_crc32"].as_u64().unwrap_or(0),
         cmd = parent["command"].as_str().unwrap_or("unknown"),
         resumed = resumed(parent),
-        steps = parent["meta_steps"],
-        tps = parent["tasks_per_step"],
-        secs = parent["train_seconds"].as_f64().unwrap_or(0.0),
-        seed = parent["seed"],
+        budget = budget(parent),
         earlier = started_from(parent),
+    )
+}
+
+/// A run's budget from its provenance: meta-steps, tasks per step, seconds and seed.
+fn budget(provenance: &serde_json::Value) -> String {
+    format!(
+        "{} meta-steps of {} tasks, {:.0} s, seed {}",
+        provenance["meta_steps"],
+        provenance["tasks_per_step"],
+        provenance["train_seconds"].as_f64().unwrap_or(0.0),
+        provenance["seed"],
     )
 }
 
@@ -96,7 +104,7 @@ fn model_card(
          - Task: `{task_json}`; trained with k = {k} steps of b = {b} points, detached states \
          between steps (greedy).\n\
          - Training command: `{cmd}`{resumed}\n\
-         - Budget: {steps} meta-steps of {tps} tasks, {secs:.0} s, seed {seed}.\n\
+         - Budget: {budget}.\n\
          {init}\
          - File: {size} bytes.\n\n\
          ## Evaluation (`amortize eval`)\n\n{table}",
@@ -114,10 +122,7 @@ fn model_card(
         b = h.refine.batch_size,
         cmd = p["command"].as_str().unwrap_or("unknown"),
         resumed = resumed(p),
-        steps = p["meta_steps"],
-        tps = p["tasks_per_step"],
-        secs = p["train_seconds"].as_f64().unwrap_or(0.0),
-        seed = p["seed"],
+        budget = budget(p),
         init = started_from(p),
         table = report.markdown(),
     )
