@@ -455,6 +455,15 @@ impl Amortizer {
     /// `QUERY_CHUNK`, each run beside its own copy of the observations as a task of the batch.
     /// The result is the same; the attention cost falls from (m + Q)² to (m + c)² per chunk.
     fn attend_queries(&self, obs: Tensor<3>, queries: Tensor<3>, prefixes: &[usize]) -> Tensor<3> {
+        let m = obs.dims()[1];
+        if m > 0 && prefixes.iter().all(|&p| p >= m) && self.plain_attention() {
+            return self.attend_whole(obs, queries);
+        }
+        self.attend_masked(obs, queries, prefixes)
+    }
+
+    /// [`attend_queries`](Self::attend_queries) through the encoder under a full mask.
+    fn attend_masked(&self, obs: Tensor<3>, queries: Tensor<3>, prefixes: &[usize]) -> Tensor<3> {
         let [batch, q, d] = queries.dims();
         let m = obs.dims()[1];
         let device = queries.device();
@@ -504,6 +513,79 @@ impl Amortizer {
             .slice([0..batch, 0..q, 0..d])
     }
 
+    /// Whether every layer is the plain pre-norm one `attend_whole` reproduces (always, for a
+    /// model built by [`AmortizerConfig::init`]; a guard against Burn's other options).
+    fn plain_attention(&self) -> bool {
+        self.encoder
+            .layers
+            .iter()
+            .all(|l| l.norm_first && !l.mha.quiet_softmax)
+    }
+
+    /// [`attend_queries`](Self::attend_queries) when every query reads the whole mini-batch
+    /// (inference): the same transformer, computed without materialising the mask. The
+    /// observations run through the layers once per task; each query attends to their keys and
+    /// to its own, `m + 1` scores instead of a row of the `(m + Q)²` matrix, and no copy of the
+    /// observations is made per chunk of queries.
+    fn attend_whole(&self, obs: Tensor<3>, queries: Tensor<3>) -> Tensor<3> {
+        let [batch, _, d] = queries.dims();
+        let m = obs.dims()[1];
+        let device = queries.device();
+        let heads = |t: Tensor<3>, h: usize| {
+            let [b, n, _] = t.dims();
+            t.reshape([b, n, h, d / h]).swap_dims(1, 2)
+        };
+        let merge = |t: Tensor<4>| {
+            let [b, _, n, _] = t.dims();
+            t.swap_dims(1, 2).reshape([b, n, d])
+        };
+        let obs_mask = (self.config.attention == Attention::Causal).then(|| {
+            mask::shared_mask(
+                mask::task_state_mask(0, m, Attention::Causal),
+                batch,
+                m,
+                &device,
+            )
+        });
+        let (mut ho, mut hq) = (obs, queries);
+        let last = self.encoder.layers.len().saturating_sub(1);
+        for (i, layer) in self.encoder.layers.iter().enumerate() {
+            let mha = &layer.mha;
+            let (h, scale) = (mha.n_heads, 1.0 / (mha.d_k as f32).sqrt());
+            let xo = layer.norm_2.forward(ho.clone());
+            let xq = layer.norm_2.forward(hq.clone());
+            let ko = heads(mha.key.forward(xo.clone()), h);
+            let vo = heads(mha.value.forward(xo.clone()), h);
+            let qq = heads(mha.query.forward(xq.clone()), h);
+            let kq = heads(mha.key.forward(xq.clone()), h);
+            let vq = heads(mha.value.forward(xq), h);
+            // Each query: softmax over [its m observation scores, its own score].
+            let to_obs = qq.clone().matmul(ko.clone().transpose()) * scale;
+            let to_self = (qq * kq).sum_dim(3) * scale;
+            let weights =
+                burn::tensor::activation::softmax(Tensor::cat(vec![to_obs, to_self], 3), 3);
+            let [b, nh, nq, _] = weights.dims();
+            let w_obs = weights.clone().slice([0..b, 0..nh, 0..nq, 0..m]);
+            let w_self = weights.slice([0..b, 0..nh, 0..nq, m..m + 1]);
+            let context = w_obs.matmul(vo.clone()) + vq * w_self;
+            hq = hq + mha.output.forward(merge(context));
+            hq = hq.clone() + layer.pwff.forward(layer.norm_1.forward(hq));
+            // The observations' own pass (they never read queries); the last layer's output
+            // at the observations is never read.
+            if i < last {
+                let qo = heads(mha.query.forward(xo), h);
+                let mut scores = qo.matmul(ko.transpose()) * scale;
+                if let Some(mask) = &obs_mask {
+                    scores = scores.mask_fill(mask.clone().unsqueeze_dim::<4>(1), mha.min_float);
+                }
+                let weights = burn::tensor::activation::softmax(scores, 3);
+                ho = ho + mha.output.forward(merge(weights.matmul(vo)));
+                ho = ho.clone() + layer.pwff.forward(layer.norm_1.forward(ho));
+            }
+        }
+        self.norm.forward(hq)
+    }
+
     fn observation_tokens(&self, input: &StepInput) -> Tensor<3> {
         let obs = input
             .obs
@@ -526,5 +608,44 @@ impl Amortizer {
             .encoder
             .forward(TransformerEncoderInput::new(tokens).mask_attn(mask));
         self.norm.forward(h)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The mask-free inference path computes what the masked encoder computes, with and without
+    /// chunking of many queries, under causal and full attention.
+    #[test]
+    fn whole_batch_attention_matches_the_masked_encoder() {
+        let device = Device::flex();
+        device.seed(11);
+        let dims = TaskDims {
+            obs_dim: 2,
+            input_dim: 3,
+            output_dim: 2,
+            loss: LossKind::Mse,
+        };
+        for attention in [Attention::Causal, Attention::Full] {
+            let config = AmortizerConfig {
+                attention,
+                n_layers: 3,
+                d_ff: 32,
+                d_model: 16,
+                ..AmortizerConfig::new(dims, Regime::Implicit, Signal::Observations)
+            };
+            let model = config.init(&device);
+            for q in [7, 70] {
+                let dist = burn::tensor::Distribution::Normal(0.0, 1.0);
+                let obs = Tensor::<3>::random([2, 5, 16], dist, &device);
+                let queries = Tensor::<3>::random([2, q, 16], dist, &device);
+                let whole = model.attend_whole(obs.clone(), queries.clone());
+                let masked = model.attend_masked(obs, queries, &vec![5; 2 * q]);
+                assert_eq!(whole.dims(), [2, q, 16]);
+                let gap = (whole - masked).abs().max().into_scalar::<f32>();
+                assert!(gap < 1e-4, "{attention:?}, {q} queries: differs by {gap}");
+            }
+        }
     }
 }
