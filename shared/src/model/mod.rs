@@ -450,19 +450,22 @@ impl Amortizer {
     }
 
     /// Runs the transformer over `[o_1..o_m, q_1..q_Q]` per task and returns the query rows
-    /// `[B, Q, d]`. A query attends only to observations and to itself, so queries are independent
-    /// of each other: when there are many (a flow's samples), they are cut into chunks of
-    /// `QUERY_CHUNK`, each run beside its own copy of the observations as a task of the batch.
-    /// The result is the same; the attention cost falls from (m + Q)² to (m + c)² per chunk.
+    /// `[B, Q, d]`. A query attends only to its prefix of the observations and to itself, so
+    /// queries are independent of each other. Computed directly
+    /// ([`attend_direct`](Self::attend_direct)); the masked encoder
+    /// ([`attend_masked`](Self::attend_masked)) is the fallback for layers the direct path does
+    /// not reproduce.
     fn attend_queries(&self, obs: Tensor<3>, queries: Tensor<3>, prefixes: &[usize]) -> Tensor<3> {
-        let m = obs.dims()[1];
-        if m > 0 && prefixes.iter().all(|&p| p >= m) && self.plain_attention() {
-            return self.attend_whole(obs, queries);
+        if obs.dims()[1] > 0 && self.plain_attention() {
+            return self.attend_direct(obs, queries, prefixes);
         }
         self.attend_masked(obs, queries, prefixes)
     }
 
-    /// [`attend_queries`](Self::attend_queries) through the encoder under a full mask.
+    /// [`attend_queries`](Self::attend_queries) through the encoder under the `(m + Q)²` mask.
+    /// When there are many queries (a flow's samples), they are cut into chunks of
+    /// `QUERY_CHUNK`, each run beside its own copy of the observations as a task of the batch:
+    /// the attention cost falls from (m + Q)² to (m + c)² per chunk.
     fn attend_masked(&self, obs: Tensor<3>, queries: Tensor<3>, prefixes: &[usize]) -> Tensor<3> {
         let [batch, q, d] = queries.dims();
         let m = obs.dims()[1];
@@ -522,15 +525,26 @@ impl Amortizer {
             .all(|l| l.norm_first && !l.mha.quiet_softmax)
     }
 
-    /// [`attend_queries`](Self::attend_queries) when every query reads the whole mini-batch
-    /// (inference): the same transformer, computed without materialising the mask. The
-    /// observations run through the layers once per task; each query attends to their keys and
-    /// to its own, `m + 1` scores instead of a row of the `(m + Q)²` matrix, and no copy of the
-    /// observations is made per chunk of queries.
-    fn attend_whole(&self, obs: Tensor<3>, queries: Tensor<3>) -> Tensor<3> {
-        let [batch, _, d] = queries.dims();
+    /// [`attend_queries`](Self::attend_queries) computed directly: the same transformer, without
+    /// the `(m + Q)²` mask. The observations run through the layers once per task; each query
+    /// attends to the keys of its prefix of them and to its own, `m + 1` scores (the prefix
+    /// masks the others, `[B, Q, m]`, only when some query reads less than all m), and no copy
+    /// of the observations is made per chunk of queries.
+    fn attend_direct(&self, obs: Tensor<3>, queries: Tensor<3>, prefixes: &[usize]) -> Tensor<3> {
+        let [batch, q, d] = queries.dims();
         let m = obs.dims()[1];
         let device = queries.device();
+        let prefix_mask = prefixes.iter().any(|&p| p < m).then(|| {
+            let hidden: Vec<bool> = prefixes
+                .iter()
+                .flat_map(|&p| (0..m).map(move |col| col >= p))
+                .collect();
+            Tensor::<3, burn::tensor::Bool>::from_data(
+                burn::tensor::TensorData::new(hidden, [batch, q, m]),
+                &device,
+            )
+            .unsqueeze_dim::<4>(1)
+        });
         let heads = |t: Tensor<3>, h: usize| {
             let [b, n, _] = t.dims();
             t.reshape([b, n, h, d / h]).swap_dims(1, 2)
@@ -560,7 +574,10 @@ impl Amortizer {
             let kq = heads(mha.key.forward(xq.clone()), h);
             let vq = heads(mha.value.forward(xq), h);
             // Each query: softmax over [its m observation scores, its own score].
-            let to_obs = qq.clone().matmul(ko.clone().transpose()) * scale;
+            let mut to_obs = qq.clone().matmul(ko.clone().transpose()) * scale;
+            if let Some(mask) = &prefix_mask {
+                to_obs = to_obs.mask_fill(mask.clone(), mha.min_float);
+            }
             let to_self = (qq * kq).sum_dim(3) * scale;
             let weights =
                 burn::tensor::activation::softmax(Tensor::cat(vec![to_obs, to_self], 3), 3);
@@ -615,10 +632,11 @@ impl Amortizer {
 mod tests {
     use super::*;
 
-    /// The mask-free inference path computes what the masked encoder computes, with and without
-    /// chunking of many queries, under causal and full attention.
+    /// The direct path computes what the masked encoder computes, with and without chunking of
+    /// many queries, under causal and full attention, for whole mini-batches (inference) and
+    /// random prefixes (training).
     #[test]
-    fn whole_batch_attention_matches_the_masked_encoder() {
+    fn direct_attention_matches_the_masked_encoder() {
         let device = Device::flex();
         device.seed(11);
         let dims = TaskDims {
@@ -640,11 +658,14 @@ mod tests {
                 let dist = burn::tensor::Distribution::Normal(0.0, 1.0);
                 let obs = Tensor::<3>::random([2, 5, 16], dist, &device);
                 let queries = Tensor::<3>::random([2, q, 16], dist, &device);
-                let whole = model.attend_whole(obs.clone(), queries.clone());
-                let masked = model.attend_masked(obs, queries, &vec![5; 2 * q]);
-                assert_eq!(whole.dims(), [2, q, 16]);
-                let gap = (whole - masked).abs().max().into_scalar::<f32>();
-                assert!(gap < 1e-4, "{attention:?}, {q} queries: differs by {gap}");
+                let drawn: Vec<usize> = (0..2 * q).map(|i| 1 + (i * 7 + i / 3) % 5).collect();
+                for prefixes in [vec![5; 2 * q], drawn] {
+                    let direct = model.attend_direct(obs.clone(), queries.clone(), &prefixes);
+                    let masked = model.attend_masked(obs.clone(), queries.clone(), &prefixes);
+                    assert_eq!(direct.dims(), [2, q, 16]);
+                    let gap = (direct - masked).abs().max().into_scalar::<f32>();
+                    assert!(gap < 1e-4, "{attention:?}, {q} queries: differs by {gap}");
+                }
             }
         }
     }
