@@ -516,7 +516,7 @@ impl Amortizer {
             .slice([0..batch, 0..q, 0..d])
     }
 
-    /// Whether every layer is the plain pre-norm one `attend_whole` reproduces (always, for a
+    /// Whether every layer is the plain pre-norm one `attend_direct` reproduces (always, for a
     /// model built by [`AmortizerConfig::init`]; a guard against Burn's other options).
     fn plain_attention(&self) -> bool {
         self.encoder
@@ -560,12 +560,15 @@ impl Amortizer {
                 m,
                 &device,
             )
+            .unsqueeze_dim::<4>(1)
         });
         let (mut ho, mut hq) = (obs, queries);
         let last = self.encoder.layers.len().saturating_sub(1);
         for (i, layer) in self.encoder.layers.iter().enumerate() {
             let mha = &layer.mha;
             let (h, scale) = (mha.n_heads, 1.0 / (mha.d_k as f32).sqrt());
+            let feed_forward =
+                |x: Tensor<3>| x.clone() + layer.pwff.forward(layer.norm_1.forward(x));
             let xo = layer.norm_2.forward(ho.clone());
             let xq = layer.norm_2.forward(hq.clone());
             let ko = heads(mha.key.forward(xo.clone()), h);
@@ -585,19 +588,17 @@ impl Amortizer {
             let w_obs = weights.clone().slice([0..b, 0..nh, 0..nq, 0..m]);
             let w_self = weights.slice([0..b, 0..nh, 0..nq, m..m + 1]);
             let context = w_obs.matmul(vo.clone()) + vq * w_self;
-            hq = hq + mha.output.forward(merge(context));
-            hq = hq.clone() + layer.pwff.forward(layer.norm_1.forward(hq));
+            hq = feed_forward(hq + mha.output.forward(merge(context)));
             // The observations' own pass (they never read queries); the last layer's output
             // at the observations is never read.
             if i < last {
                 let qo = heads(mha.query.forward(xo), h);
                 let mut scores = qo.matmul(ko.transpose()) * scale;
                 if let Some(mask) = &obs_mask {
-                    scores = scores.mask_fill(mask.clone().unsqueeze_dim::<4>(1), mha.min_float);
+                    scores = scores.mask_fill(mask.clone(), mha.min_float);
                 }
                 let weights = burn::tensor::activation::softmax(scores, 3);
-                ho = ho + mha.output.forward(merge(weights.matmul(vo)));
-                ho = ho.clone() + layer.pwff.forward(layer.norm_1.forward(ho));
+                ho = feed_forward(ho + mha.output.forward(merge(weights.matmul(vo))));
             }
         }
         self.norm.forward(hq)
