@@ -55,8 +55,12 @@ fn started_from(provenance: &serde_json::Value) -> String {
         return String::new();
     };
     let parent = &init["provenance"];
+    let layers = match init["n_layers"].as_u64() {
+        Some(n) if n > 0 => format!(", {n} layers"),
+        _ => String::new(),
+    };
     format!(
-        "- Started from `{path}` (weights CRC-32 {crc:08x}), trained with `{cmd}`{resumed}: \
+        "- Started from `{path}` (weights CRC-32 {crc:08x}{layers}), trained with `{cmd}`{resumed}: \
          {budget}.\n{earlier}",
         crc = init["weights_crc32"].as_u64().unwrap_or(0),
         cmd = parent["command"].as_str().unwrap_or("unknown"),
@@ -64,6 +68,17 @@ fn started_from(provenance: &serde_json::Value) -> String {
         budget = budget(parent),
         earlier = started_from(parent),
     )
+}
+
+/// The card's note of layers a fine-tuning run added to the model it started from.
+fn grown(provenance: &serde_json::Value, n_layers: usize) -> String {
+    match provenance["init"]["n_layers"].as_u64() {
+        Some(from) if from > 0 && (from as usize) < n_layers => format!(
+            " (the last {} added to the starting model's {from} by `train --init`, starting as the identity)",
+            n_layers - from as usize
+        ),
+        _ => String::new(),
+    }
 }
 
 /// A run's budget from its provenance: meta-steps, tasks per step, seconds and seed.
@@ -99,7 +114,7 @@ fn model_card(
     format!(
         "# Model card: {task}, {regime} regime, {signal} signal\n\n\
          Regenerate: train with the command below, then `{eval_command}`.\n\n\
-         - Architecture: pre-norm transformer, d_model {d}, {heads} heads, {layers} layers, \
+         - Architecture: pre-norm transformer, d_model {d}, {heads} heads, {layers} layers{grown}, \
          d_ff {ff}; state = {state}; {attention:?} attention, history {history}.\n\
          - Task: `{task_json}`; trained with k = {k} steps of b = {b} points, detached states \
          between steps (greedy).\n\
@@ -114,6 +129,7 @@ fn model_card(
         d = m.d_model,
         heads = m.n_heads,
         layers = m.n_layers,
+        grown = grown(p, m.n_layers),
         ff = m.d_ff,
         attention = m.attention,
         history = m.history,

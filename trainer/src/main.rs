@@ -136,7 +136,8 @@ struct TrainArgs {
     resume: bool,
     /// Fine-tune: start from the weights of a model written by `amortize train` (a model.amz, or
     /// a shipped one) instead of fresh ones. The architecture and task are the file's (their
-    /// flags may not be given); k and the mini-batch size are the file's unless given.
+    /// flags may not be given, except --n-layers to add layers, which start as the identity);
+    /// k and the mini-batch size are the file's unless given.
     #[arg(long)]
     init: Option<PathBuf>,
     /// Output directory: config.json, log.jsonl, checkpoint.bin and model.amz go here.
@@ -485,13 +486,14 @@ fn set_explicitly(a: &TrainArgs, m: &ArgMatches) -> anyhow::Result<Vec<String>> 
 }
 
 /// `train --init FILE`: the run starts from FILE's weights, so it takes FILE's architecture and
-/// task, and its k and mini-batch size unless those were set.
+/// task, and its k and mini-batch size unless those were set. `--n-layers` may deepen the model:
+/// the layers past FILE's start as the identity (see `Amortizer::deepen`).
 fn start_from(
     cfg: &mut train::TrainConfig,
     path: &std::path::Path,
     explicit: &[String],
 ) -> anyhow::Result<()> {
-    const FROM_FILE: [&str; 19] = [
+    const FROM_FILE: [&str; 18] = [
         "task",
         "dataset",
         "regime",
@@ -509,7 +511,6 @@ fn start_from(
         "queries",
         "d_model",
         "n_heads",
-        "n_layers",
         "d_ff",
     ];
     if let Some(id) = FROM_FILE
@@ -523,8 +524,18 @@ fn start_from(
         );
     }
     let (init, bundle) = train::InitFrom::read(path)?;
+    let n_layers = cfg.model.n_layers;
     cfg.model = bundle.header.model;
     cfg.task = bundle.header.task;
+    if explicit.iter().any(|e| e == "n_layers") {
+        anyhow::ensure!(
+            n_layers >= cfg.model.n_layers,
+            "--n-layers {n_layers}: {} has {} layers; --init can add layers, not remove them",
+            path.display(),
+            cfg.model.n_layers
+        );
+        cfg.model.n_layers = n_layers;
+    }
     if !explicit.iter().any(|e| e == "k") {
         cfg.refine.steps = bundle.header.refine.steps;
     }

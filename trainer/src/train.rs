@@ -77,6 +77,10 @@ pub struct TrainConfig {
 pub struct InitFrom {
     pub path: PathBuf,
     pub weights_crc32: u32,
+    /// The file's transformer layers; the run may have more (`Amortizer::deepen`). 0 in
+    /// configurations written before this was recorded.
+    #[serde(default)]
+    pub n_layers: usize,
 }
 
 impl InitFrom {
@@ -89,6 +93,7 @@ impl InitFrom {
         let init = Self {
             path: path.to_path_buf(),
             weights_crc32: crc32fast::hash(&bundle.weights),
+            n_layers: bundle.header.model.n_layers,
         };
         Ok((init, bundle))
     }
@@ -108,8 +113,13 @@ impl InitFrom {
             now.weights_crc32,
             self.weights_crc32
         );
+        let file = &bundle.header.model;
+        let extra = cfg.model.n_layers.saturating_sub(file.n_layers);
         anyhow::ensure!(
-            bundle.header.model == cfg.model,
+            AmortizerConfig {
+                n_layers: cfg.model.n_layers,
+                ..file.clone()
+            } == cfg.model,
             "--init: {} holds another architecture than the run's",
             self.path.display()
         );
@@ -120,7 +130,8 @@ impl InitFrom {
         );
         let model = bundle
             .model(device)
-            .map_err(|e| anyhow::anyhow!("--init: {}: {e}", self.path.display()))?;
+            .map_err(|e| anyhow::anyhow!("--init: {}: {e}", self.path.display()))?
+            .deepen(extra, device);
         Ok((model, bundle.header.provenance))
     }
 }
@@ -813,6 +824,7 @@ fn save(
         provenance["init"] = serde_json::json!({
             "path": init.path,
             "weights_crc32": init.weights_crc32,
+            "n_layers": init.n_layers,
             "provenance": init_provenance,
         });
     }

@@ -1350,8 +1350,53 @@ fn fine_tuning_starts_from_a_trained_model() {
         "{started}"
     );
 
-    let o = fine_tune(&dir.path().join("d"), &["--n-layers", "2"]);
-    assert_clean_failure(&o, "drop --n-layers");
+    let o = fine_tune(&dir.path().join("d"), &["--d-ff", "64"]);
+    assert_clean_failure(&o, "drop --d-ff");
+
+    // `--n-layers` deepens the model: the added layer starts as the identity, so with a learning
+    // rate too small to move the weights the deeper model scores what its parent scores; its card
+    // says where the layers came from.
+    let deeper = dir.path().join("deeper");
+    let o = fine_tune(&deeper, &["--lr", "1e-12", "--n-layers", "2"]);
+    assert!(o.status.success(), "deepening failed: {}", stderr(&o));
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(deeper.join("config.json")).unwrap())
+            .unwrap();
+    assert_eq!(cfg["model"]["n_layers"], 2, "{cfg}");
+    assert_eq!(cfg["init"]["n_layers"], 1, "{cfg}");
+    let grown = mse(&deeper.join("model.amz"));
+    for (x, y) in before.iter().zip(&grown) {
+        assert!(
+            (x - y).abs() <= 1e-4 * x.abs().max(1e-3),
+            "{before:?} vs {grown:?}"
+        );
+    }
+    let o = amortize(&[
+        "export",
+        "--weights",
+        deeper.join("model.amz").to_str().unwrap(),
+        "--tasks",
+        "8",
+        "--device",
+        "cpu",
+        "--dir",
+        dir.path().to_str().unwrap(),
+        "--name",
+        "deeper",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let card = std::fs::read_to_string(dir.path().join("deeper.md")).unwrap();
+    assert!(
+        card.contains("2 layers (the last 1 added to the starting model's 1"),
+        "{card}"
+    );
+    // Layers can be added, not removed.
+    let deeper_model = deeper.join("model.amz");
+    let mut args = vec!["train", "--init", deeper_model.to_str().unwrap()];
+    let shallower = dir.path().join("shallower");
+    args.extend_from_slice(&["--out", shallower.to_str().unwrap(), "--n-layers", "1"]);
+    args.extend_from_slice(&["--device", "cpu"]);
+    assert_clean_failure(&amortize(&args), "can add layers, not remove them");
     let damaged = dir.path().join("damaged.amz");
     let mut bytes = std::fs::read(&parent).unwrap();
     let mid = bytes.len() / 2;

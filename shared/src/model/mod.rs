@@ -309,6 +309,39 @@ impl Amortizer {
         b.forward(self.activation.forward(a.forward(x)))
     }
 
+    /// The same model with `extra` transformer layers appended after its own, each starting as
+    /// the identity: a pre-norm layer adds its attention's output projection and its
+    /// feed-forward's output layer to the residual stream, and both start at zero (weights and
+    /// biases), so the deeper model computes exactly what this one does. Their other weights are
+    /// drawn fresh on `device` (seed it first), so training can grow them: the first updates
+    /// move the zeroed projections, which then pass gradients to the rest. Used to fine-tune a
+    /// trained model with more capacity than it was trained with (`train --init … --n-layers`).
+    pub fn deepen(mut self, extra: usize, device: &Device) -> Amortizer {
+        if extra == 0 {
+            return self;
+        }
+        let c = &self.config;
+        let fresh = TransformerEncoderConfig::new(c.d_model, c.d_ff, c.n_heads, extra)
+            .with_norm_first(true)
+            .with_dropout(0.0)
+            .init(device);
+        let zero = |l: &mut Linear| {
+            l.weight = Param::from_tensor(l.weight.val().zeros_like());
+            l.bias = l
+                .bias
+                .take()
+                .map(|b| Param::from_tensor(b.val().zeros_like()));
+        };
+        for mut layer in fresh.layers {
+            zero(&mut layer.mha.output);
+            zero(&mut layer.pwff.linear_outer);
+            self.encoder.layers.push(layer);
+        }
+        self.encoder.n_layers += extra;
+        self.config.n_layers += extra;
+        self
+    }
+
     /// The initial carried state: `[B, 1, S]` for a task-level state, `[B, q, S]` per query.
     pub fn initial(&self, batch: usize, queries: usize) -> Tensor<3> {
         let s = self.initial_state.val();
@@ -632,6 +665,54 @@ impl Amortizer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A deepened model has the extra layers and computes what the original computes, on both
+    /// attention paths; its extra layers are not inert: their projections are at zero, not
+    /// missing, and the other weights are drawn.
+    #[test]
+    fn deepening_preserves_the_function() {
+        let device = Device::flex();
+        device.seed(5);
+        let dims = TaskDims {
+            obs_dim: 2,
+            input_dim: 3,
+            output_dim: 2,
+            loss: LossKind::Mse,
+        };
+        let config = AmortizerConfig {
+            n_layers: 2,
+            d_ff: 32,
+            d_model: 16,
+            ..AmortizerConfig::new(dims, Regime::Implicit, Signal::Observations)
+        };
+        let model = config.init(&device);
+        let dist = burn::tensor::Distribution::Normal(0.0, 1.0);
+        let obs = Tensor::<3>::random([2, 5, 16], dist, &device);
+        let queries = Tensor::<3>::random([2, 4, 16], dist, &device);
+        let prefixes: Vec<usize> = (0..8).map(|i| 1 + i % 5).collect();
+        let before = model.attend_direct(obs.clone(), queries.clone(), &prefixes);
+        let deeper = model.deepen(2, &device);
+        assert_eq!(deeper.config().n_layers, 4);
+        assert_eq!(deeper.encoder.layers.len(), 4);
+        for path in [
+            deeper.attend_direct(obs.clone(), queries.clone(), &prefixes),
+            deeper.attend_masked(obs.clone(), queries.clone(), &prefixes),
+        ] {
+            let gap = (path - before.clone()).abs().max().into_scalar::<f32>();
+            assert!(gap < 1e-5, "the deepened model differs by {gap}");
+        }
+        let added = &deeper.encoder.layers[3];
+        let peak = |w: &Param<Tensor<2>>| w.val().abs().max().into_scalar::<f32>();
+        assert_eq!(peak(&added.mha.output.weight), 0.0);
+        assert_eq!(peak(&added.pwff.linear_outer.weight), 0.0);
+        assert!(peak(&added.pwff.linear_inner.weight) > 0.0);
+        // The record round-trips through the config's architecture, as a saved file does.
+        let record = deeper.clone().into_record();
+        let loaded = deeper.config().init(&device).load_record(record);
+        let again = loaded.attend_direct(obs, queries, &prefixes);
+        let gap = (again - before).abs().max().into_scalar::<f32>();
+        assert!(gap < 1e-5, "the reloaded deepened model differs by {gap}");
+    }
 
     /// The direct path computes what the masked encoder computes, with and without chunking of
     /// many queries, under causal and full attention, for whole mini-batches (inference) and
