@@ -116,10 +116,11 @@ impl InitFrom {
         let file = &bundle.header.model;
         let extra = cfg.model.n_layers.saturating_sub(file.n_layers);
         anyhow::ensure!(
-            AmortizerConfig {
-                n_layers: cfg.model.n_layers,
-                ..file.clone()
-            } == cfg.model,
+            cfg.model.n_layers >= file.n_layers
+                && AmortizerConfig {
+                    n_layers: cfg.model.n_layers,
+                    ..file.clone()
+                } == cfg.model,
             "--init: {} holds another architecture than the run's",
             self.path.display()
         );
