@@ -503,6 +503,22 @@ pub fn greedy_loss<R: Rng + ?Sized>(
     rng: &mut R,
     device: &Device,
 ) -> GreedyLoss {
+    greedy_loss_with(model, batch, schedule, rng, device, 0.0)
+}
+
+/// [`greedy_loss`], where (implicit regime, causal attention) each query at each step reads the
+/// whole mini-batch with probability `full_share` and otherwise a uniform random prefix of it.
+/// Inference reads whole mini-batches; with `full_share` 0 (the paper's draw) a query reads all
+/// b points at a step only once in b, and its error then, the smallest, weighs least in the
+/// mean. `full_share` 0 draws exactly what [`greedy_loss`] draws.
+pub fn greedy_loss_with<R: Rng + ?Sized>(
+    model: &Amortizer,
+    batch: &TaskBatch,
+    schedule: &[Vec<usize>],
+    rng: &mut R,
+    device: &Device,
+    full_share: f64,
+) -> GreedyLoss {
     let cfg = model.config();
     let full_size = match cfg.attention {
         Attention::Full => {
@@ -521,18 +537,19 @@ pub fn greedy_loss<R: Rng + ?Sized>(
         if indices.is_empty() {
             continue;
         }
-        // Each query reads a random prefix of the mini-batch (Fig. 6); the states carried at the
-        // context points (implicit with gradients) read all of it, as they do at inference.
+        // Each query reads a random prefix of the mini-batch (Fig. 6), or all of it with
+        // probability `full_share`; the states carried at the context points (implicit with
+        // gradients) read all of it, as they do at inference.
         let prefixes: Option<Vec<usize>> =
             (!cfg.regime.has_task_state() && cfg.attention == Attention::Causal).then(|| {
                 let rows = rs.state.dims()[1];
                 let q = batch.query_len();
                 (0..batch.len() * rows)
                     .map(|r| {
-                        if r % rows < q {
-                            rng.random_range(1..=indices.len())
-                        } else {
+                        if r % rows >= q || (full_share > 0.0 && rng.random::<f64>() < full_share) {
                             indices.len()
+                        } else {
+                            rng.random_range(1..=indices.len())
                         }
                     })
                     .collect()

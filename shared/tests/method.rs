@@ -5,7 +5,9 @@
 
 use amortize::model::mask::Attention;
 use amortize::model::{AmortizerConfig, StepInput};
-use amortize::refine::{greedy_loss, loss_per_task, predictions, refine, schedule, TaskBatch};
+use amortize::refine::{
+    greedy_loss, greedy_loss_with, loss_per_task, predictions, refine, schedule, TaskBatch,
+};
 use amortize::regime::implicit::StateForm;
 use amortize::regime::Regime;
 use amortize::signal::Signal;
@@ -775,4 +777,58 @@ fn embedding_classification_runs_forward_and_backward() {
         let grads = GradientsParams::from_grads(loss.total.backward(), &model);
         assert!(grads.len() > 4);
     }
+}
+
+/// Training queries that all read the whole mini-batch (`full_share` 1) are scored on what
+/// inference computes: each step's training loss is the inference loss after that step, over the
+/// same schedule. At share 0 the draw is the paper's, the same as `greedy_loss` from the same
+/// stream; between, it is another draw.
+#[test]
+fn whole_mini_batch_queries_train_on_what_inference_scores() {
+    let device: Device = Default::default();
+    let task = function_task();
+    let data = sample(&task, 3, 21);
+    let b = batch(&data, &device);
+    let model = tiny(&task, Regime::Implicit, Signal::Both).init(&device);
+    let sched = schedule(12, 6, 3, &mut StdRng::seed_from_u64(2));
+    let states = refine(&model, &b, &sched, &device);
+    let full = greedy_loss_with(
+        &model,
+        &b,
+        &sched,
+        &mut StdRng::seed_from_u64(3),
+        &device,
+        1.0,
+    );
+    for (t, loss) in full.per_step.iter().enumerate() {
+        let pred = predictions(&model, &states[t + 1], &b);
+        let inference = values(loss_per_task(
+            task.dims().loss,
+            pred,
+            b.query_target.clone(),
+        ));
+        let inference = inference.iter().sum::<f32>() / inference.len() as f32;
+        let training = values(loss.clone())[0];
+        assert!(
+            (training - inference).abs() <= 1e-5 * inference.abs().max(1.0),
+            "step {}: training {training} against inference {inference}",
+            t + 1
+        );
+    }
+    let loss = |share: f64| {
+        let l = greedy_loss_with(
+            &model,
+            &b,
+            &sched,
+            &mut StdRng::seed_from_u64(3),
+            &device,
+            share,
+        );
+        values(l.total)[0]
+    };
+    let paper =
+        values(greedy_loss(&model, &b, &sched, &mut StdRng::seed_from_u64(3), &device).total)[0];
+    assert_eq!(loss(0.0), paper);
+    assert_ne!(loss(0.5), paper);
+    assert_ne!(loss(0.5), values(full.total)[0]);
 }

@@ -195,6 +195,11 @@ struct TrainArgs {
     /// losses) or balanced (the mean of their logarithms, so late steps' small errors count).
     #[arg(long, default_value = "mean")]
     step_weighting: StepWeighting,
+    /// Implicit regime: the share of training queries that read the whole mini-batch at a step;
+    /// the others read a uniform random prefix of it (0: all of them, the paper's draw).
+    /// Inference reads whole mini-batches, so a share above 0 trains more on what it scores.
+    #[arg(long, default_value_t = 0.0)]
+    full_context_share: f64,
     /// Devices to split each meta-step's tasks across (data parallel): GPUs 0..N of the kind
     /// --device finds (on the CPU, N replicas sharing its cores). 1: one device. With --resume,
     /// the run continues on N devices.
@@ -554,6 +559,7 @@ fn launch_order(a: &TrainArgs, m: &ArgMatches) -> anyhow::Result<()> {
         "attention",
         "history",
         "step_weighting",
+        "full_context_share",
         "data_parallel",
         "state_form",
         "latent_dim",
@@ -795,11 +801,15 @@ fn train_config(a: &TrainArgs) -> anyhow::Result<train::TrainConfig> {
             .with_steps(a.k)
             .with_batch_size(a.batch_size),
         step_weighting: a.step_weighting,
+        full_context_share: a.full_context_share,
         data_parallel: a.data_parallel,
         data_parallel_changes: Vec::new(),
         init: None,
     };
-    cfg.validate()?;
+    if a.init.is_none() {
+        // With --init the architecture and task are the file's: `start_from` validates them.
+        cfg.validate()?;
+    }
     // What a resumed run reads back from config.json, so both runs use identical numbers.
     Ok(serde_json::from_str(&serde_json::to_string(&cfg)?)?)
 }

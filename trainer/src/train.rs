@@ -9,7 +9,7 @@ use std::sync::{Barrier, Mutex};
 use std::time::Instant;
 
 use amortize::model::{Amortizer, AmortizerConfig};
-use amortize::refine::{greedy_loss, schedule, StepWeighting, TaskBatch};
+use amortize::refine::{greedy_loss_with, schedule, StepWeighting, TaskBatch};
 use amortize::task::{Sampler, TaskConfig, TaskData};
 use amortize::weights::{BundleHeader, ModelBundle};
 use amortize::RefineConfig;
@@ -56,6 +56,10 @@ pub struct TrainConfig {
     /// How the greedy objective weighs the k steps' losses (default: their mean, as in the paper).
     #[serde(default)]
     pub step_weighting: StepWeighting,
+    /// Implicit regime: the share of training queries that read the whole mini-batch at a step
+    /// (`greedy_loss_with`); 0, the default, draws every query's prefix uniformly.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub full_context_share: f64,
     /// Devices each meta-step's tasks are split across (data parallel; default 1). Part of the
     /// configuration because the implicit regime's random prefixes are drawn per device.
     #[serde(default = "one")]
@@ -148,6 +152,10 @@ fn one() -> usize {
     1
 }
 
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
+}
+
 impl TrainConfig {
     /// Checks every field a user can set, naming the one at fault.
     pub fn validate(&self) -> anyhow::Result<()> {
@@ -170,6 +178,20 @@ impl TrainConfig {
         }
         if self.steps == 0 {
             anyhow::bail!("steps must be at least 1");
+        }
+        if !(0.0..=1.0).contains(&self.full_context_share) {
+            anyhow::bail!(
+                "full_context_share must be in [0, 1], got {}",
+                self.full_context_share
+            );
+        }
+        if self.full_context_share > 0.0
+            && (self.model.regime != amortize::regime::Regime::Implicit
+                || self.model.attention != amortize::model::mask::Attention::Causal)
+        {
+            anyhow::bail!(
+                "full_context_share applies to the implicit regime with causal attention (its queries read random prefixes)"
+            );
         }
         if self.tasks_per_step == 0 || self.tasks_per_step > 100_000 {
             anyhow::bail!(
@@ -711,7 +733,14 @@ fn data_parallel_grads(
                     // panic is re-raised after it), so that the others never wait forever.
                     let forward = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                         let local = model.clone().fork(&ad);
-                        let loss = greedy_loss(&local, &batch, sched, &mut rng, &ad);
+                        let loss = greedy_loss_with(
+                            &local,
+                            &batch,
+                            sched,
+                            &mut rng,
+                            &ad,
+                            cfg.full_context_share,
+                        );
                         losses.lock().unwrap_or_else(|e| e.into_inner())[r] =
                             scalars(&loss.per_step);
                         (local, loss)
@@ -775,7 +804,7 @@ pub(crate) fn meta_grads(
     let ad = replicas[0].clone().autodiff();
     let refs: Vec<_> = data.iter().collect();
     let batch = TaskBatch::new(&refs, &ad).map_err(|e| anyhow::anyhow!(e))?;
-    let loss = greedy_loss(model, &batch, sched, rng, &ad);
+    let loss = greedy_loss_with(model, &batch, sched, rng, &ad, cfg.full_context_share);
     let grads = GradientsParams::from_grads(loss.objective(cfg.step_weighting).backward(), model);
     Ok((grads, scalars(&loss.per_step)))
 }

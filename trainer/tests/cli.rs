@@ -327,7 +327,7 @@ fn damaged_weights_give_clear_errors() {
 fn bad_flags_name_the_field() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().to_str().unwrap();
-    let cases: [(&[&str], &str); 6] = [
+    let cases: [(&[&str], &str); 9] = [
         (
             &["train", "--out", out, "--d-model", "30", "--n-heads", "4"],
             "n_heads",
@@ -339,6 +339,18 @@ fn bad_flags_name_the_field() {
         (
             &["train", "--out", out, "--step-weighting", "log"],
             "--step-weighting",
+        ),
+        (
+            &["train", "--out", out, "--full-context-share", "1.5"],
+            "full_context_share must be in [0, 1]",
+        ),
+        (
+            &["train", "--out", out, "--full-context-share", "NaN"],
+            "full_context_share must be in [0, 1]",
+        ),
+        (
+            &["train", "--out", out, "--full-context-share", "0.5"],
+            "full_context_share applies to the implicit regime",
         ),
     ];
     for (args, needle) in cases {
@@ -386,6 +398,11 @@ fn every_regime_trains_from_the_command_line() {
             "mean"
         };
         args.extend_from_slice(&["--step-weighting", weighting]);
+        // One implicit run trains half its queries on whole mini-batches; its config records it.
+        let whole = regime == "implicit" && signal == "both";
+        if whole {
+            args.extend_from_slice(&["--full-context-share", "0.5"]);
+        }
         args.extend_from_slice(TINY);
         let o = amortize(&args);
         assert!(o.status.success(), "{regime}: {}", stderr(&o));
@@ -393,6 +410,11 @@ fn every_regime_trains_from_the_command_line() {
             serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap())
                 .unwrap();
         assert_eq!(config["step_weighting"], weighting, "{regime}");
+        if whole {
+            assert_eq!(config["full_context_share"], 0.5, "{config}");
+        } else {
+            assert!(config.get("full_context_share").is_none(), "{config}");
+        }
         let weights = out.join("model.amz");
         let o = amortize(&[
             "eval",
