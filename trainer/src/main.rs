@@ -196,8 +196,9 @@ struct TrainArgs {
     #[arg(long, default_value = "mean")]
     step_weighting: StepWeighting,
     /// Implicit regime: the share of training queries that read the whole mini-batch at a step;
-    /// the others read a uniform random prefix of it (0: all of them, the paper's draw).
-    /// Inference reads whole mini-batches, so a share above 0 trains more on what it scores.
+    /// the others read a uniform random prefix of it. 0 (the paper's draw): every query a
+    /// uniform prefix. Inference reads whole mini-batches, so a share above 0 trains more on
+    /// what it scores.
     #[arg(long, default_value_t = 0.0)]
     full_context_share: f64,
     /// Devices to split each meta-step's tasks across (data parallel): GPUs 0..N of the kind
