@@ -792,14 +792,11 @@ fn whole_mini_batch_queries_train_on_what_inference_scores() {
     let model = tiny(&task, Regime::Implicit, Signal::Both).init(&device);
     let sched = schedule(12, 6, 3, &mut StdRng::seed_from_u64(2));
     let states = refine(&model, &b, &sched, &device);
-    let full = greedy_loss_with(
-        &model,
-        &b,
-        &sched,
-        &mut StdRng::seed_from_u64(3),
-        &device,
-        1.0,
-    );
+    let drawn = |share: f64| {
+        let mut rng = StdRng::seed_from_u64(3);
+        greedy_loss_with(&model, &b, &sched, &mut rng, &device, share)
+    };
+    let full = drawn(1.0);
     for (t, loss) in full.per_step.iter().enumerate() {
         let pred = predictions(&model, &states[t + 1], &b);
         let inference = values(loss_per_task(
@@ -815,17 +812,7 @@ fn whole_mini_batch_queries_train_on_what_inference_scores() {
             t + 1
         );
     }
-    let loss = |share: f64| {
-        let l = greedy_loss_with(
-            &model,
-            &b,
-            &sched,
-            &mut StdRng::seed_from_u64(3),
-            &device,
-            share,
-        );
-        values(l.total)[0]
-    };
+    let loss = |share: f64| values(drawn(share).total)[0];
     let paper =
         values(greedy_loss(&model, &b, &sched, &mut StdRng::seed_from_u64(3), &device).total)[0];
     assert_eq!(loss(0.0), paper);

@@ -16,6 +16,25 @@ fn first_report(o: &Output) -> serde_json::Value {
     v["reports"][0].clone()
 }
 
+/// Exports the model at `weights` into `dir` as `name` (scored on 8 tasks) and returns its card.
+fn export_card(weights: &Path, dir: &Path, name: &str) -> String {
+    let o = amortize(&[
+        "export",
+        "--weights",
+        weights.to_str().unwrap(),
+        "--tasks",
+        "8",
+        "--device",
+        "cpu",
+        "--dir",
+        dir.to_str().unwrap(),
+        "--name",
+        name,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    std::fs::read_to_string(dir.join(format!("{name}.md"))).unwrap()
+}
+
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
@@ -948,21 +967,7 @@ fn a_killed_run_resumes_exactly() {
     ]);
     assert_clean_failure(&o, "data_parallel must be in 1..=64");
     // Its model card names the command that started the run and the resume, with its step.
-    let o = amortize(&[
-        "export",
-        "--weights",
-        moved.join("model.amz").to_str().unwrap(),
-        "--tasks",
-        "8",
-        "--device",
-        "cpu",
-        "--dir",
-        dir.path().to_str().unwrap(),
-        "--name",
-        "moved",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let card = std::fs::read_to_string(dir.path().join("moved.md")).unwrap();
+    let card = export_card(&moved.join("model.amz"), dir.path(), "moved");
     let line = card
         .lines()
         .find(|l| l.starts_with("- Training command:"))
@@ -1347,21 +1352,7 @@ fn fine_tuning_starts_from_a_trained_model() {
     assert!(o.status.success(), "fine-tune failed: {}", stderr(&o));
     assert_ne!(mse(&c.join("model.amz")), before);
     // The card names the starting model and the command that trained it.
-    let o = amortize(&[
-        "export",
-        "--weights",
-        b.join("model.amz").to_str().unwrap(),
-        "--tasks",
-        "8",
-        "--device",
-        "cpu",
-        "--dir",
-        dir.path().to_str().unwrap(),
-        "--name",
-        "tuned",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let card = std::fs::read_to_string(dir.path().join("tuned.md")).unwrap();
+    let card = export_card(&b.join("model.amz"), dir.path(), "tuned");
     let started = card
         .lines()
         .find(|l| l.starts_with("- Started from"))
@@ -1393,21 +1384,7 @@ fn fine_tuning_starts_from_a_trained_model() {
             "{before:?} vs {grown:?}"
         );
     }
-    let o = amortize(&[
-        "export",
-        "--weights",
-        deeper.join("model.amz").to_str().unwrap(),
-        "--tasks",
-        "8",
-        "--device",
-        "cpu",
-        "--dir",
-        dir.path().to_str().unwrap(),
-        "--name",
-        "deeper",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let card = std::fs::read_to_string(dir.path().join("deeper.md")).unwrap();
+    let card = export_card(&deeper.join("model.amz"), dir.path(), "deeper");
     assert!(
         card.contains("2 layers (the last 1 added to the starting model's 1"),
         "{card}"

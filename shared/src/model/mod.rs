@@ -666,6 +666,23 @@ impl Amortizer {
 mod tests {
     use super::*;
 
+    /// A small implicit model (d_model 16) of `n_layers` layers.
+    fn small(n_layers: usize, attention: Attention) -> AmortizerConfig {
+        let dims = TaskDims {
+            obs_dim: 2,
+            input_dim: 3,
+            output_dim: 2,
+            loss: LossKind::Mse,
+        };
+        AmortizerConfig {
+            attention,
+            n_layers,
+            d_ff: 32,
+            d_model: 16,
+            ..AmortizerConfig::new(dims, Regime::Implicit, Signal::Observations)
+        }
+    }
+
     /// A deepened model has the extra layers and computes what the original computes, on both
     /// attention paths; its extra layers are not inert: their projections are at zero, not
     /// missing, and the other weights are drawn.
@@ -673,19 +690,7 @@ mod tests {
     fn deepening_preserves_the_function() {
         let device = Device::flex();
         device.seed(5);
-        let dims = TaskDims {
-            obs_dim: 2,
-            input_dim: 3,
-            output_dim: 2,
-            loss: LossKind::Mse,
-        };
-        let config = AmortizerConfig {
-            n_layers: 2,
-            d_ff: 32,
-            d_model: 16,
-            ..AmortizerConfig::new(dims, Regime::Implicit, Signal::Observations)
-        };
-        let model = config.init(&device);
+        let model = small(2, Attention::Causal).init(&device);
         let dist = burn::tensor::Distribution::Normal(0.0, 1.0);
         let obs = Tensor::<3>::random([2, 5, 16], dist, &device);
         let queries = Tensor::<3>::random([2, 4, 16], dist, &device);
@@ -721,21 +726,8 @@ mod tests {
     fn direct_attention_matches_the_masked_encoder() {
         let device = Device::flex();
         device.seed(11);
-        let dims = TaskDims {
-            obs_dim: 2,
-            input_dim: 3,
-            output_dim: 2,
-            loss: LossKind::Mse,
-        };
         for attention in [Attention::Causal, Attention::Full] {
-            let config = AmortizerConfig {
-                attention,
-                n_layers: 3,
-                d_ff: 32,
-                d_model: 16,
-                ..AmortizerConfig::new(dims, Regime::Implicit, Signal::Observations)
-            };
-            let model = config.init(&device);
+            let model = small(3, attention).init(&device);
             for q in [7, 70] {
                 let dist = burn::tensor::Distribution::Normal(0.0, 1.0);
                 let obs = Tensor::<3>::random([2, 5, 16], dist, &device);
