@@ -15,6 +15,16 @@ fn manifest_dir() -> std::path::PathBuf {
         .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into())
 }
 
+/// The shipped model `public/weights/<name>.amz`, decoded.
+fn shipped(name: &str) -> ModelBundle {
+    let path = manifest_dir().join(format!("../public/weights/{name}.amz"));
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    ModelBundle::decode(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The shipped regression models.
+const REGRESSION: [&str; 2] = ["regression-parametric", "regression-implicit"];
+
 /// The value after `step` steps in rows `[[step, value], …]` of a recorded evaluation (the
 /// model card's): a regression model's errors (`eval["model"]`) or a generator's W2.
 fn recorded(rows: &serde_json::Value, step: u64) -> f64 {
@@ -28,9 +38,8 @@ fn recorded(rows: &serde_json::Value, step: u64) -> f64 {
 
 #[test]
 fn shipped_regression_models_decode_into_the_current_architecture_and_refine() {
-    let manifest = manifest_dir();
-    for name in ["regression-parametric", "regression-implicit"] {
-        check_regression_model(&manifest.join(format!("../public/weights/{name}.amz")));
+    for name in REGRESSION {
+        check_regression_model(name);
     }
 }
 
@@ -40,11 +49,8 @@ fn shipped_regression_models_decode_into_the_current_architecture_and_refine() {
 /// implicit one with less room (docs/results.md).
 #[test]
 fn shipped_regression_models_are_within_one_and_a_half_of_bayes() {
-    let manifest = manifest_dir();
-    for name in ["regression-parametric", "regression-implicit"] {
-        let path = manifest.join(format!("../public/weights/{name}.amz"));
-        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        let bundle = ModelBundle::decode(&bytes).expect("decodes");
+    for name in REGRESSION {
+        let bundle = shipped(name);
         let eval = &bundle.header.provenance["eval"];
         assert!(eval["tasks"].as_u64().unwrap() >= 1000, "{name}: {eval}");
         let bayes = eval["bayes"].as_f64().expect("Bayes recorded");
@@ -61,11 +67,10 @@ fn shipped_regression_models_are_within_one_and_a_half_of_bayes() {
     }
 }
 
-/// The model at `path` decodes, its recorded evaluation (the model card's) falls from 1 to 5
+/// The shipped model `name` decodes, its recorded evaluation (the model card's) falls from 1 to 5
 /// steps and holds there by 10, and it refines fresh tasks now.
-fn check_regression_model(path: &std::path::Path) {
-    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let bundle = ModelBundle::decode(&bytes).expect("decodes");
+fn check_regression_model(name: &str) {
+    let bundle = shipped(name);
     let device = Device::flex();
     let model = bundle
         .model(&device)
@@ -76,17 +81,13 @@ fn check_regression_model(path: &std::path::Path) {
     // 0.01923 then 0.01901 on the card's 10,000 tasks).
     let eval = &bundle.header.provenance["eval"];
     let at = |step: u64| recorded(&eval["model"], step);
-    assert!(
-        at(10) <= 1.01 * at(5) && at(5) < at(1),
-        "{}: {eval}",
-        path.display()
-    );
+    assert!(at(10) <= 1.01 * at(5) && at(5) < at(1), "{}: {eval}", name);
     // The refinement does real work after the first step: 10 steps at most 3/4 of 1 step's error
     // (the implicit model reads the whole context at every step, so its first step is already
     // close: 0.0283 then 0.0190; the parametric one 0.1766 then 0.0174), and the first step at
     // most a tenth of the learned initial state's.
-    assert!(at(10) <= 0.75 * at(1), "{}: {eval}", path.display());
-    assert!(at(1) <= at(0) / 10.0, "{}: {eval}", path.display());
+    assert!(at(10) <= 0.75 * at(1), "{}: {eval}", name);
+    assert!(at(1) <= at(0) / 10.0, "{}: {eval}", name);
 
     // And it does so now, on fresh tasks.
     let task = &bundle.header.task;
@@ -112,13 +113,7 @@ fn check_regression_model(path: &std::path::Path) {
         .mean()
         .into_scalar::<f32>()
     };
-    assert!(
-        err(k) < err(1),
-        "{}: {} vs {}",
-        path.display(),
-        err(k),
-        err(1)
-    );
+    assert!(err(k) < err(1), "{}: {} vs {}", name, err(k), err(1));
 }
 
 /// The generation models shipped for the mixture and alphabet demos decode into the current
@@ -127,11 +122,8 @@ fn check_regression_model(path: &std::path::Path) {
 /// no-information baseline (N(0, I) samples) to the sampling floor.
 #[test]
 fn shipped_generation_models_close_three_quarters_of_the_gap() {
-    let manifest = manifest_dir();
     for name in ["gmm-implicit", "alphabet-implicit"] {
-        let path = manifest.join(format!("../public/weights/{name}.amz"));
-        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        let bundle = ModelBundle::decode(&bytes).expect("decodes");
+        let bundle = shipped(name);
         bundle
             .model(&Device::flex())
             .expect("fits the current architecture");
