@@ -5,6 +5,8 @@
 //! x_1 − x_0. Each query token is (x_t, t) with its carried state, the current estimate of v;
 //! k refinement steps over mini-batches of the context give the field. Sampling integrates
 //! dx/dt = v from t = 0 to 1 with a fixed-step method, every field evaluation running the k steps.
+//! The tasks' encoding (queries, targets, the exact empirical field) is in
+//! [`crate::task::flow_matching`].
 //!
 //! The integrator is written on tensors rather than taken from an ODE crate: the crates step host
 //! vectors through a synchronous callback, which on WebGPU would force a blocking device read per
@@ -12,65 +14,10 @@
 //! device.
 
 use burn::tensor::{Device, Distribution, Tensor};
-use rand::Rng;
-use rand_distr::{Distribution as _, StandardNormal};
 use serde::{Deserialize, Serialize};
 
 use crate::model::Amortizer;
 use crate::refine::{refine, TaskBatch};
-use crate::task::{LossKind, TaskData, TaskDims};
-
-/// The shapes of a generation task over `dim`-dimensional points.
-pub fn dims(dim: usize) -> TaskDims {
-    TaskDims {
-        obs_dim: dim,
-        input_dim: dim + 1,
-        output_dim: dim,
-        loss: LossKind::Mse,
-    }
-}
-
-/// A flow-matching training task: context points (what the amortizer reads) and, for every
-/// target point x_1, a query (x_t, t) with target x_1 − x_0 for fresh x_0 ~ N(0, I),
-/// t ~ U(0, 1). `context`, `targets`: row-major `[n, dim]`, `[q, dim]`.
-pub fn training_data<R: Rng + ?Sized>(
-    context: &[f32],
-    targets: &[f32],
-    dim: usize,
-    rng: &mut R,
-) -> TaskData {
-    let q = targets.len() / dim;
-    let mut input = Vec::with_capacity(q * (dim + 1));
-    let mut field = Vec::with_capacity(q * dim);
-    for x1 in targets.chunks(dim) {
-        let t: f32 = rng.random_range(0.0..1.0);
-        let x0: Vec<f32> = (0..dim).map(|_| StandardNormal.sample(rng)).collect();
-        for (a, b) in x0.iter().zip(x1) {
-            input.push((1.0 - t) * a + t * b);
-        }
-        input.push(t);
-        field.extend(x0.iter().zip(x1).map(|(a, b)| b - a));
-    }
-    TaskData {
-        dims: dims(dim),
-        context_obs: context.to_vec(),
-        context_input: Vec::new(),
-        context_target: Vec::new(),
-        query_input: input,
-        query_target: field,
-    }
-}
-
-/// The data points x_1 behind a flow-matching task's queries, `[q, dim]`: every query lies on
-/// the straight path, so x_1 = x_t + (1 − t)·v.
-pub fn data_points(task: &TaskData) -> Vec<f32> {
-    let d = task.dims.output_dim;
-    task.query_input
-        .chunks(d + 1)
-        .zip(task.query_target.chunks(d))
-        .flat_map(|(x, v)| (0..d).map(move |k| x[k] + (1.0 - x[d]) * v[k]))
-        .collect()
-}
 
 /// Fixed-step ODE methods.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]

@@ -1,4 +1,4 @@
-//! Metrics: MSE, error rate, exact W1 / W2 between point sets.
+//! Metrics: MSE, error rate, exact W1 / W2 between point sets, precision and recall of samples.
 
 use burn::tensor::Tensor;
 
@@ -81,6 +81,33 @@ pub fn wasserstein(a: &[f32], b: &[f32], dim: usize, p: u32) -> Result<f64, Stri
     Ok((total / n as f64).powf(1.0 / p as f64))
 }
 
+/// How much of a point set's shape a generated set reproduces, at tolerance `delta`:
+/// *precision*, the share of `generated` samples within `delta` of some `reference` point (a blob
+/// around the shape puts many samples off it), and *recall*, the share of `reference` points with a
+/// generated sample within `delta` (samples piled on one part miss the rest). Row-major `[n, dim]`;
+/// an empty set scores 0 on the side it is counted on.
+pub fn precision_recall(
+    generated: &[f32],
+    reference: &[f32],
+    dim: usize,
+    delta: f64,
+) -> (f64, f64) {
+    let near = |p: &[f32], set: &[f32]| {
+        set.chunks(dim).any(|r| {
+            let d2: f64 = p.iter().zip(r).map(|(a, b)| ((a - b) as f64).powi(2)).sum();
+            d2 <= delta * delta
+        })
+    };
+    let share = |from: &[f32], to: &[f32]| {
+        let n = from.len() / dim.max(1);
+        if n == 0 {
+            return 0.0;
+        }
+        from.chunks(dim).filter(|p| near(p, to)).count() as f64 / n as f64
+    };
+    (share(generated, reference), share(reference, generated))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,5 +166,33 @@ mod tests {
         assert_eq!(wasserstein(&a, &a, 1, 2).unwrap(), 0.0);
         assert!(wasserstein(&a, &b[..2], 1, 1).is_err());
         assert!(wasserstein(&[f32::NAN], &[0.0], 1, 1).is_err());
+    }
+
+    #[test]
+    fn precision_and_recall_tell_a_blob_from_the_shape() {
+        // The reference: points along the segment y = 0, x in [-1, 1].
+        let line: Vec<f32> = (0..41)
+            .flat_map(|i| [-1.0 + i as f32 * 0.05, 0.0])
+            .collect();
+        // The same shape: both 1.
+        assert_eq!(precision_recall(&line, &line, 2, 0.06), (1.0, 1.0));
+        // A blob over the segment's box: recall stays high, precision falls.
+        let mut rng = StdRng::seed_from_u64(2);
+        let blob: Vec<f32> = (0..1000)
+            .flat_map(|_| {
+                [
+                    rng.random_range(-1.0f32..1.0),
+                    rng.random_range(-0.5f32..0.5),
+                ]
+            })
+            .collect();
+        let (p, r) = precision_recall(&blob, &line, 2, 0.06);
+        assert!(p < 0.2 && r > 0.9, "blob: precision {p}, recall {r}");
+        // Everything on one end: precise, but most of the segment is missed.
+        let end: Vec<f32> = (0..50).flat_map(|_| [1.0f32, 0.0]).collect();
+        let (p, r) = precision_recall(&end, &line, 2, 0.06);
+        assert_eq!(p, 1.0);
+        assert!(r < 0.1, "one end: recall {r}");
+        assert_eq!(precision_recall(&[], &line, 2, 0.06), (0.0, 0.0));
     }
 }

@@ -254,12 +254,20 @@ impl RefineState {
                 0
             };
         let state = model.initial(batch.len(), rows);
-        let row_inputs = cfg.carries_context().then(|| {
-            let context = batch
-                .context_inputs(&state.device())
-                .expect("an implicit model reading gradients needs context inputs and targets");
-            Tensor::cat(vec![batch.query_input.clone(), context], 1)
-        });
+        // With no context point yet (a fresh demo) the carried rows are the queries alone.
+        let row_inputs =
+            cfg.carries_context()
+                .then(|| match batch.context_inputs(&state.device()) {
+                    Some(context) => Tensor::cat(vec![batch.query_input.clone(), context], 1),
+                    None => {
+                        assert_eq!(
+                            batch.context_len(),
+                            0,
+                            "an implicit model reading gradients needs context inputs and targets"
+                        );
+                        batch.query_input.clone()
+                    }
+                });
         let h = cfg.history;
         let zeros = || {
             let [b, _, s] = state.dims();

@@ -668,10 +668,10 @@ fn chunked_queries_give_the_same_velocities_as_few_queries() {
 /// field carries them to it.
 #[test]
 fn flow_training_targets_follow_the_straight_path() {
-    use amortize::flow::training_data;
+    use amortize::task::flow_matching::FlowTarget;
     let mut rng = StdRng::seed_from_u64(3);
     let targets = [1.0f32, 2.0, -3.0, 0.5];
-    let d = training_data(&[0.0, 0.0], &targets, 2, &mut rng);
+    let d = FlowTarget::Sample.training_data(&[0.0, 0.0], &targets, 2, &mut rng);
     for (i, x1) in targets.chunks(2).enumerate() {
         let input = &d.query_input[i * 3..(i + 1) * 3];
         let v = &d.query_target[i * 2..(i + 1) * 2];
@@ -682,7 +682,7 @@ fn flow_training_targets_follow_the_straight_path() {
             assert!((input[k] + (1.0 - t) * v[k] - x1[k]).abs() < 1e-5);
         }
     }
-    let back = amortize::flow::data_points(&d);
+    let back = amortize::task::flow_matching::data_points(&d);
     assert!(back.iter().zip(&targets).all(|(a, b)| (a - b).abs() < 1e-5));
 }
 

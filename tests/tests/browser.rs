@@ -426,6 +426,71 @@ fn regimes_side_by_side_on_the_same_points() {
     }
 }
 
+/// Whether the panic hook's panel ("The app stopped with an error") is showing.
+fn fatal_shown(tab: &Tab) -> Option<String> {
+    let v = eval(
+        tab,
+        "(() => { const f = document.getElementById('fatal'); return f && !f.hidden ? f.textContent : ''; })()",
+    )
+    .expect("read the fatal panel");
+    let text = v.as_str().unwrap_or_default().to_string();
+    (!text.is_empty()).then_some(text)
+}
+
+/// The first thing a curious visitor tries: a fresh page in the implicit regime or side by side,
+/// with no point yet (or with every point outside the plot), or the implicit regime picked from
+/// the menu of a fresh page. Each loads, shows no error, and takes a first point and a step.
+#[test]
+fn implicit_and_side_by_side_open_without_points() {
+    let session = Session::new();
+    let (server, tab) = (&session.server, session.tab.clone());
+    for query in [
+        "?backend=cpu&regime=implicit",
+        "?backend=cpu&compare=1",
+        "?backend=cpu&regime=implicit&pts=5,9",
+        "?backend=cpu&compare=1&pts=-3,0;4,8",
+    ] {
+        load(&tab, &format!("{}{query}", server.url));
+        assert_eq!(fatal_shown(&tab), None, "{query}");
+        assert_eq!(
+            testid_text(&tab, "points").unwrap().as_deref(),
+            Some("0"),
+            "{query}"
+        );
+        click_data(&tab, 0.2, 0.5);
+        wait_for_text(&tab, "points", STEP, |t| t == "1")
+            .unwrap_or_else(|e| panic!("{query}: no point added: {e}"));
+        press_step(&tab, 1, STEP);
+        assert_eq!(fatal_shown(&tab), None, "{query}");
+        assert!(
+            testid_text(&tab, "error").unwrap().is_none(),
+            "{query}: no error shown"
+        );
+    }
+    // Picking the implicit regime in the menu of a fresh page.
+    load(&tab, &format!("{}?backend=cpu", server.url));
+    tab.evaluate(
+        "(() => { const s = document.querySelector('[data-testid=\"regime\"]'); s.value = 'implicit'; s.dispatchEvent(new Event('change')); })()",
+        false,
+    )
+    .expect("choose implicit");
+    wait_until("the implicit regime loads", || {
+        eval(&tab, "location.search")
+            .ok()
+            .and_then(|v| v.as_str().map(|s| s.contains("regime=implicit")))
+            .unwrap_or(false)
+    });
+    wait_for_text(&tab, "ready", LOAD, |_| true).expect("the implicit model is ready");
+    let title = testid_text(&tab, "title").unwrap().unwrap();
+    assert!(title.contains("implicit regime"), "{title}");
+    assert_eq!(fatal_shown(&tab), None);
+    click_data(&tab, -0.3, 1.0);
+    wait_for_text(&tab, "points", STEP, |t| t == "1").expect("a point");
+    press_step(&tab, 1, STEP);
+    assert_eq!(fatal_shown(&tab), None);
+    screenshot(&tab, "regression-implicit-fresh").expect("screenshot");
+}
+
 #[test]
 fn damaged_weights_and_bad_parameters_show_messages() {
     let session = Session::new();

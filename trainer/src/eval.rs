@@ -4,9 +4,10 @@
 use amortize::baseline::{least_squares, posterior_mean};
 use amortize::flow::{self, OdeMethod};
 use amortize::metric::mse;
-use amortize::metric::{error_rate_per_task, wasserstein};
+use amortize::metric::{error_rate_per_task, precision_recall, wasserstein};
 use amortize::model::Amortizer;
 use amortize::refine::{loss_per_task, predictions, refine, schedule, TaskBatch};
+use amortize::task::flow_matching::{sample_empirical, FlowTarget};
 use amortize::task::{LossKind, Sampler};
 use amortize::RefineConfig;
 use burn::tensor::Device;
@@ -97,7 +98,7 @@ impl EvalReport {
     pub fn headline(&self, step: usize) -> Option<f64> {
         let pick = |v: &Vec<(usize, f64)>| v.iter().find(|(s, _)| *s == step).map(|x| x.1);
         if let Some(g) = &self.generation {
-            return pick(&g.w2);
+            return g.at(step).map(|v| v.w2);
         }
         if let Some(e) = &self.error_rate {
             return pick(e);
@@ -199,6 +200,21 @@ impl PaperTable {
     }
 }
 
+/// How one set of samples per task scores, averaged over the tasks: exact W1 and W2 against the
+/// task's held-out points, and precision and recall against its context points at the task's
+/// shape tolerance ([`amortize::metric::precision_recall`]).
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct SampleScore {
+    /// Mean W1 to the held-out points.
+    pub w1: f64,
+    /// Mean W2 to the held-out points.
+    pub w2: f64,
+    /// Mean share of samples within δ of a context point.
+    pub precision: f64,
+    /// Mean share of context points with a sample within δ.
+    pub recall: f64,
+}
+
 /// Generated samples against held-out samples of the same tasks.
 #[derive(Debug, Clone, Serialize)]
 pub struct GenerationReport {
@@ -208,33 +224,40 @@ pub struct GenerationReport {
     pub samples: usize,
     /// ODE method and steps.
     pub ode: String,
-    /// (refinement steps per field evaluation, mean W1).
-    pub w1: Vec<(usize, f64)>,
-    /// (refinement steps per field evaluation, mean W2).
-    pub w2: Vec<(usize, f64)>,
-    /// No-information baseline: the starting noise N(0, I) itself against the held-out points,
-    /// (W1, W2).
-    pub none: (f64, f64),
-    /// Sampling floor: a second independent sample of each task (its first context points, as
-    /// many as held-out points) against the held-out points, (W1, W2); `None` when the context is
-    /// smaller than the held-out set.
-    pub floor: Option<(f64, f64)>,
+    /// The tolerance δ of precision and recall.
+    pub delta: f64,
+    /// (refinement steps per field evaluation, scores of the generated samples).
+    pub steps: Vec<(usize, SampleScore)>,
+    /// No-information baseline: the starting noise N(0, I) itself.
+    pub none: SampleScore,
+    /// Sampling floor: a second independent sample of each task (W against the held-out points:
+    /// its first context points; precision and recall: the held-out points against the context);
+    /// `None` when the context is smaller than the held-out set.
+    pub floor: Option<SampleScore>,
+    /// The optimal answer: samples of the exact field of the context's empirical distribution
+    /// widened by `optimal_sigma` (forward Euler, the same number of ODE steps, the same noise).
+    pub optimal: SampleScore,
+    /// The widening σ of the optimal answer.
+    pub optimal_sigma: f64,
 }
 
 impl GenerationReport {
-    /// The fraction of the gap between the no-information baseline and the sampling floor that
-    /// W2 after the most steps closes: (W_none − W_k) / (W_none − W_floor).
-    pub fn closed(&self) -> Option<f64> {
-        let (_, w_none) = self.none;
-        let (_, w_floor) = self.floor?;
-        let &(_, w_k) = self.w2.last()?;
-        (w_none > w_floor).then(|| (w_none - w_k) / (w_none - w_floor))
+    /// W2 after the most steps over the sampling floor's W2.
+    pub fn w2_over_floor(&self) -> Option<f64> {
+        let floor = self.floor?.w2;
+        let &(_, last) = self.steps.last()?;
+        (floor > 0.0).then(|| last.w2 / floor)
+    }
+
+    /// The scores after `k` steps.
+    pub fn at(&self, k: usize) -> Option<SampleScore> {
+        self.steps.iter().find(|(s, _)| *s == k).map(|x| x.1)
     }
 }
 
 /// Samples each task by integrating the learned field from noise (every field evaluation runs
-/// k refinement steps over the context) and scores the samples against the task's held-out points
-/// x_1 = x_t + (1 − t)·v with exact W1 and W2, for each k in `steps`.
+/// k refinement steps over the context) and scores the samples ([`SampleScore`]) for each k in
+/// `steps`, beside the noise itself, a second sample of the task and the exact empirical field.
 #[allow(clippy::too_many_arguments)]
 pub fn generation(
     model: &Amortizer,
@@ -247,39 +270,91 @@ pub fn generation(
     device: &Device,
 ) -> anyhow::Result<GenerationReport> {
     let mut rng = StdRng::seed_from_u64(seed ^ 0x9e37_79b9);
-    let d = sampler.config.dims().output_dim;
-    let data: Vec<_> = (0..tasks).map(|_| sampler.sample(&mut rng)).collect();
+    let task = &sampler.config;
+    let d = task.dims().output_dim;
+    let delta = task
+        .shape_tolerance()
+        .ok_or_else(|| anyhow::anyhow!("{} is not a generation task", task.name()))?;
+    let sigma = match task.flow_target() {
+        Some(FlowTarget::Empirical { sigma }) => sigma,
+        _ => delta / 2.0,
+    };
+    let raw: Vec<(Vec<f32>, Vec<f32>)> = (0..tasks)
+        .map(|_| sampler.sample_points(&mut rng).expect("a generation task"))
+        .collect();
+    let data: Vec<_> = raw
+        .iter()
+        .map(|(context, held_out)| FlowTarget::Sample.training_data(context, held_out, d, &mut rng))
+        .collect();
     let refs: Vec<_> = data.iter().collect();
     let batch = TaskBatch::new(&refs, device).map_err(|e| anyhow::anyhow!(e))?;
     let q = batch.query_len();
-    let targets: Vec<Vec<f32>> = data.iter().map(flow::data_points).collect();
     device.seed(seed);
     let x0 = flow::noise(tasks, q, d, device);
-    let score = |gen: &[f32]| -> anyhow::Result<(f64, f64)> {
-        let (mut s1, mut s2) = (0.0, 0.0);
-        for (i, target) in targets.iter().enumerate() {
-            let g = &gen[i * q * d..(i + 1) * q * d];
-            s1 += wasserstein(g, target, d, 1).map_err(|e| anyhow::anyhow!(e))?;
-            s2 += wasserstein(g, target, d, 2).map_err(|e| anyhow::anyhow!(e))?;
-        }
-        Ok((s1 / tasks as f64, s2 / tasks as f64))
+    let score =
+        |gen: &[f32], against_context: &dyn Fn(usize) -> Vec<f32>| -> anyhow::Result<SampleScore> {
+            let mut total = SampleScore {
+                w1: 0.0,
+                w2: 0.0,
+                precision: 0.0,
+                recall: 0.0,
+            };
+            for (i, (context, held_out)) in raw.iter().enumerate() {
+                let g = &gen[i * q * d..(i + 1) * q * d];
+                total.w1 += wasserstein(g, held_out, d, 1).map_err(|e| anyhow::anyhow!(e))?;
+                total.w2 += wasserstein(g, held_out, d, 2).map_err(|e| anyhow::anyhow!(e))?;
+                let (p, r) = precision_recall(&against_context(i), context, d, delta);
+                total.precision += p;
+                total.recall += r;
+            }
+            let n = tasks as f64;
+            Ok(SampleScore {
+                w1: total.w1 / n,
+                w2: total.w2 / n,
+                precision: total.precision / n,
+                recall: total.recall / n,
+            })
+        };
+    let of = |gen: &[f32]| {
+        let gen = gen.to_vec();
+        move |i: usize| gen[i * q * d..(i + 1) * q * d].to_vec()
     };
     let noise = x0
         .clone()
         .into_data()
         .try_into_vec::<f32>()
         .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    let none = score(&noise)?;
+    let none = score(&noise, &of(&noise))?;
     let floor = if batch.context_len() >= q {
-        let second: Vec<f32> = data
+        let second: Vec<f32> = raw
             .iter()
-            .flat_map(|t| t.context_obs[..q * d].iter().copied())
+            .flat_map(|(context, _)| context[..q * d].iter().copied())
             .collect();
-        Some(score(&second)?)
+        let w = score(&second, &of(&second))?;
+        let pr = score(&second, &|i: usize| raw[i].1.clone())?;
+        Some(SampleScore {
+            precision: pr.precision,
+            recall: pr.recall,
+            ..w
+        })
     } else {
         None
     };
-    let (mut w1, mut w2) = (Vec::new(), Vec::new());
+    let exact: Vec<f32> = raw
+        .iter()
+        .enumerate()
+        .flat_map(|(i, (context, _))| {
+            sample_empirical(
+                context,
+                d,
+                sigma,
+                &noise[i * q * d..(i + 1) * q * d],
+                ode_steps,
+            )
+        })
+        .collect();
+    let optimal = score(&exact, &of(&exact))?;
+    let mut scored = Vec::new();
     for &k in steps.iter().filter(|&&k| k > 0) {
         let sched = schedule(batch.context_len(), refine_cfg.batch_size, k, &mut rng);
         let path = flow::integrate(model, &batch, x0.clone(), ode_steps, method, &sched, device);
@@ -290,18 +365,18 @@ pub fn generation(
             .into_data()
             .try_into_vec::<f32>()
             .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-        let (s1, s2) = score(&out)?;
-        w1.push((k, s1));
-        w2.push((k, s2));
+        scored.push((k, score(&out, &of(&out))?));
     }
     Ok(GenerationReport {
         tasks,
         samples: q,
         ode: format!("{method:?}, {ode_steps} steps"),
-        w1,
-        w2,
+        delta,
+        steps: scored,
         none,
         floor,
+        optimal,
+        optimal_sigma: sigma,
     })
 }
 
@@ -358,27 +433,36 @@ impl EvalReport {
         }
         if let Some(g) = &self.generation {
             s += &format!(
-                "\nGenerated samples vs held-out points ({} tasks, {} samples each, {}):\n\n\
-                 | refinement steps per field evaluation | W1 | W2 |\n|---|---|---|\n",
-                g.tasks, g.samples, g.ode
+                "\nGenerated samples ({} tasks, {} samples each, {}): W1 and W2 to held-out points of the task; \
+                 precision (samples within δ = {} of a context point) and recall (context points with a sample within δ):\n\n\
+                 | samples | W1 | W2 | precision | recall |\n|---|---|---|---|---|\n",
+                g.tasks, g.samples, g.ode, g.delta
             );
-            for ((k, a), (_, b)) in g.w1.iter().zip(&g.w2) {
-                s += &format!("| {k} | {a:.4} | {b:.4} |\n");
-            }
-            s += &format!(
-                "| no information: N(0, I) samples | {:.4} | {:.4} |\n",
-                g.none.0, g.none.1
-            );
-            if let Some((a, b)) = g.floor {
-                s +=
-                    &format!("| sampling floor: a second sample of the task | {a:.4} | {b:.4} |\n");
-            }
-            if let (Some(c), Some(&(k, _))) = (g.closed(), g.w2.last()) {
-                s += &format!(
-                    "\nW2 after {k} steps closes {:.0} % of the gap from no information to the floor \
-                     ((W_none − W_{k}) / (W_none − W_floor) = {c:.3}).\n",
-                    100.0 * c
+            let row = |name: String, v: &SampleScore| {
+                format!(
+                    "| {name} | {:.4} | {:.4} | {:.3} | {:.3} |\n",
+                    v.w1, v.w2, v.precision, v.recall
+                )
+            };
+            for (k, v) in &g.steps {
+                s += &row(
+                    format!("amortizer, {k} step{}", if *k == 1 { "" } else { "s" }),
+                    v,
                 );
+            }
+            s += &row("no information: N(0, I) samples".into(), &g.none);
+            if let Some(f) = &g.floor {
+                s += &row("sampling floor: a second sample of the task".into(), f);
+            }
+            s += &row(
+                format!(
+                    "optimal: exact field of the context, σ = {}",
+                    g.optimal_sigma
+                ),
+                &g.optimal,
+            );
+            if let Some(r) = g.w2_over_floor() {
+                s += &format!("\nW2 after the most steps is {r:.2}× the sampling floor's.\n");
             }
         }
         if let Some(t) = &self.test_time {

@@ -8,6 +8,7 @@ use std::path::Path;
 use amortize::flow::{self, OdeMethod};
 use amortize::model::Amortizer;
 use amortize::refine::{predictions, refine, schedule, TaskBatch};
+use amortize::task::flow_matching::FlowTarget;
 use amortize::task::linear::LinearRegression;
 use amortize::task::regression::FunctionRegression;
 use amortize::task::{Episode, TaskConfig};
@@ -202,7 +203,7 @@ fn generate(
     let n = points.len() / d;
     let samples = n.max(256);
     let mut rng = StdRng::seed_from_u64(seed);
-    let data = flow::training_data(points, &vec![0.0; samples * d], d, &mut rng);
+    let data = FlowTarget::Sample.training_data(points, &vec![0.0; samples * d], d, &mut rng);
     let batch = TaskBatch::new(&[&data], device).map_err(|e| anyhow::anyhow!("--points: {e}"))?;
     device.seed(seed);
     let x0 = flow::noise(1, samples, d, device);

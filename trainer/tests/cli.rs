@@ -658,20 +658,28 @@ fn generation_is_scored_by_exact_wasserstein_distances() {
     let g = &report["generation"];
     assert_eq!(g["tasks"], 3);
     assert_eq!(g["samples"], 12);
-    let w1 = g["w1"].as_array().unwrap();
-    let w2 = g["w2"].as_array().unwrap();
-    assert!(!w1.is_empty() && w1.len() == w2.len(), "{report}");
-    for (a, b) in w1.iter().zip(w2) {
-        let (a, b) = (a[1].as_f64().unwrap(), b[1].as_f64().unwrap());
+    let steps = g["steps"].as_array().unwrap();
+    assert!(!steps.is_empty(), "{report}");
+    for row in steps {
+        let v = &row[1];
+        let (a, b) = (v["w1"].as_f64().unwrap(), v["w2"].as_f64().unwrap());
         assert!(a.is_finite() && a >= 0.0 && b >= a - 1e-9, "W1 {a}, W2 {b}");
     }
-    // The baselines of the model card: N(0, I) noise (no information) and a second sample of each
-    // task (its context, 16 ≥ 12 points); mixture means ~ N(0, 5²) put the noise far off.
-    let w2_none = g["none"][1].as_f64().unwrap();
-    let w2_floor = g["floor"][1].as_f64().unwrap();
+    // The baselines: N(0, I) noise (no information), a second sample of each task (its context,
+    // 16 ≥ 12 points) and the exact field of the context; mixture means ~ N(0, 5²) put the noise
+    // far off, so its precision is low where the optimal answer's is high.
+    let w2_none = g["none"]["w2"].as_f64().unwrap();
+    let w2_floor = g["floor"]["w2"].as_f64().unwrap();
     assert!(
         w2_floor >= 0.0 && w2_floor < w2_none,
         "floor {w2_floor}, none {w2_none}"
+    );
+    assert_eq!(g["delta"].as_f64().unwrap(), 0.6, "2 × the component std");
+    let optimal = g["optimal"]["precision"].as_f64().unwrap();
+    let none = g["none"]["precision"].as_f64().unwrap();
+    assert!(
+        optimal > 0.9 && none < 0.5,
+        "optimal {optimal}, noise {none}"
     );
     let o = amortize(&[
         "eval",

@@ -7,10 +7,11 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use amortize::flow::{self, OdeMethod};
-use amortize::metric::wasserstein;
+use amortize::metric::{precision_recall, wasserstein};
 use amortize::refine::{schedule, TaskBatch};
 use amortize::regime::Regime;
 use amortize::task::alphabet::{AlphabetConfig, HELD_OUT};
+use amortize::task::flow_matching::{sample_empirical, FlowTarget};
 use amortize::task::TaskConfig;
 use amortize::weights::ModelBundle;
 use amortize::{Amortizer, RefineConfig};
@@ -36,8 +37,6 @@ pub const ODE_STEPS: usize = 10;
 const BRUSH: usize = 8;
 /// Distance between the points of a drawn stroke, in data units (alphabet demo).
 const STROKE_GAP: f64 = 0.06;
-/// Points of a preset letter (the alphabet models' training context).
-const LETTER_POINTS: usize = 128;
 
 /// The two generation demos: one component, configured here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,6 +88,12 @@ pub struct GmmEngine {
     pub refine: RefineConfig,
     /// The backend in use, in words.
     pub backend: String,
+    /// The task's shape tolerance δ: a sample within δ of a drawn point reproduces it.
+    pub delta: f64,
+    /// The widening σ of the optimal answer (the exact field of the drawn points).
+    pub sigma: f64,
+    /// Context points per task in training (a preset letter has as many).
+    pub context: usize,
 }
 
 impl GmmEngine {
@@ -122,6 +127,12 @@ impl GmmEngine {
             ));
         }
         let refine = h.refine.clone();
+        let delta = h.task.shape_tolerance().unwrap_or(0.06);
+        let sigma = match h.task.flow_target() {
+            Some(FlowTarget::Empirical { sigma }) => sigma,
+            _ => delta / 2.0,
+        };
+        let context = h.task.context_len();
         let bundle = &bundle;
         build_fastest(choice, |device: Device, backend: String| {
             let refine = refine.clone();
@@ -132,6 +143,9 @@ impl GmmEngine {
                     device,
                     refine,
                     backend,
+                    delta,
+                    sigma,
+                    context,
                 };
                 // Warm-up (shader compilation on WebGPU), then one timed small generation.
                 let dummy: Vec<(f32, f32)> = (0..8).map(|i| (i as f32, -(i as f32))).collect();
@@ -154,7 +168,7 @@ impl GmmEngine {
     ) -> Result<(TaskBatch, Vec<Vec<usize>>), String> {
         let flat: Vec<f32> = points.iter().flat_map(|&(x, y)| [x, y]).collect();
         let mut rng = StdRng::seed_from_u64(seed);
-        let data = flow::training_data(&flat, &[0.0, 0.0], 2, &mut rng);
+        let data = FlowTarget::Sample.training_data(&flat, &[0.0, 0.0], 2, &mut rng);
         let batch = TaskBatch::new(&[&data], &self.device)?;
         Ok((batch, plan(points.len(), &self.refine, seed)))
     }
@@ -169,7 +183,10 @@ impl GmmEngine {
         samples: usize,
     ) -> Result<Vec<f32>, String> {
         let (batch, plan) = self.context(points, seed)?;
-        let x0 = noise(samples, seed, &self.device);
+        let x0 = Tensor::from_data(
+            burn::tensor::TensorData::new(noise(samples, seed), [1, samples, 2]),
+            &self.device,
+        );
         let path = flow::integrate(
             &self.model,
             &batch,
@@ -266,12 +283,20 @@ fn plan(n: usize, refine: &RefineConfig, seed: u64) -> Vec<Vec<usize>> {
     schedule(n, refine.batch_size, refine.steps, &mut rng)
 }
 
-/// Standard-normal starting points from `seed` (on the host, so both backends start alike).
-fn noise(n: usize, seed: u64, device: &Device) -> Tensor<3> {
+/// Standard-normal starting points from `seed`, `[n, 2]` (on the host, so both backends and the
+/// optimal answer start alike).
+fn noise(n: usize, seed: u64) -> Vec<f32> {
     use rand_distr_shim::standard_normal;
     let mut rng = StdRng::seed_from_u64(seed ^ 0x006e_015e);
-    let v: Vec<f32> = (0..n * 2).map(|_| standard_normal(&mut rng)).collect();
-    Tensor::from_data(burn::tensor::TensorData::new(v, [1, n, 2]), device)
+    (0..n * 2).map(|_| standard_normal(&mut rng)).collect()
+}
+
+/// The optimal answer for `points`: `samples` points carried from the same noise as the model's
+/// by the exact field of the points' empirical distribution widened by `sigma`, in the same
+/// number of Euler steps.
+fn optimal(points: &[(f32, f32)], sigma: f64, seed: u64, samples: usize) -> Vec<f32> {
+    let flat: Vec<f32> = points.iter().flat_map(|&(x, y)| [x, y]).collect();
+    sample_empirical(&flat, 2, sigma, &noise(samples, seed), ODE_STEPS)
 }
 
 /// Box–Muller, so the web crate needs no distribution crate of its own.
@@ -301,11 +326,11 @@ fn w2(samples: &[f32], points: &[(f32, f32)]) -> Option<f64> {
     Some(total / groups as f64)
 }
 
-/// A preset letter: as many points as the model's context, at a random scale and rotation.
-fn letter_points(c: char, seed: u64) -> Vec<(f32, f32)> {
+/// A preset letter of `n` points (the model's context), at a random scale and rotation.
+fn letter_points(c: char, n: usize, seed: u64) -> Vec<(f32, f32)> {
     let mut rng = StdRng::seed_from_u64(seed ^ 0x0a1f_abe7);
     let cfg = AlphabetConfig {
-        context: LETTER_POINTS,
+        context: n.clamp(1, MAX_POINTS),
         queries: 1,
         ..Default::default()
     };
@@ -333,11 +358,28 @@ fn preset(seed: u64) -> Vec<(f32, f32)> {
     pts
 }
 
-/// The samples generated with a number of refinement steps, and their W2 to the points.
+/// A set of samples and how it scores against the drawn points.
 #[derive(Clone, Debug, PartialEq)]
 struct Generation {
     samples: Vec<f32>,
     w2: Option<f64>,
+    /// Share of samples within δ of a drawn point.
+    precision: f64,
+    /// Share of drawn points with a sample within δ.
+    recall: f64,
+}
+
+impl Generation {
+    fn score(samples: Vec<f32>, points: &[(f32, f32)], delta: f64) -> Self {
+        let flat: Vec<f32> = points.iter().flat_map(|&(x, y)| [x, y]).collect();
+        let (precision, recall) = precision_recall(&samples, &flat, 2, delta);
+        Self {
+            w2: w2(&samples, points),
+            samples,
+            precision,
+            recall,
+        }
+    }
 }
 
 /// The mixture demo.
@@ -375,6 +417,7 @@ pub fn GenDemo(settings: Settings, kind: GenKind) -> impl IntoView {
     // Steps to replay once the model is loaded (a shared link's step); then Ready.
     let replay = RwSignal::new(None::<usize>);
     let seed = settings.seed;
+    let show_optimal = RwSignal::new(settings.optimal);
 
     {
         let settings = settings.clone();
@@ -442,9 +485,9 @@ pub fn GenDemo(settings: Settings, kind: GenKind) -> impl IntoView {
                     return false;
                 }
                 latency.set(Some(ms));
-                let w2 = w2(&samples, &pts);
+                let g = Generation::score(samples, &pts, e.delta);
                 cache.update(|c| {
-                    c.insert(s, Generation { samples, w2 });
+                    c.insert(s, g);
                 });
                 shown.set(s);
                 true
@@ -474,6 +517,7 @@ pub fn GenDemo(settings: Settings, kind: GenKind) -> impl IntoView {
             let s = shown.get();
             let mut view = settings.clone();
             view.field = field_t.get();
+            view.optimal = show_optimal.get();
             if status.get() == Status::Ready {
                 crate::io::replace_query(&view.view_query(&pts, s));
             }
@@ -616,7 +660,8 @@ pub fn GenDemo(settings: Settings, kind: GenKind) -> impl IntoView {
     };
     let pick_letter = move |c: char| {
         let n = points.get_untracked().len() as u64;
-        points.set(letter_points(c, seed.wrapping_add(n)));
+        let size = engine.get_value().map_or(80, |e| e.context);
+        points.set(letter_points(c, size, seed.wrapping_add(n)));
         letter.set(Some(c));
         error.set(None);
         reset();
@@ -633,6 +678,44 @@ pub fn GenDemo(settings: Settings, kind: GenKind) -> impl IntoView {
         cache
             .with(|c| c.get(&s).and_then(|g| g.w2))
             .map_or("—".to_string(), |w| format!("{w:.4}"))
+    };
+    let share_text = move |pick: fn(&Generation) -> f64| {
+        move || {
+            let s = shown.get();
+            cache
+                .with(|c| c.get(&s).map(pick))
+                .map_or("—".to_string(), |v| format!("{v:.3}"))
+        }
+    };
+    // The optimal answer (toggle): the exact field of the drawn points, from the same noise;
+    // recomputed when the points change (it does not depend on the step).
+    let optimal_answer = Memo::new(move |_| {
+        if !show_optimal.get() || status.get() != Status::Ready {
+            return None;
+        }
+        let pts = points.get();
+        let e = engine.get_value()?;
+        (!pts.is_empty())
+            .then(|| Generation::score(optimal(&pts, e.sigma, seed, n_samples), &pts, e.delta))
+    });
+    let optimal_text = move |pick: fn(&Generation) -> Option<f64>| {
+        move || {
+            optimal_answer
+                .get()
+                .and_then(|g| pick(&g))
+                .map_or("—".to_string(), |v| format!("{v:.3}"))
+        }
+    };
+    let optimal_view = move || {
+        optimal_answer.get().map(|g| {
+            g.samples
+                .chunks(2)
+                .map(|p| {
+                    let (cx, cy) = to_px(r, p[0] as f64, p[1] as f64);
+                    view! { <circle class="optimal" cx=format!("{cx:.1}") cy=format!("{cy:.1}") r="2"></circle> }
+                })
+                .collect_view()
+        })
     };
     let dots = move || {
         let s = shown.get();
@@ -745,6 +828,7 @@ pub fn GenDemo(settings: Settings, kind: GenKind) -> impl IntoView {
                 <line class="axis" x1=ax0.0.to_string() y1=ax0.1.to_string() x2=ax1.0.to_string() y2=ax1.1.to_string()></line>
                 <line class="axis" x1=ay0.0.to_string() y1=ay0.1.to_string() x2=ay1.0.to_string() y2=ay1.1.to_string()></line>
                 {arrow_view}
+                {optimal_view}
                 {generated}
                 {dots}
             </svg>
@@ -832,6 +916,12 @@ pub fn GenDemo(settings: Settings, kind: GenKind) -> impl IntoView {
                             }
                         }
                     } />
+                <label>
+                    <input type="checkbox" data-testid="optimal-toggle"
+                        prop:checked=move || show_optimal.get()
+                        on:change=move |ev| show_optimal.set(event_target_checked(&ev)) />
+                    " Optimal answer (exact field of your points)"
+                </label>
                 <RefineControls settings=settings.clone() points=points refine=refine />
             </div>
             <dl class="readouts">
@@ -839,6 +929,15 @@ pub fn GenDemo(settings: Settings, kind: GenKind) -> impl IntoView {
                     <span data-testid="step">{current}</span>" / "{move || max_steps.get()}
                 </dd></div>
                 <div><dt>"W2 to your points"</dt><dd data-testid="w2">{w2_text}</dd></div>
+                <div><dt>"Precision"</dt><dd data-testid="precision"
+                    title="Share of samples within δ of one of your points">{share_text(|g| g.precision)}</dd></div>
+                <div><dt>"Recall"</dt><dd data-testid="recall"
+                    title="Share of your points with a sample within δ">{share_text(|g| g.recall)}</dd></div>
+                <div><dt>"Optimal: W2 · precision · recall"</dt><dd>
+                    <span data-testid="optimal-w2">{optimal_text(|g| g.w2)}</span>" · "
+                    <span data-testid="optimal-precision">{optimal_text(|g| Some(g.precision))}</span>" · "
+                    <span data-testid="optimal-recall">{optimal_text(|g| Some(g.recall))}</span>
+                </dd></div>
                 {(kind == GenKind::Alphabet).then(|| view! {
                     <div><dt>"Letter"</dt><dd data-testid="letter">{move || match letter.get() {
                         Some(c) if HELD_OUT.contains(&c) => format!("{c} · held out (out of distribution)"),
@@ -864,7 +963,7 @@ pub fn GenDemo(settings: Settings, kind: GenKind) -> impl IntoView {
                 }}
                 "Step s generates "
                 {n_samples}" samples from noise by integrating the learned velocity field ("{ODE_STEPS}
-                " Euler steps); every evaluation of the field runs s refinement steps over mini-batches of your points (the mini-batch of step s is highlighted). W2 matches the samples, in groups as large as your set of points, to your points and averages over the groups. Drag the timeline to jump to any step. Keys: space plays or pauses, → steps, ← goes back."
+                " Euler steps); every evaluation of the field runs s refinement steps over mini-batches of your points (the mini-batch of step s is highlighted). W2 matches the samples, in groups as large as your set of points, to your points and averages over the groups. Precision is the share of samples within δ of one of your points (a blob around your shape scores low), recall the share of your points with a sample within δ (δ = 0.06 for letters, 0.6 for mixtures). The optimal answer (green, toggle) carries the same noise with the exact field of your points' empirical distribution, slightly widened: what a perfect amortizer would draw. Drag the timeline to jump to any step. Keys: space plays or pauses, → steps, ← goes back."
             </p>
         </section>
     }

@@ -115,6 +115,8 @@ pub struct Settings {
     /// Generation demos: the velocity field drawn as arrows at this flow time (`field=t`,
     /// t in [0, 1]); no arrows when absent.
     pub field: Option<f32>,
+    /// Generation demos: the optimal answer overlaid (`optimal=1`).
+    pub optimal: bool,
     /// Every shipped regime of the demo side by side on the same points (`compare=1`).
     pub compare: bool,
     /// Problems found in the URL, shown to the visitor.
@@ -150,6 +152,7 @@ impl Settings {
             batch: None,
             bayes: true,
             field: None,
+            optimal: false,
             compare: false,
             warnings: Vec::new(),
         };
@@ -222,6 +225,11 @@ impl Settings {
                         "field={value:?} is not a flow time in [0, 1]; no field arrows"
                     )),
                 },
+                "optimal" => {
+                    if let Some(on) = flag(key, &value, &mut s.warnings) {
+                        s.optimal = on;
+                    }
+                }
                 "regime" => regime = Some(value),
                 "compare" => {
                     if let Some(on) = flag(key, &value, &mut s.warnings) {
@@ -317,6 +325,9 @@ impl Settings {
         }
         if let Some(t) = self.field {
             q += &format!("&field={t:.1}");
+        }
+        if self.optimal {
+            q += "&optimal=1";
         }
         if !points.is_empty() {
             q += &format!("&pts={}", crate::io::encode_points(points));

@@ -9,6 +9,8 @@ use rand::Rng;
 use rand_distr::{Distribution, Normal};
 use serde::{Deserialize, Serialize};
 
+use super::flow_matching::FlowTarget;
+
 /// Letters reserved for evaluation (never in training tasks).
 pub const HELD_OUT: [char; 6] = ['D', 'H', 'N', 'T', 'X', 'Y'];
 
@@ -197,6 +199,9 @@ pub struct AlphabetConfig {
     pub context: usize,
     /// Query points per task (the flow-matching targets). Default 128.
     pub queries: usize,
+    /// What the queries are trained to predict. Default: the paper's conditional target.
+    #[serde(skip_serializing_if = "FlowTarget::is_sample")]
+    pub field: FlowTarget,
 }
 
 impl Default for AlphabetConfig {
@@ -209,6 +214,7 @@ impl Default for AlphabetConfig {
             max_rotation: 30.0,
             context: 128,
             queries: 128,
+            field: FlowTarget::Sample,
         }
     }
 }
@@ -245,7 +251,7 @@ impl AlphabetConfig {
         if self.context == 0 || self.queries == 0 {
             return Err("context and queries must be at least 1".into());
         }
-        Ok(())
+        self.field.validate()
     }
 
     /// Points of `letter` under one random scale and rotation, with jitter.

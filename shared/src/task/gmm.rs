@@ -7,6 +7,8 @@ use rand::Rng;
 use rand_distr::{Distribution, Normal, StandardNormal};
 use serde::{Deserialize, Serialize};
 
+use super::flow_matching::FlowTarget;
+
 /// The Gaussian-mixture task family.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -23,6 +25,9 @@ pub struct GmmConfig {
     pub context: usize,
     /// Query samples per task (the flow-matching targets). Default 64.
     pub queries: usize,
+    /// What the queries are trained to predict. Default: the paper's conditional target.
+    #[serde(skip_serializing_if = "FlowTarget::is_sample")]
+    pub field: FlowTarget,
 }
 
 impl Default for GmmConfig {
@@ -34,6 +39,7 @@ impl Default for GmmConfig {
             component_std: 0.3,
             context: 64,
             queries: 64,
+            field: FlowTarget::Sample,
         }
     }
 }
@@ -74,7 +80,7 @@ impl GmmConfig {
         if self.context == 0 || self.queries == 0 {
             return Err("context and queries must be at least 1".into());
         }
-        Ok(())
+        self.field.validate()
     }
 
     /// Draws the mixture, then its samples.

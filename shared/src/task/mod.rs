@@ -4,6 +4,7 @@
 
 pub mod alphabet;
 pub mod embeddings;
+pub mod flow_matching;
 pub mod gmm;
 pub mod linear;
 pub mod mnist;
@@ -195,8 +196,8 @@ impl TaskConfig {
             }
             TaskConfig::LinearRegression(c) => linear::LinearRegression::new(c.clone()).dims(),
             TaskConfig::Projection(c) => c.dims(),
-            TaskConfig::Gmm(c) => crate::flow::dims(c.dim),
-            TaskConfig::Alphabet(_) => crate::flow::dims(2),
+            TaskConfig::Gmm(c) => flow_matching::dims(c.dim),
+            TaskConfig::Alphabet(_) => flow_matching::dims(2),
             TaskConfig::Embeddings(c) => c.dims(),
         }
     }
@@ -256,6 +257,26 @@ impl TaskConfig {
     /// Whether the family is generative (flow matching; implicit regime only).
     pub fn is_generative(&self) -> bool {
         matches!(self, TaskConfig::Gmm(_) | TaskConfig::Alphabet(_))
+    }
+
+    /// A generative family's shape scale: the distance δ within which a generated sample counts
+    /// as reproducing a point ([`crate::metric::precision_recall`]): 1.5 × the jitter around a
+    /// letter's strokes (0.06 by default), 2 × a mixture component's std (0.6).
+    pub fn shape_tolerance(&self) -> Option<f64> {
+        match self {
+            TaskConfig::Gmm(c) => Some(2.0 * c.component_std),
+            TaskConfig::Alphabet(c) => Some(1.5 * c.jitter),
+            _ => None,
+        }
+    }
+
+    /// A generative family's training target (None for other families).
+    pub fn flow_target(&self) -> Option<flow_matching::FlowTarget> {
+        match self {
+            TaskConfig::Gmm(c) => Some(c.field),
+            TaskConfig::Alphabet(c) => Some(c.field),
+            _ => None,
+        }
     }
 
     /// Whether the family draws from a dataset the caller must load.
@@ -335,6 +356,25 @@ impl Sampler {
         })
     }
 
+    /// Draws one generation task's raw points: the context and a second, held-out sample of the
+    /// same distribution, `[n, dim]` and `[q, dim]`; `None` for a family that is not generative.
+    pub fn sample_points<R: rand::Rng + ?Sized>(
+        &self,
+        rng: &mut R,
+    ) -> Option<(Vec<f32>, Vec<f32>)> {
+        match &self.config {
+            TaskConfig::Gmm(c) => {
+                let t = c.sample(rng);
+                Some((t.context, t.queries))
+            }
+            TaskConfig::Alphabet(c) => {
+                let t = c.sample(rng);
+                Some((t.context, t.queries))
+            }
+            _ => None,
+        }
+    }
+
     /// Draws one task, encoded.
     pub fn sample<R: rand::Rng + ?Sized>(&self, rng: &mut R) -> TaskData {
         match &self.config {
@@ -352,11 +392,11 @@ impl Sampler {
             }
             TaskConfig::Gmm(c) => {
                 let t = c.sample(rng);
-                crate::flow::training_data(&t.context, &t.queries, c.dim, rng)
+                c.field.training_data(&t.context, &t.queries, c.dim, rng)
             }
             TaskConfig::Alphabet(c) => {
                 let t = c.sample(rng);
-                crate::flow::training_data(&t.context, &t.queries, 2, rng)
+                c.field.training_data(&t.context, &t.queries, 2, rng)
             }
             TaskConfig::Embeddings(c) => {
                 let data = self
