@@ -223,6 +223,41 @@ fn causal_prefix_equals_truncated_context() {
     }
 }
 
+/// A task with no context point yet (a fresh demo page) starts every configuration without a
+/// panic, and its initial state predicts at every query: the implicit models that read
+/// gradients carry the queries' rows alone.
+#[test]
+fn every_configuration_starts_without_context_points() {
+    use amortize::refine::{predictions, RefineState};
+    use amortize::task::Episode;
+    use amortize::FunctionRegression;
+    let device = Device::flex();
+    let task = function_task();
+    let TaskConfig::FunctionRegression(c) = &task else {
+        unreachable!()
+    };
+    let family = FunctionRegression::new(c.clone());
+    let episode = Episode {
+        x_dim: 1,
+        y_dim: 1,
+        context_x: Vec::new(),
+        context_y: Vec::new(),
+        query_x: vec![-0.5, 0.0, 0.5],
+        query_y: vec![0.0; 3],
+    };
+    let data = family.task_data(&episode);
+    let b = batch(std::slice::from_ref(&data), &device);
+    assert_eq!(b.context_len(), 0);
+    for cfg in configurations(&task) {
+        let model = cfg.init(&device);
+        let mut rs = RefineState::start(&model, &b);
+        rs.advance(&model, &b, &[], &device);
+        let p = predictions(&model, &rs.state, &b);
+        assert_eq!(p.dims(), [1, 3, 1], "{cfg:?}");
+        assert!(values(p).iter().all(|v| v.is_finite()), "{cfg:?}");
+    }
+}
+
 /// An implicit model reading gradients reads, for each observation of the mini-batch, the
 /// loss gradient of the prediction held at that point: changing the held prediction at a
 /// mini-batch point moves the queries' next predictions, changing it at any other point does

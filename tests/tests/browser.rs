@@ -850,6 +850,108 @@ fn alphabet_in_browser(query: &str, backend_word: &str, shot: &str) {
     check_view(&tab, "w2", steps, shot);
 }
 
+/// A readout of the page as a number.
+fn readout(tab: &Tab, id: &str) -> f64 {
+    testid_text(tab, id)
+        .unwrap()
+        .unwrap_or_else(|| panic!("no {id} readout"))
+        .parse()
+        .unwrap_or_else(|e| panic!("{id}: {e}"))
+}
+
+/// Moves the timeline to `step` and waits until it is shown.
+fn timeline_to(tab: &Tab, step: usize) {
+    eval(
+        tab,
+        &format!(
+            "(() => {{ const t = document.querySelector('[data-testid=\"timeline\"]'); \
+             t.value = '{step}'; t.dispatchEvent(new Event('change', {{ bubbles: true }})); return 'ok'; }})()"
+        ),
+    )
+    .unwrap();
+    let want = step.to_string();
+    wait_for_text(tab, "step", LOAD, |t| t == want)
+        .unwrap_or_else(|e| panic!("the timeline never showed step {step}: {e}"));
+}
+
+/// The generation issue's bars, held-in and held-out letters: (precision, recall) after 10 steps.
+const LETTER_BARS: [(char, f64, f64); 4] = [
+    ('A', 0.8, 0.85),
+    ('K', 0.8, 0.85),
+    ('S', 0.8, 0.85),
+    ('X', 0.7, 0.8),
+];
+
+/// Picks each letter of `bars` in the alphabet demo, looks at steps 1 and 10 (screenshots of
+/// both), and checks the page's precision and recall after 10 steps against the bars and above
+/// step 1's; then turns on the optimal answer and reads its readouts.
+fn letters_keep_their_shape(query: &str, bars: &[(char, f64, f64)], shot: &str) {
+    let session = Session::new();
+    let (server, tab) = (&session.server, session.tab.clone());
+    load(&tab, &format!("{}{query}", server.url));
+    for &(letter, precision, recall) in bars {
+        eval(
+            &tab,
+            &format!(
+                "(() => {{ const s = document.querySelector('[data-testid=\"letter-select\"]'); \
+                 s.value = '{letter}'; s.dispatchEvent(new Event('change', {{ bubbles: true }})); return 'ok'; }})()"
+            ),
+        )
+        .unwrap();
+        wait_for_text(&tab, "letter", STEP, |t| t.starts_with(letter)).expect("the letter");
+        timeline_to(&tab, 1);
+        let first = (readout(&tab, "precision"), readout(&tab, "recall"));
+        screenshot(&tab, &format!("{shot}-{letter}-step1")).expect("screenshot");
+        timeline_to(&tab, 10);
+        let last = (readout(&tab, "precision"), readout(&tab, "recall"));
+        screenshot(&tab, &format!("{shot}-{letter}-step10")).expect("screenshot");
+        eprintln!("{shot}: {letter}: precision, recall at step 1 {first:?}, at step 10 {last:?}");
+        assert!(
+            last.0 >= precision && last.1 >= recall,
+            "{letter}: precision {} (bar {precision}), recall {} (bar {recall}) after 10 steps",
+            last.0,
+            last.1
+        );
+        assert!(
+            last.0 > first.0,
+            "{letter}: 10 steps more precise than 1: {first:?} {last:?}"
+        );
+    }
+    tab.find_element("[data-testid=\"optimal-toggle\"]")
+        .unwrap()
+        .click()
+        .unwrap();
+    wait_until("the optimal answer's readouts", || {
+        testid_text(&tab, "optimal-precision")
+            .ok()
+            .flatten()
+            .is_some_and(|t| t.parse::<f64>().is_ok())
+    });
+    let optimal = readout(&tab, "optimal-precision");
+    assert!(
+        optimal >= 0.8,
+        "the exact field's samples lie on the letter: {optimal}"
+    );
+    let dots = eval(
+        &tab,
+        "String(document.querySelectorAll('circle.optimal').length)",
+    )
+    .unwrap();
+    assert_eq!(dots.as_str(), Some("512"), "the optimal samples are drawn");
+    let url = eval(&tab, "location.href").unwrap();
+    assert!(url.as_str().unwrap().contains("optimal=1"), "{url}");
+    screenshot(&tab, &format!("{shot}-optimal")).expect("screenshot");
+    assert!(
+        testid_text(&tab, "error").unwrap().is_none(),
+        "no error shown"
+    );
+}
+
+#[test]
+fn letters_keep_their_shape_on_the_cpu_backend() {
+    letters_keep_their_shape("?demo=alphabet&backend=cpu", &LETTER_BARS, "letters-cpu");
+}
+
 #[test]
 fn letter_generation_improves_with_steps_on_webgpu() {
     alphabet_in_browser(

@@ -8,7 +8,7 @@ use amortize::metric::{error_rate_per_task, precision_recall, wasserstein};
 use amortize::model::Amortizer;
 use amortize::refine::{loss_per_task, predictions, refine, schedule, TaskBatch};
 use amortize::task::flow_matching::{sample_empirical, FlowTarget};
-use amortize::task::{LossKind, Sampler};
+use amortize::task::{LossKind, Sampler, TaskConfig};
 use amortize::RefineConfig;
 use burn::tensor::Device;
 use rand::{rngs::StdRng, SeedableRng};
@@ -220,8 +220,10 @@ pub struct SampleScore {
 pub struct GenerationReport {
     /// Tasks scored.
     pub tasks: usize,
-    /// Samples generated per task (as many as held-out points).
+    /// Samples generated per task.
     pub samples: usize,
+    /// How many of them W1 and W2 compare with as many held-out points.
+    pub compared: usize,
     /// ODE method and steps.
     pub ode: String,
     /// The tolerance δ of precision and recall.
@@ -258,17 +260,24 @@ impl GenerationReport {
 /// Samples each task by integrating the learned field from noise (every field evaluation runs
 /// k refinement steps over the context) and scores the samples ([`SampleScore`]) for each k in
 /// `steps`, beside the noise itself, a second sample of the task and the exact empirical field.
+/// `samples` points are generated per task; W1 and W2 compare the first `q` of them (the task's
+/// query count) with as many held-out points, precision and recall use them all.
 #[allow(clippy::too_many_arguments)]
 pub fn generation(
     model: &Amortizer,
     sampler: &Sampler,
     refine_cfg: &RefineConfig,
     tasks: usize,
+    samples: usize,
     seed: u64,
     steps: &[usize],
     (method, ode_steps): (OdeMethod, usize),
     device: &Device,
 ) -> anyhow::Result<GenerationReport> {
+    anyhow::ensure!(
+        (1..=MAX_SAMPLES).contains(&samples),
+        "--samples {samples}: expected 1 to {MAX_SAMPLES} samples per task"
+    );
     let mut rng = StdRng::seed_from_u64(seed ^ 0x9e37_79b9);
     let task = &sampler.config;
     let d = task.dims().output_dim;
@@ -279,64 +288,77 @@ pub fn generation(
         Some(FlowTarget::Empirical { sigma }) => sigma,
         _ => delta / 2.0,
     };
+    let q = match task {
+        TaskConfig::Gmm(c) => c.queries,
+        TaskConfig::Alphabet(c) => c.queries,
+        _ => 1,
+    }
+    .min(samples);
+    // Held-out points: as many as the samples (the floor's precision and recall), the first q
+    // of them for W1 and W2.
+    let wide = Sampler::new(task.with_generation_queries(samples.max(q)))
+        .map_err(|e| anyhow::anyhow!(e))?;
     let raw: Vec<(Vec<f32>, Vec<f32>)> = (0..tasks)
-        .map(|_| sampler.sample_points(&mut rng).expect("a generation task"))
+        .map(|_| wide.sample_points(&mut rng).expect("a generation task"))
         .collect();
     let data: Vec<_> = raw
         .iter()
-        .map(|(context, held_out)| FlowTarget::Sample.training_data(context, held_out, d, &mut rng))
+        .map(|(context, held_out)| {
+            FlowTarget::Sample.training_data(context, &held_out[..q * d], d, &mut rng)
+        })
         .collect();
     let refs: Vec<_> = data.iter().collect();
     let batch = TaskBatch::new(&refs, device).map_err(|e| anyhow::anyhow!(e))?;
-    let q = batch.query_len();
     device.seed(seed);
-    let x0 = flow::noise(tasks, q, d, device);
+    let x0 = flow::noise(tasks, samples, d, device);
+    let n = samples * d;
+    let w_len = q * d;
     let score =
-        |gen: &[f32], against_context: &dyn Fn(usize) -> Vec<f32>| -> anyhow::Result<SampleScore> {
+        |gen: &[f32], held_out: &dyn Fn(usize) -> Vec<f32>| -> anyhow::Result<SampleScore> {
             let mut total = SampleScore {
                 w1: 0.0,
                 w2: 0.0,
                 precision: 0.0,
                 recall: 0.0,
             };
-            for (i, (context, held_out)) in raw.iter().enumerate() {
-                let g = &gen[i * q * d..(i + 1) * q * d];
-                total.w1 += wasserstein(g, held_out, d, 1).map_err(|e| anyhow::anyhow!(e))?;
-                total.w2 += wasserstein(g, held_out, d, 2).map_err(|e| anyhow::anyhow!(e))?;
-                let (p, r) = precision_recall(&against_context(i), context, d, delta);
+            for (i, (context, held)) in raw.iter().enumerate() {
+                let g = &gen[i * n..(i + 1) * n];
+                let w = &held_out(i);
+                total.w1 += wasserstein(&w[..w_len], &held[..w_len], d, 1)
+                    .map_err(|e| anyhow::anyhow!(e))?;
+                total.w2 += wasserstein(&w[..w_len], &held[..w_len], d, 2)
+                    .map_err(|e| anyhow::anyhow!(e))?;
+                let (p, r) = precision_recall(g, context, d, delta);
                 total.precision += p;
                 total.recall += r;
             }
-            let n = tasks as f64;
+            let k = tasks as f64;
             Ok(SampleScore {
-                w1: total.w1 / n,
-                w2: total.w2 / n,
-                precision: total.precision / n,
-                recall: total.recall / n,
+                w1: total.w1 / k,
+                w2: total.w2 / k,
+                precision: total.precision / k,
+                recall: total.recall / k,
             })
         };
-    let of = |gen: &[f32]| {
+    // The samples themselves are compared with the held-out points.
+    let own = |gen: &[f32]| {
         let gen = gen.to_vec();
-        move |i: usize| gen[i * q * d..(i + 1) * q * d].to_vec()
+        move |i: usize| gen[i * n..(i + 1) * n].to_vec()
     };
     let noise = x0
         .clone()
         .into_data()
         .try_into_vec::<f32>()
         .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    let none = score(&noise, &of(&noise))?;
+    let none = score(&noise, &own(&noise))?;
+    // The floor: a second sample of each task. Precision and recall: the held-out points
+    // against the context; W1 and W2: the context's first q points against the held-out ones.
     let floor = if batch.context_len() >= q {
         let second: Vec<f32> = raw
             .iter()
-            .flat_map(|(context, _)| context[..q * d].iter().copied())
+            .flat_map(|(_, held)| held.iter().copied())
             .collect();
-        let w = score(&second, &of(&second))?;
-        let pr = score(&second, &|i: usize| raw[i].1.clone())?;
-        Some(SampleScore {
-            precision: pr.precision,
-            recall: pr.recall,
-            ..w
-        })
+        Some(score(&second, &|i: usize| raw[i].0[..w_len].to_vec())?)
     } else {
         None
     };
@@ -344,16 +366,10 @@ pub fn generation(
         .iter()
         .enumerate()
         .flat_map(|(i, (context, _))| {
-            sample_empirical(
-                context,
-                d,
-                sigma,
-                &noise[i * q * d..(i + 1) * q * d],
-                ode_steps,
-            )
+            sample_empirical(context, d, sigma, &noise[i * n..(i + 1) * n], ode_steps)
         })
         .collect();
-    let optimal = score(&exact, &of(&exact))?;
+    let optimal = score(&exact, &own(&exact))?;
     let mut scored = Vec::new();
     for &k in steps.iter().filter(|&&k| k > 0) {
         let sched = schedule(batch.context_len(), refine_cfg.batch_size, k, &mut rng);
@@ -365,11 +381,12 @@ pub fn generation(
             .into_data()
             .try_into_vec::<f32>()
             .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-        scored.push((k, score(&out, &of(&out))?));
+        scored.push((k, score(&out, &own(&out))?));
     }
     Ok(GenerationReport {
         tasks,
-        samples: q,
+        samples,
+        compared: q,
         ode: format!("{method:?}, {ode_steps} steps"),
         delta,
         steps: scored,
@@ -379,6 +396,9 @@ pub fn generation(
         optimal_sigma: sigma,
     })
 }
+
+/// Most samples per task `eval` generates.
+pub const MAX_SAMPLES: usize = 4096;
 
 impl EvalReport {
     /// A Markdown table.
@@ -433,10 +453,10 @@ impl EvalReport {
         }
         if let Some(g) = &self.generation {
             s += &format!(
-                "\nGenerated samples ({} tasks, {} samples each, {}): W1 and W2 to held-out points of the task; \
-                 precision (samples within δ = {} of a context point) and recall (context points with a sample within δ):\n\n\
+                "\nGenerated samples ({} tasks, {} samples each, {}): W1 and W2 of the first {} to as many held-out points of the task; \
+                 precision (samples within δ = {} of a context point) and recall (context points with a sample within δ) of all:\n\n\
                  | samples | W1 | W2 | precision | recall |\n|---|---|---|---|---|\n",
-                g.tasks, g.samples, g.ode, g.delta
+                g.tasks, g.samples, g.ode, g.compared, g.delta
             );
             let row = |name: String, v: &SampleScore| {
                 format!(

@@ -141,7 +141,8 @@ struct TrainArgs {
     /// k and the mini-batch size are the file's unless given.
     #[arg(long)]
     init: Option<PathBuf>,
-    /// Output directory: config.json, log.jsonl, checkpoint.bin and model.amz go here.
+    /// Output directory: config.json, log.jsonl, checkpoint.bin and model.amz go here (model.amz
+    /// also at every checkpoint, so a running model can be evaluated).
     #[arg(long, default_value = "runs/regression")]
     out: PathBuf,
     /// Seed of everything random in the run.
@@ -316,6 +317,10 @@ struct EvalArgs {
     /// Generation: tasks whose samples are scored by exact W1/W2 (at most --tasks).
     #[arg(long, default_value_t = 64)]
     sample_tasks: usize,
+    /// Generation: samples generated per task for precision and recall (the web app draws 512;
+    /// W1 and W2 compare the first --queries of them with as many held-out points).
+    #[arg(long, default_value_t = 512)]
+    samples: usize,
     /// Run the model on your own context points (CSV or .json; rows of numbers: x, y for
     /// function regression, x_1..x_d, y for linear regression, coordinates for generation) and
     /// print its predictions or samples after each reported number of steps as CSV.
@@ -1071,6 +1076,7 @@ fn run_eval(a: EvalArgs) -> anyhow::Result<(Option<ModelBundle>, eval::EvalRepor
                     &sampler,
                     &refine,
                     a.sample_tasks.clamp(1, a.tasks),
+                    a.samples,
                     a.seed,
                     &steps,
                     (a.ode, a.ode_steps),

@@ -546,6 +546,18 @@ pub fn train(
                 optimizer,
             }
             .write(&files.checkpoint)?;
+            if step < cfg.steps {
+                // A snapshot to evaluate while the run goes on (the final save replaces it).
+                save(
+                    cfg,
+                    &model.valid(),
+                    &files.model,
+                    &commands,
+                    &init_provenance,
+                    step,
+                    seconds(&started),
+                )?;
+            }
         }
         bar.set_message(format!("loss {smoothed:.4} lr {lr:.2e}"));
         bar.inc(1);

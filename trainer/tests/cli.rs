@@ -645,6 +645,8 @@ fn generation_is_scored_by_exact_wasserstein_distances() {
         "6",
         "--sample-tasks",
         "3",
+        "--samples",
+        "40",
         "--ode",
         "rk4",
         "--ode-steps",
@@ -657,7 +659,11 @@ fn generation_is_scored_by_exact_wasserstein_distances() {
     let report = first_report(&o);
     let g = &report["generation"];
     assert_eq!(g["tasks"], 3);
-    assert_eq!(g["samples"], 12);
+    assert_eq!(g["samples"], 40);
+    assert_eq!(
+        g["compared"], 12,
+        "W1 and W2 compare as many as the held-out queries"
+    );
     let steps = g["steps"].as_array().unwrap();
     assert!(!steps.is_empty(), "{report}");
     for row in steps {

@@ -324,7 +324,7 @@ fn RegressionDemo(settings: Settings) -> impl IntoView {
     let embed = settings.embed;
     let status = RwSignal::new(Status::Loading("Fetching the model…".to_string()));
     let backend = RwSignal::new(String::from("—"));
-    let note = RwSignal::new(None::<String>);
+    let note = RwSignal::new(None::<crate::status::Note>);
     // Bytes of the weights downloaded so far, and the total when known.
     let fetched = RwSignal::new(None::<(usize, Option<usize>)>);
     let refine = RwSignal::new((0usize, 0usize));

@@ -12,6 +12,7 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
 use crate::state::BackendChoice;
+use crate::status::Note;
 
 /// A loaded regression model on its device, of any regime and signal.
 pub struct Engine {
@@ -118,7 +119,7 @@ pub fn progress_text(got: usize, total: Option<usize>) -> String {
 }
 
 /// The device for `choice`, and a note when WebGPU was asked for but is not there.
-pub(crate) async fn pick_device(choice: BackendChoice) -> (Device, String, Option<String>) {
+pub(crate) async fn pick_device(choice: BackendChoice) -> (Device, String, Option<Note>) {
     let cpu = || (Device::flex(), CPU_NAME.to_string());
     if choice == BackendChoice::Cpu {
         let (d, n) = cpu();
@@ -129,8 +130,10 @@ pub(crate) async fn pick_device(choice: BackendChoice) -> (Device, String, Optio
         .unwrap_or(false);
     if !has_gpu {
         let (d, n) = cpu();
-        let note = (choice == BackendChoice::WebGpu)
-            .then(|| "This browser has no WebGPU; running on the CPU.".to_string());
+        let note = (choice == BackendChoice::WebGpu).then(|| Note {
+            text: NO_WEBGPU.to_string(),
+            detail: Some("navigator.gpu is not defined in this browser.".to_string()),
+        });
         return (d, n, note);
     }
     match Device::wgpu_options().init_async().await {
@@ -140,11 +143,18 @@ pub(crate) async fn pick_device(choice: BackendChoice) -> (Device, String, Optio
             (
                 d,
                 n,
-                Some(format!("WebGPU could not start ({e}); running on the CPU.")),
+                Some(Note {
+                    text: NO_WEBGPU.to_string(),
+                    detail: Some(format!("WebGPU could not start: {e}")),
+                }),
             )
         }
     }
 }
+
+/// What a visitor reads when WebGPU cannot run the model.
+pub(crate) const NO_WEBGPU: &str =
+    "WebGPU is not available in this browser; running on the CPU (WebAssembly).";
 
 /// Name of the CPU backend, as shown.
 pub(crate) const CPU_NAME: &str = "CPU (WebAssembly)";
@@ -157,7 +167,7 @@ pub(crate) const CPU_NAME: &str = "CPU (WebAssembly)";
 pub(crate) async fn build_fastest<E, F, Fut>(
     choice: BackendChoice,
     build: F,
-) -> Result<(E, Option<String>), String>
+) -> Result<(E, Option<Note>), String>
 where
     F: Fn(Device, String) -> Fut,
     Fut: std::future::Future<Output = Result<(E, f64), String>>,
@@ -174,16 +184,16 @@ where
     if cpu_ms < ms {
         Ok((
             cpu,
-            Some(format!(
+            Some(Note::plain(format!(
                 "auto: on this machine the CPU took {cpu_ms:.1} ms and WebGPU {ms:.1} ms for the same work, so the CPU runs the model (backend=webgpu forces WebGPU)."
-            )),
+            ))),
         ))
     } else {
         Ok((
             engine,
-            Some(format!(
+            Some(Note::plain(format!(
                 "auto: on this machine WebGPU took {ms:.1} ms and the CPU {cpu_ms:.1} ms for the same work, so WebGPU runs the model (backend=cpu forces the CPU)."
-            )),
+            ))),
         ))
     }
 }
@@ -191,10 +201,7 @@ where
 impl Engine {
     /// Decodes `bytes`, builds the model on the chosen backend and warms it up (shader
     /// compilation happens here, behind the loading screen).
-    pub async fn load(
-        bytes: &[u8],
-        choice: BackendChoice,
-    ) -> Result<(Self, Option<String>), String> {
+    pub async fn load(bytes: &[u8], choice: BackendChoice) -> Result<(Self, Option<Note>), String> {
         let bundle = ModelBundle::decode(bytes).map_err(|e| e.to_string())?;
         let h = &bundle.header;
         let TaskConfig::FunctionRegression(task) = &h.task else {

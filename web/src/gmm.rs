@@ -103,7 +103,7 @@ impl GmmEngine {
         bytes: &[u8],
         kind: GenKind,
         choice: crate::state::BackendChoice,
-    ) -> Result<(Self, Option<String>), String> {
+    ) -> Result<(Self, Option<crate::status::Note>), String> {
         let bundle = ModelBundle::decode(bytes).map_err(|e| e.to_string())?;
         let h = &bundle.header;
         let fits = match (&h.task, kind) {
@@ -388,7 +388,7 @@ pub fn GenDemo(settings: Settings, kind: GenKind) -> impl IntoView {
     let r = kind.half_width();
     let status = RwSignal::new(Status::Loading("Fetching the model…".to_string()));
     let backend = RwSignal::new(String::from("—"));
-    let note = RwSignal::new(None::<String>);
+    let note = RwSignal::new(None::<crate::status::Note>);
     // Bytes of the weights downloaded so far, and the total when known.
     let fetched = RwSignal::new(None::<(usize, Option<usize>)>);
     let engine: StoredValue<Option<Rc<GmmEngine>>, LocalStorage> = StoredValue::new_local(None);

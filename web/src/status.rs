@@ -13,6 +13,25 @@ pub enum Status {
     Failed(String),
 }
 
+/// A note above the plot: one plain sentence, and the technical detail behind a disclosure.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Note {
+    /// What a visitor needs to know.
+    pub text: String,
+    /// What a developer needs (an adapter's error), shown on request.
+    pub detail: Option<String>,
+}
+
+impl Note {
+    /// A note without detail.
+    pub fn plain(text: impl Into<String>) -> Self {
+        Self {
+            text: text.into(),
+            detail: None,
+        }
+    }
+}
+
 /// The status panel: a spinner with the download's progress bar while loading, the message
 /// on failure; then the error of the last action and the backend note, when there are any.
 #[component]
@@ -23,7 +42,7 @@ pub fn StatusView(
     /// The last action's error (a failed step, an import), shown until replaced.
     error: RwSignal<Option<String>>,
     /// What the backend choice found (`backend=auto`), or a fallback.
-    note: RwSignal<Option<String>>,
+    note: RwSignal<Option<Note>>,
 ) -> impl IntoView {
     view! {
         {move || match status.get() {
@@ -44,6 +63,13 @@ pub fn StatusView(
         {move || error.get().map(|e| view! {
             <div class="error" data-testid="error" role="alert">{e}</div>
         })}
-        {move || note.get().map(|n| view! { <div class="warning" data-testid="note" role="status">{n}</div> })}
+        {move || note.get().map(|n| view! {
+            <div class="warning" data-testid="note" role="status">
+                {n.text}
+                {n.detail.map(|d| view! {
+                    <details data-testid="note-detail"><summary>"Details"</summary>{d}</details>
+                })}
+            </div>
+        })}
     }
 }

@@ -259,6 +259,17 @@ impl TaskConfig {
         matches!(self, TaskConfig::Gmm(_) | TaskConfig::Alphabet(_))
     }
 
+    /// A generative family with `n` held-out (query) points per task; other families unchanged.
+    pub fn with_generation_queries(&self, n: usize) -> Self {
+        let mut out = self.clone();
+        match &mut out {
+            TaskConfig::Gmm(c) => c.queries = n,
+            TaskConfig::Alphabet(c) => c.queries = n,
+            _ => {}
+        }
+        out
+    }
+
     /// A generative family's shape scale: the distance δ within which a generated sample counts
     /// as reproducing a point ([`crate::metric::precision_recall`]): 1.5 × the jitter around a
     /// letter's strokes (0.06 by default), 2 × a mixture component's std (0.6).
