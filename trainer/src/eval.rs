@@ -268,7 +268,7 @@ pub fn generation(
     sampler: &Sampler,
     refine_cfg: &RefineConfig,
     tasks: usize,
-    samples: usize,
+    (samples, delta): (usize, Option<f64>),
     seed: u64,
     steps: &[usize],
     (method, ode_steps): (OdeMethod, usize),
@@ -281,12 +281,18 @@ pub fn generation(
     let mut rng = StdRng::seed_from_u64(seed ^ 0x9e37_79b9);
     let task = &sampler.config;
     let d = task.dims().output_dim;
-    let delta = task
-        .shape_tolerance()
-        .ok_or_else(|| anyhow::anyhow!("{} is not a generation task", task.name()))?;
+    let delta = match delta {
+        Some(d) if d.is_finite() && d > 0.0 => d,
+        Some(d) => anyhow::bail!("--delta {d}: expected a finite distance > 0"),
+        None => task
+            .shape_tolerance()
+            .ok_or_else(|| anyhow::anyhow!("{} is not a generation task", task.name()))?,
+    };
     let sigma = match task.flow_target() {
         Some(FlowTarget::Empirical { sigma }) => sigma,
-        _ => delta / 2.0,
+        // The paper's target: the optimal answer widened by the letters' jitter or a quarter of
+        // a component's std, about what the data carries.
+        _ => task.shape_tolerance().unwrap_or(delta) / 3.0,
     };
     let q = match task {
         TaskConfig::Gmm(c) => c.queries,

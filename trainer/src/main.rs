@@ -317,6 +317,10 @@ struct EvalArgs {
     /// Generation: tasks whose samples are scored by exact W1/W2 (at most --tasks).
     #[arg(long, default_value_t = 64)]
     sample_tasks: usize,
+    /// Generation: the tolerance δ of precision and recall (default: the task's, 3 × the jitter
+    /// for letters, 2 × the component std for mixtures).
+    #[arg(long)]
+    delta: Option<f64>,
     /// Generation: samples generated per task for precision and recall (the web app draws 512;
     /// W1 and W2 compare the first --queries of them with as many held-out points).
     #[arg(long, default_value_t = 512)]
@@ -1076,7 +1080,7 @@ fn run_eval(a: EvalArgs) -> anyhow::Result<(Option<ModelBundle>, eval::EvalRepor
                     &sampler,
                     &refine,
                     a.sample_tasks.clamp(1, a.tasks),
-                    a.samples,
+                    (a.samples, a.delta),
                     a.seed,
                     &steps,
                     (a.ode, a.ode_steps),

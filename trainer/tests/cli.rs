@@ -683,8 +683,9 @@ fn generation_is_scored_by_exact_wasserstein_distances() {
     assert_eq!(g["delta"].as_f64().unwrap(), 0.6, "2 × the component std");
     let optimal = g["optimal"]["precision"].as_f64().unwrap();
     let none = g["none"]["precision"].as_f64().unwrap();
+    // (three Euler steps of the exact field: near the points, not on them)
     assert!(
-        optimal > 0.9 && none < 0.5,
+        optimal > 0.7 && none < 0.3,
         "optimal {optimal}, noise {none}"
     );
     let o = amortize(&[
@@ -885,9 +886,11 @@ fn a_killed_run_resumes_exactly() {
         }
         child.kill().unwrap(); // SIGKILL on Unix: no chance to clean up
         child.wait().unwrap();
+        // The run writes model.amz at its checkpoints too; its log tells how far it got.
+        let steps_done = std::fs::read_to_string(&log).unwrap().lines().count();
         assert!(
-            child.try_wait().unwrap().is_some() && !out.join("model.amz").exists(),
-            "killed before the end"
+            child.try_wait().unwrap().is_some() && steps_done < 400,
+            "killed before the end ({steps_done} steps logged)"
         );
     };
     kill_midway(&killed);

@@ -169,7 +169,7 @@ fn at_step(g: &serde_json::Value, step: u64, what: &str) -> f64 {
 
 /// The generation issue's bars, recomputed on 24 seeded tasks per split (not read from the
 /// card): after 10 steps the alphabet model's samples lie on the letter (precision: share of
-/// samples within δ = 0.06 of a drawn point) and cover it (recall: share of drawn points with a
+/// samples within δ = 0.12 of a drawn point, 3 × the jitter) and cover it (recall: share of drawn points with a
 /// sample within δ), held-in letters at 0.8 / 0.85 and held-out ones at 0.7 / 0.8, with W2 within
 /// 1.25× of a second sample of the letter; 10 steps beat 1. The mixture model: 0.9 / 0.9.
 #[test]

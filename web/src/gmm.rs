@@ -127,10 +127,10 @@ impl GmmEngine {
             ));
         }
         let refine = h.refine.clone();
-        let delta = h.task.shape_tolerance().unwrap_or(0.06);
+        let delta = h.task.shape_tolerance().unwrap_or(0.12);
         let sigma = match h.task.flow_target() {
             Some(FlowTarget::Empirical { sigma }) => sigma,
-            _ => delta / 2.0,
+            _ => delta / 3.0,
         };
         let context = h.task.context_len();
         let bundle = &bundle;
@@ -963,7 +963,7 @@ pub fn GenDemo(settings: Settings, kind: GenKind) -> impl IntoView {
                 }}
                 "Step s generates "
                 {n_samples}" samples from noise by integrating the learned velocity field ("{ODE_STEPS}
-                " Euler steps); every evaluation of the field runs s refinement steps over mini-batches of your points (the mini-batch of step s is highlighted). W2 matches the samples, in groups as large as your set of points, to your points and averages over the groups. Precision is the share of samples within δ of one of your points (a blob around your shape scores low), recall the share of your points with a sample within δ (δ = 0.06 for letters, 0.6 for mixtures). The optimal answer (green, toggle) carries the same noise with the exact field of your points' empirical distribution, slightly widened: what a perfect amortizer would draw. Drag the timeline to jump to any step. Keys: space plays or pauses, → steps, ← goes back."
+                " Euler steps); every evaluation of the field runs s refinement steps over mini-batches of your points (the mini-batch of step s is highlighted). W2 matches the samples, in groups as large as your set of points, to your points and averages over the groups. Precision is the share of samples within δ of one of your points (a blob around your shape scores low), recall the share of your points with a sample within δ (δ = 0.12 for letters, 3 × the jitter of the letters the model learned from; 0.6 for mixtures). The optimal answer (green, toggle) carries the same noise with the exact field of your points' empirical distribution, slightly widened: what a perfect amortizer would draw. Drag the timeline to jump to any step. Keys: space plays or pauses, → steps, ← goes back."
             </p>
         </section>
     }
