@@ -698,6 +698,105 @@ fn generation_is_scored_by_exact_wasserstein_distances() {
     assert_clean_failure(&o, "leapfrog");
 }
 
+/// Generation from the command line at the paper's other settings: 5-D mixtures with up to 100
+/// components, trained on the exact empirical field (`--flow-target empirical`), recorded in
+/// the run's config and the model's task, and evaluated; bad values get one-line errors.
+#[test]
+fn five_dimensional_mixtures_with_many_components_train_on_the_empirical_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("gmm5");
+    let mut args = vec![
+        "train",
+        "--out",
+        out.to_str().unwrap(),
+        "--task",
+        "gmm",
+        "--regime",
+        "implicit",
+        "--dim",
+        "5",
+        "--max-components",
+        "100",
+        "--flow-target",
+        "empirical",
+        "--flow-sigma",
+        "0.2",
+        "--context",
+        "16",
+        "--queries",
+        "8",
+        "--k",
+        "2",
+        "--batch-size",
+        "8",
+    ];
+    args.extend_from_slice(TINY);
+    let o = amortize(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
+    let task = &config["task"];
+    assert_eq!(task["dim"], 5, "{config}");
+    assert_eq!(task["max_components"], 100, "{config}");
+    assert_eq!(task["field"]["kind"], "empirical", "{config}");
+    assert_eq!(task["field"]["sigma"], 0.2, "{config}");
+    let o = amortize(&[
+        "eval",
+        "--weights",
+        out.join("model.amz").to_str().unwrap(),
+        "--tasks",
+        "4",
+        "--sample-tasks",
+        "2",
+        "--samples",
+        "16",
+        "--ode-steps",
+        "2",
+        "--device",
+        "cpu",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report = first_report(&o);
+    assert_eq!(report["generation"]["optimal_sigma"], 0.2, "{report}");
+    assert_eq!(report["generation"]["samples"], 16, "{report}");
+    for (flags, needle) in [
+        (vec!["--max-components", "0"], "max_components"),
+        (vec!["--max-components", "5000"], "max_components"),
+        (
+            vec!["--flow-target", "empirical", "--flow-sigma=-1"],
+            "sigma",
+        ),
+        (
+            vec!["--flow-target", "empirical", "--flow-sigma", "NaN"],
+            "sigma",
+        ),
+        (vec!["--flow-sigma", "0.1"], "--flow-target empirical"),
+        (vec!["--flow-target", "exact"], "exact"),
+    ] {
+        let elsewhere = dir.path().join("bad");
+        let mut bad = vec![
+            "train",
+            "--out",
+            elsewhere.to_str().unwrap(),
+            "--task",
+            "gmm",
+        ];
+        bad.extend(flags);
+        bad.extend_from_slice(TINY);
+        assert_clean_failure(&amortize(&bad), needle);
+    }
+    let o = amortize(&[
+        "eval",
+        "--weights",
+        out.join("model.amz").to_str().unwrap(),
+        "--tasks",
+        "2",
+        "--delta=-3",
+    ]);
+    assert_clean_failure(&o, "--delta");
+}
+
 /// The log's records without the wall-clock field, which differs between runs.
 fn log_without_time(dir: &Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(dir.join("log.jsonl"))
