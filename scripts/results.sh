@@ -28,14 +28,23 @@ linreg)
     --tasks 1000 --test-time-tasks 200 --seed 1234 --device cpu > "$R/linreg-test-time.md"
   ;;
 gmm)
-  $A train --task gmm --regime implicit --context 64 --queries 64 --steps 400 "${small[@]}" --out "$R/gmm"
-  $A eval --weights "$R/gmm/model.amz" --tasks 200 --sample-tasks 64 --ode heun --ode-steps 10 \
+  # The exact empirical field as the target, a hidden-vector state, 80 points in 10 mini-batches of 8.
+  $A train --task gmm --regime implicit --state-form pre-mlp --flow-target empirical --flow-sigma 0.1 \
+    --context 80 --queries 64 --k 10 --batch-size 8 --d-model 64 --n-layers 2 --d-ff 128 \
+    --tasks-per-step 32 --steps 8000 --warmup 200 --eval-every 500 --eval-tasks 200 \
+    --checkpoint-every 500 --step-weighting balanced --full-context-share 0.5 --seed 0 --device cpu \
+    --out "$R/gmm"
+  $A eval --weights "$R/gmm/model.amz" --tasks 200 --sample-tasks 200 --ode euler --ode-steps 10 \
     --seed 1234 --device cpu > "$R/gmm.md"
   ;;
 alphabet)
-  $A train --task alphabet --regime implicit --context 128 --queries 64 --steps 300 "${small[@]}" --out "$R/alphabet"
-  $A eval --weights "$R/alphabet/model.amz" --ood --tasks 200 --sample-tasks 32 --ode heun --ode-steps 10 \
-    --seed 1234 --device cpu > "$R/alphabet.md"
+  $A train --task alphabet --regime implicit --state-form pre-mlp --flow-target empirical \
+    --flow-sigma 0.03 --context 80 --queries 64 --k 10 --batch-size 8 --d-model 64 --n-layers 2 \
+    --d-ff 128 --tasks-per-step 32 --steps 12000 --warmup 200 --eval-every 500 --eval-tasks 200 \
+    --checkpoint-every 500 --step-weighting balanced --full-context-share 0.5 --seed 0 --device cpu \
+    --data-parallel 2 --out "$R/alphabet"
+  $A eval --weights "$R/alphabet/model.amz" --ood --tasks 200 --sample-tasks 200 --ode euler \
+    --ode-steps 10 --seed 1234 --device cpu > "$R/alphabet.md"
   ;;
 mnist)
   $A train --task projection --dataset mnist --regime implicit --context 64 --queries 32 --steps 400 \

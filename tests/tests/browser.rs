@@ -943,7 +943,12 @@ fn letters_keep_their_shape(query: &str, bars: &[(char, f64, f64)], shot: &str) 
         "String(document.querySelectorAll('circle.optimal').length)",
     )
     .unwrap();
-    assert_eq!(dots.as_str(), Some("512"), "the optimal samples are drawn");
+    let samples = testid_text(&tab, "samples").unwrap().unwrap();
+    assert_eq!(
+        dots.as_str(),
+        Some(samples.as_str()),
+        "the optimal samples are drawn"
+    );
     let url = eval(&tab, "location.href").unwrap();
     assert!(url.as_str().unwrap().contains("optimal=1"), "{url}");
     screenshot(&tab, &format!("{shot}-optimal")).expect("screenshot");
@@ -958,11 +963,11 @@ fn letters_keep_their_shape_on_the_cpu_backend() {
     letters_keep_their_shape("?demo=alphabet&backend=cpu", &LETTER_BARS, "letters-cpu");
 }
 
-/// On WebGPU (software in headless Chromium: slow), the held-out X alone.
+/// On WebGPU (software in headless Chromium: slow), the held-out X alone, with 256 samples.
 #[test]
 fn letters_keep_their_shape_on_webgpu() {
     letters_keep_their_shape(
-        "?demo=alphabet&backend=webgpu",
+        "?demo=alphabet&backend=webgpu&samples=256",
         &LETTER_BARS[3..],
         "letters-webgpu",
     );
