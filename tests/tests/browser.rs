@@ -951,6 +951,11 @@ fn letters_keep_their_shape(query: &str, bars: &[(char, f64, f64)], shot: &str) 
     );
     let url = eval(&tab, "location.href").unwrap();
     assert!(url.as_str().unwrap().contains("optimal=1"), "{url}");
+    eval(
+        &tab,
+        "(() => { document.querySelector('[data-testid=\"plot\"]').scrollIntoView({ block: 'start' }); return 'ok'; })()",
+    )
+    .unwrap();
     screenshot(&tab, &format!("{shot}-optimal")).expect("screenshot");
     assert!(
         testid_text(&tab, "error").unwrap().is_none(),

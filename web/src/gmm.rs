@@ -828,8 +828,8 @@ pub fn GenDemo(settings: Settings, kind: GenKind) -> impl IntoView {
                 <line class="axis" x1=ax0.0.to_string() y1=ax0.1.to_string() x2=ax1.0.to_string() y2=ax1.1.to_string()></line>
                 <line class="axis" x1=ay0.0.to_string() y1=ay0.1.to_string() x2=ay1.0.to_string() y2=ay1.1.to_string()></line>
                 {arrow_view}
-                {optimal_view}
                 {generated}
+                {optimal_view}
                 {dots}
             </svg>
             <div class="controls">
