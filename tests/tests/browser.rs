@@ -976,6 +976,17 @@ fn letters_keep_their_shape_on_the_cpu_backend() {
     letters_keep_their_shape("?demo=alphabet&backend=cpu", &LETTER_BARS, "letters-cpu");
 }
 
+/// The same letters on WebGPU (software in headless Chromium, about 70× slower than the CPU
+/// path here), with 128 samples.
+#[test]
+fn letters_keep_their_shape_on_webgpu() {
+    letters_keep_their_shape(
+        "?demo=alphabet&backend=webgpu&samples=128",
+        &LETTER_BARS,
+        "letters-webgpu",
+    );
+}
+
 #[test]
 fn letter_generation_improves_with_steps_on_webgpu() {
     alphabet_in_browser(
