@@ -358,6 +358,17 @@ fn preset(seed: u64) -> Vec<(f32, f32)> {
     pts
 }
 
+/// Generated points `[n, 2]` as SVG dots of `class` on a plot of half-width `r`.
+fn sample_dots(r: f64, samples: &[f32], class: &'static str, radius: f64) -> impl IntoView {
+    samples
+        .chunks(2)
+        .map(|p| {
+            let (cx, cy) = to_px(r, p[0] as f64, p[1] as f64);
+            view! { <circle class=class cx=format!("{cx:.1}") cy=format!("{cy:.1}") r=radius.to_string()></circle> }
+        })
+        .collect_view()
+}
+
 /// A set of samples and how it scores against the drawn points.
 #[derive(Clone, Debug, PartialEq)]
 struct Generation {
@@ -707,15 +718,9 @@ pub fn GenDemo(settings: Settings, kind: GenKind) -> impl IntoView {
         }
     };
     let optimal_view = move || {
-        optimal_answer.get().map(|g| {
-            g.samples
-                .chunks(2)
-                .map(|p| {
-                    let (cx, cy) = to_px(r, p[0] as f64, p[1] as f64);
-                    view! { <circle class="optimal" cx=format!("{cx:.1}") cy=format!("{cy:.1}") r="2"></circle> }
-                })
-                .collect_view()
-        })
+        optimal_answer
+            .get()
+            .map(|g| sample_dots(r, &g.samples, "optimal", 2.0))
     };
     let dots = move || {
         let s = shown.get();
@@ -741,17 +746,7 @@ pub fn GenDemo(settings: Settings, kind: GenKind) -> impl IntoView {
     };
     let generated = move || {
         let s = shown.get();
-        cache.with(|c| {
-            c.get(&s).map(|g| {
-                g.samples
-                    .chunks(2)
-                    .map(|p| {
-                        let (cx, cy) = to_px(r, p[0] as f64, p[1] as f64);
-                        view! { <circle class="sample" cx=format!("{cx:.1}") cy=format!("{cy:.1}") r="2.5"></circle> }
-                    })
-                    .collect_view()
-            })
-        })
+        cache.with(|c| c.get(&s).map(|g| sample_dots(r, &g.samples, "sample", 2.5)))
     };
     // The field at the shown step (k = 0: the learned initial field), recomputed when the step,
     // the points or t change; a stale answer is dropped.
