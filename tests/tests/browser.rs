@@ -491,6 +491,57 @@ fn implicit_and_side_by_side_open_without_points() {
     screenshot(&tab, "regression-implicit-fresh").expect("screenshot");
 }
 
+/// Without a WebGPU adapter (the page's `navigator.gpu.requestAdapter` answers null, as in a
+/// browser whose GPU is blocked), `backend=webgpu` runs on the CPU and says so in one plain
+/// sentence; the adapter's error stays behind the "Details" disclosure until it is opened.
+#[test]
+fn without_webgpu_the_page_says_so_plainly() {
+    use headless_chrome::protocol::cdp::Page::AddScriptToEvaluateOnNewDocument;
+    let session = Session::new();
+    let (server, tab) = (&session.server, session.tab.clone());
+    tab.call_method(AddScriptToEvaluateOnNewDocument {
+        source: "if (self.GPU) { GPU.prototype.requestAdapter = async () => null; }".to_string(),
+        world_name: None,
+        include_command_line_api: None,
+        run_immediately: None,
+    })
+    .expect("no adapter in the page");
+    load(&tab, &format!("{}?backend=webgpu", server.url));
+    let shown = || {
+        eval(
+            &tab,
+            "document.querySelector('[data-testid=\"note\"]').innerText",
+        )
+        .unwrap()
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+    };
+    let plain = shown();
+    assert!(
+        plain
+            .contains("WebGPU is not available in this browser; running on the CPU (WebAssembly)."),
+        "{plain}"
+    );
+    assert!(
+        !plain.contains("adapter") && !plain.contains("WgpuDevice"),
+        "no technical text until asked: {plain}"
+    );
+    let backend = testid_text(&tab, "backend").unwrap().unwrap();
+    assert!(backend.contains("CPU"), "{backend}");
+    eval(
+        &tab,
+        "(() => { document.querySelector('[data-testid=\"note-detail\"]').open = true; return 'ok'; })()",
+    )
+    .unwrap();
+    let opened = shown();
+    assert!(
+        opened.contains("WebGPU could not start") && opened.len() > plain.len(),
+        "the detail once opened: {opened}"
+    );
+    assert_eq!(fatal_shown(&tab), None);
+}
+
 #[test]
 fn damaged_weights_and_bad_parameters_show_messages() {
     let session = Session::new();
