@@ -357,14 +357,69 @@ pub fn screenshot(tab: &Tab, name: &str) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
-/// Drags the mouse with the left button held from `from` to `to` through `moves` intermediate
-/// positions (real input events: pressed, moved with the button down, released).
+/// What drags on the page: a mouse, a pen (mouse events of pointer type pen) or a finger
+/// (Chrome DevTools Protocol touch events, which the page sees as touch pointer events).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pointer {
+    /// The left mouse button.
+    Mouse,
+    /// A pen in contact.
+    Pen,
+    /// One finger.
+    Touch,
+}
+
+/// A drag with the left mouse button from `from` to `to` (page pixels) in `moves` moves.
 pub fn drag(tab: &Tab, from: (f64, f64), to: (f64, f64), moves: usize) -> anyhow::Result<()> {
+    drag_with(tab, Pointer::Mouse, from, to, moves)
+}
+
+/// A drag by `pointer` from `from` to `to` (page pixels) in `moves` moves.
+pub fn drag_with(
+    tab: &Tab,
+    pointer: Pointer,
+    from: (f64, f64),
+    to: (f64, f64),
+    moves: usize,
+) -> anyhow::Result<()> {
     use headless_chrome::protocol::cdp::Input::{
-        DispatchMouseEvent, DispatchMouseEventTypeOption as T, MouseButton,
+        DispatchMouseEvent, DispatchMouseEventPointer_TypeOption as P,
+        DispatchMouseEventTypeOption as T, DispatchTouchEvent, DispatchTouchEventTypeOption as TT,
+        MouseButton, TouchPoint,
     };
-    let event = |kind: T, (x, y): (f64, f64), buttons: u32| DispatchMouseEvent {
-        Type: kind,
+    let at = |i: usize| {
+        let f = i as f64 / moves.max(1) as f64;
+        (from.0 + f * (to.0 - from.0), from.1 + f * (to.1 - from.1))
+    };
+    if pointer == Pointer::Touch {
+        let touch = |kind: TT, points: Vec<(f64, f64)>| -> anyhow::Result<()> {
+            let touch_points = points
+                .into_iter()
+                .map(|(x, y)| {
+                    serde_json::from_value::<TouchPoint>(serde_json::json!({ "x": x, "y": y }))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            tab.call_method(DispatchTouchEvent {
+                Type: kind,
+                touch_points,
+                modifiers: None,
+                timestamp: None,
+            })?;
+            Ok(())
+        };
+        touch(TT::TouchStart, vec![from])?;
+        for i in 1..=moves {
+            touch(TT::TouchMove, vec![at(i)])?;
+            thread::sleep(Duration::from_millis(20));
+        }
+        return touch(TT::TouchEnd, Vec::new());
+    }
+    let kind = match pointer {
+        Pointer::Pen => Some(P::Pen),
+        _ => None,
+    };
+    let event = |t: T, (x, y): (f64, f64), buttons: u32| DispatchMouseEvent {
+        Type: t,
         x,
         y,
         modifiers: None,
@@ -372,20 +427,18 @@ pub fn drag(tab: &Tab, from: (f64, f64), to: (f64, f64), moves: usize) -> anyhow
         button: Some(MouseButton::Left),
         buttons: Some(buttons),
         click_count: Some(1),
-        force: None,
+        force: (pointer == Pointer::Pen).then_some(0.5),
         tangential_pressure: None,
         tilt_x: None,
         tilt_y: None,
         twist: None,
         delta_x: None,
         delta_y: None,
-        pointer_Type: None,
+        pointer_Type: kind.clone(),
     };
     tab.call_method(event(T::MousePressed, from, 1))?;
     for i in 1..=moves {
-        let f = i as f64 / moves as f64;
-        let p = (from.0 + f * (to.0 - from.0), from.1 + f * (to.1 - from.1));
-        tab.call_method(event(T::MouseMoved, p, 1))?;
+        tab.call_method(event(T::MouseMoved, at(i), 1))?;
         thread::sleep(Duration::from_millis(20));
     }
     tab.call_method(event(T::MouseReleased, to, 0))?;

@@ -5,7 +5,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use amortize_e2e::{
-    browser, dist_dir, drag, eval, eval_numbers, screenshot, testid_text, wait_for_text, Server,
+    browser, dist_dir, drag, drag_with, eval, eval_numbers, screenshot, testid_text, wait_for_text,
+    Pointer, Server,
 };
 use headless_chrome::browser::tab::point::Point;
 use headless_chrome::{Browser, Tab};
@@ -1025,6 +1026,48 @@ fn letters_keep_their_shape(query: &str, bars: &[(char, f64, f64)], shot: &str) 
 #[test]
 fn letters_keep_their_shape_on_the_cpu_backend() {
     letters_keep_their_shape("?demo=alphabet&backend=cpu", &LETTER_BARS, "letters-cpu");
+}
+
+/// Strokes drawn by a finger (touch events) and by a pen add points, as a mouse does: the page
+/// counts them and the address bar holds them.
+#[test]
+fn letters_draw_by_touch_and_by_pen() {
+    let session = Session::new();
+    let (server, tab) = (&session.server, session.tab.clone());
+    load(&tab, &format!("{}?demo=alphabet&backend=cpu", server.url));
+    let px = |x: f64, y: f64| plot_px(&tab, 2.0, x, y);
+    let count = || -> usize {
+        testid_text(&tab, "points")
+            .unwrap()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let in_url = || -> usize {
+        let url = eval(&tab, "location.search").unwrap();
+        let url = url.as_str().unwrap_or_default().to_string();
+        url.split('&')
+            .find_map(|kv| kv.strip_prefix("pts="))
+            .map_or(0, |p| p.split("%3B").flat_map(|q| q.split(';')).count())
+    };
+    let mut before = 0;
+    for (pointer, from, to) in [
+        (Pointer::Touch, (-0.6, 1.0), (-0.6, -1.0)),
+        (Pointer::Pen, (-0.6, -1.0), (0.6, -1.0)),
+    ] {
+        drag_with(&tab, pointer, px(from.0, from.1), px(to.0, to.1), 12).expect("drag");
+        let now: usize = wait_for_text(&tab, "points", STEP, |t| {
+            t.parse::<usize>().unwrap_or(0) >= before + 10
+        })
+        .unwrap_or_else(|e| panic!("{pointer:?}: the stroke adds points: {e}"))
+        .parse()
+        .unwrap();
+        wait_until("the points in the address bar", || in_url() == now);
+        before = count();
+    }
+    assert_eq!(testid_text(&tab, "letter").unwrap().unwrap(), "drawn");
+    screenshot(&tab, "alphabet-touch-pen").expect("screenshot");
+    assert_eq!(fatal_shown(&tab), None);
 }
 
 /// The same letters on WebGPU (software in headless Chromium, about 70× slower than the CPU

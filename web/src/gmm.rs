@@ -595,19 +595,28 @@ pub fn GenDemo(settings: Settings, kind: GenKind) -> impl IntoView {
     };
     // The last point of the stroke being drawn (alphabet): a new one every STROKE_GAP.
     let last: StoredValue<Option<(f64, f64)>> = StoredValue::new(None);
-    let on_down = move |ev: web_sys::MouseEvent| {
-        if status.get_untracked() != Status::Ready {
+    // Pointer events: a mouse, a finger or a pen draws alike (the plot has `touch-action: none`,
+    // so a drag on it does not scroll the page); the plot captures the pointer while it is down.
+    let on_down = move |ev: web_sys::PointerEvent| {
+        if status.get_untracked() != Status::Ready || !ev.is_primary() {
             return;
         }
         let Some(at) = locate(&ev) else {
             return;
         };
+        ev.prevent_default();
+        if let Some(el) = ev
+            .current_target()
+            .and_then(|t| t.dyn_into::<web_sys::Element>().ok())
+        {
+            let _ = el.set_pointer_capture(ev.pointer_id());
+        }
         painting.set(true);
         last.set_value(Some(at));
         add_at(at, kind == GenKind::Gmm && brush.get_untracked());
     };
-    let on_move = move |ev: web_sys::MouseEvent| {
-        if !painting.get_untracked() || ev.buttons() & 1 != 1 {
+    let on_move = move |ev: web_sys::PointerEvent| {
+        if !painting.get_untracked() || !ev.is_primary() || ev.buttons() & 1 != 1 {
             return;
         }
         let Some(at) = locate(&ev) else {
@@ -814,10 +823,10 @@ pub fn GenDemo(settings: Settings, kind: GenKind) -> impl IntoView {
                     GenKind::Gmm => "Plot: click to add points or paint with the brush; small blue dots are samples the model generates from noise given your points",
                     GenKind::Alphabet => "Plot: drag to draw a letter's strokes; small blue dots are samples the model generates from noise given your points",
                 }
-                on:mousedown=on_down
-                on:mousemove=on_move
-                on:mouseup=on_up
-                on:mouseleave=on_up
+                on:pointerdown=on_down
+                on:pointermove=on_move
+                on:pointerup=on_up
+                on:pointercancel=on_up
             >
                 <rect class="frame" x="0" y="0" width=S.to_string() height=S.to_string()></rect>
                 <line class="axis" x1=ax0.0.to_string() y1=ax0.1.to_string() x2=ax1.0.to_string() y2=ax1.1.to_string()></line>
