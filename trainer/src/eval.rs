@@ -288,12 +288,7 @@ pub fn generation(
             .shape_tolerance()
             .ok_or_else(|| anyhow::anyhow!("{} is not a generation task", task.name()))?,
     };
-    let sigma = match task.flow_target() {
-        Some(FlowTarget::Empirical { sigma }) => sigma,
-        // The paper's target: the optimal answer widened by the letters' jitter or a quarter of
-        // a component's std, about what the data carries.
-        _ => task.shape_tolerance().unwrap_or(delta) / 3.0,
-    };
+    let sigma = task.optimal_sigma().unwrap_or(delta / 3.0);
     let q = match task {
         TaskConfig::Gmm(c) => c.queries,
         TaskConfig::Alphabet(c) => c.queries,

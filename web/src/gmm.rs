@@ -127,11 +127,9 @@ impl GmmEngine {
             ));
         }
         let refine = h.refine.clone();
+        // Both demos' tasks are generative (checked above), so these are the task's own.
         let delta = h.task.shape_tolerance().unwrap_or(0.12);
-        let sigma = match h.task.flow_target() {
-            Some(FlowTarget::Empirical { sigma }) => sigma,
-            _ => delta / 3.0,
-        };
+        let sigma = h.task.optimal_sigma().unwrap_or(delta / 3.0);
         let context = h.task.context_len();
         let bundle = &bundle;
         build_fastest(choice, |device: Device, backend: String| {

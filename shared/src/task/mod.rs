@@ -284,6 +284,17 @@ impl TaskConfig {
         }
     }
 
+    /// The widening σ of a generative family's optimal answer (the exact field of the context's
+    /// empirical distribution): the σ it trains on with the empirical target, else a third of
+    /// [`shape_tolerance`](Self::shape_tolerance) (the letters' jitter, two thirds of a mixture
+    /// component's std). None for other families.
+    pub fn optimal_sigma(&self) -> Option<f64> {
+        match self.flow_target()? {
+            flow_matching::FlowTarget::Empirical { sigma } => Some(sigma),
+            flow_matching::FlowTarget::Sample => Some(self.shape_tolerance()? / 3.0),
+        }
+    }
+
     /// A generative family's training target (None for other families).
     pub fn flow_target(&self) -> Option<flow_matching::FlowTarget> {
         match self {
