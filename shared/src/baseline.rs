@@ -1,4 +1,5 @@
-//! Baselines on the same tasks: the Bayes posterior mean and least squares.
+//! Baselines on the same tasks: the Bayes posterior mean and least squares (regression), and
+//! the sortability orders of a causal model's variables (topological order).
 
 use nalgebra::{DMatrix, DVector};
 
@@ -39,6 +40,55 @@ pub fn least_squares(design: &[f32], y: &[f32], p: usize) -> Vec<f32> {
     w.iter().map(|&v| v as f32).collect()
 }
 
+/// Var-sortability's order (Reisach et al., 2021): the variables by increasing variance, roots
+/// first. In many simulated SCMs variance accumulates along the causal order, so this "order"
+/// is often right without looking at any dependence.
+pub fn var_sort_order(variances: &[f64]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..variances.len()).collect();
+    order.sort_by(|&a, &b| variances[a].total_cmp(&variances[b]));
+    order
+}
+
+/// R²-sortability's order (Reisach et al., 2023): the variables by increasing R², the share of
+/// each one's variance explained by a linear regression on all the others, roots first. Unlike
+/// variance, R² does not change when each variable is standardised, so it applies to the data
+/// the model reads. `data` row-major `[samples, n]`.
+pub fn r2_sort_order(data: &[f32], n: usize) -> Vec<usize> {
+    let samples = data.len() / n.max(1);
+    let r2: Vec<f64> = (0..n)
+        .map(|j| {
+            let y: Vec<f32> = (0..samples).map(|s| data[s * n + j]).collect();
+            // The other variables and an intercept.
+            let design: Vec<f32> = (0..samples)
+                .flat_map(|s| {
+                    (0..n)
+                        .filter(move |&i| i != j)
+                        .map(move |i| data[s * n + i])
+                        .chain(std::iter::once(1.0))
+                })
+                .collect();
+            let w = least_squares(&design, &y, n);
+            let mean = y.iter().map(|&v| v as f64).sum::<f64>() / samples.max(1) as f64;
+            let (mut res, mut tot) = (0.0f64, 0.0f64);
+            for (s, &t) in y.iter().enumerate() {
+                let fit: f64 = design[s * n..(s + 1) * n]
+                    .iter()
+                    .zip(&w)
+                    .map(|(&a, &b)| a as f64 * b as f64)
+                    .sum();
+                res += (t as f64 - fit).powi(2);
+                tot += (t as f64 - mean).powi(2);
+            }
+            if tot > 0.0 {
+                1.0 - res / tot
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    var_sort_order(&r2)
+}
+
 fn to_f64(v: &[f32]) -> Vec<f64> {
     v.iter().map(|&x| x as f64).collect()
 }
@@ -46,6 +96,27 @@ fn to_f64(v: &[f32]) -> Vec<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sortability_orders_follow_variance_and_explained_variance() {
+        assert_eq!(var_sort_order(&[3.0, 1.0, 2.0]), [1, 2, 0]);
+        // A chain x0 → x1 → x2 (columns x2, x0, x1): x1, between the other two, is the one
+        // they explain best.
+        let mut data = Vec::new();
+        let mut state = 1u64;
+        let mut noise = || {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((state >> 33) as f32 / (1u64 << 31) as f32) - 0.5
+        };
+        for _ in 0..400 {
+            let x0 = noise();
+            let x1 = x0 + 0.3 * noise();
+            let x2 = x1 + 0.3 * noise();
+            data.extend_from_slice(&[x2, x0, x1]);
+        }
+        let order = r2_sort_order(&data, 3);
+        assert_eq!(order[2], 2, "the middle of the chain is explained best: {order:?}");
+    }
 
     #[test]
     fn least_squares_recovers_exact_weights_and_prior_shrinks() {

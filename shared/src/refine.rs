@@ -13,7 +13,7 @@ use rand::Rng;
 
 use crate::model::mask::Attention;
 use crate::model::{Amortizer, StepInput};
-use crate::signal::{prediction_gradients, preprocess_gradient};
+use crate::signal::{prediction_gradients, prefix_mean_gradients, preprocess_gradient};
 use crate::task::{LossKind, TaskData, TaskDims};
 
 /// How many refinement steps and how many observations each one reads.
@@ -339,7 +339,7 @@ pub fn step(
     let mb = batch.minibatch(indices, device);
     let m = indices.len();
     if cfg.regime.has_task_state() {
-        let (grads, mean_grad) = if cfg.signal.uses_gradients() {
+        let (grads, grad_tokens, mean_grad) = if cfg.signal.uses_gradients() {
             let raw = model.point_gradients(
                 rs.state.clone(),
                 mb.inputs
@@ -349,15 +349,21 @@ pub fn step(
                     .clone()
                     .expect("the gradient signal needs context inputs and targets"),
             );
-            let g = preprocess_gradient(raw.clone());
-            let mean = preprocess_gradient(raw.mean_dim(1));
-            (Some(g), Some(mean))
+            let mean = preprocess_gradient(raw.clone().mean_dim(1));
+            if cfg.signal.per_point() {
+                (Some(preprocess_gradient(raw)), None, Some(mean))
+            } else {
+                let causal = cfg.attention == Attention::Causal;
+                let tokens = preprocess_gradient(prefix_mean_gradients(raw, causal));
+                (None, Some(tokens), Some(mean))
+            }
         } else {
-            (None, None)
+            (None, None, None)
         };
         let input = StepInput {
             obs: cfg.signal.uses_observations().then_some(mb.obs),
             grads,
+            grad_tokens,
             history: rs.history.clone(),
             history_grads: rs.history_grads.clone(),
         };
@@ -391,6 +397,7 @@ pub fn step(
         let input = StepInput {
             obs: cfg.signal.uses_observations().then_some(mb.obs),
             grads,
+            grad_tokens: None,
             history: rs.history.clone(),
             history_grads: Vec::new(),
         };
@@ -636,6 +643,15 @@ mod tests {
             }
         }
         assert!(counts.iter().all(|&c| c == 2));
+        // The paper's protocol: a context of k·b points (training's default, and eval's), or
+        // more (a horizon longer than this meta-step's steps): no point is read twice.
+        for (n, k) in [(40, 5), (60, 7), (320, 40)] {
+            let mut all = schedule(n, 8.min(n / k), k, &mut rng).concat();
+            let len = all.len();
+            all.sort();
+            all.dedup();
+            assert_eq!(all.len(), len, "{n} points, {k} steps: a point read twice");
+        }
         // Fewer points than a batch: every step reads them all.
         let s = schedule(5, 8, 3, &mut rng);
         assert!(s.iter().all(|b| b.len() == 5));

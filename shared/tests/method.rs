@@ -8,6 +8,7 @@ use amortize::model::{AmortizerConfig, StepInput};
 use amortize::refine::{
     greedy_loss, greedy_loss_with, loss_per_task, predictions, refine, schedule, TaskBatch,
 };
+use amortize::regime::explicit::LatentReadout;
 use amortize::regime::implicit::StateForm;
 use amortize::regime::Regime;
 use amortize::signal::Signal;
@@ -70,7 +71,10 @@ fn batch(data: &[TaskData], device: &Device) -> TaskBatch {
 fn configurations(task: &TaskConfig) -> Vec<AmortizerConfig> {
     let mut out = Vec::new();
     for regime in Regime::ALL {
-        for signal in Signal::ALL {
+        for signal in Signal::EVERY {
+            if regime == Regime::Implicit && signal.gradient_token() {
+                continue;
+            }
             for attention in [Attention::Causal, Attention::Full] {
                 for history in [0, 2] {
                     let forms: &[StateForm] = if regime == Regime::Implicit {
@@ -83,6 +87,14 @@ fn configurations(task: &TaskConfig) -> Vec<AmortizerConfig> {
                             attention,
                             history,
                             state_form,
+                            ..tiny(task, regime, signal)
+                        });
+                    }
+                    if regime == Regime::Explicit {
+                        out.push(AmortizerConfig {
+                            attention,
+                            history,
+                            latent_readout: LatentReadout::Bilinear,
                             ..tiny(task, regime, signal)
                         });
                     }
@@ -126,8 +138,13 @@ fn every_regime_and_signal_runs_forward_and_backward() {
 #[test]
 fn implicit_gradients_carry_context_states_and_softmax_needs_classes() {
     let task = linear_task(3);
-    let grads = tiny(&task, Regime::Implicit, Signal::Gradients);
+    let grads = tiny(&task, Regime::Implicit, Signal::PointGradients);
     grads.validate().unwrap();
+    // The paper's mini-batch gradient token needs task parameters: the implicit regime has none.
+    for signal in [Signal::Gradients, Signal::Both] {
+        let err = tiny(&task, Regime::Implicit, signal).validate().unwrap_err();
+        assert!(err.contains("point-gradients"), "{err}");
+    }
     assert!(grads.carries_context());
     // A point's input (3) beside the gradient of its prediction (1).
     assert_eq!(grads.gradient_dim(), 4);
@@ -148,8 +165,13 @@ fn causal_prefix_equals_truncated_context() {
     let b = batch(&data, &device);
     let idx: Vec<usize> = (0..8).collect();
     for regime in Regime::ALL {
-        for signal in [Signal::Observations, Signal::Both] {
-            if regime == Regime::Implicit && signal == Signal::Both {
+        for signal in [
+            Signal::Observations,
+            Signal::Gradients,
+            Signal::Both,
+            Signal::BothPointGradients,
+        ] {
+            if regime == Regime::Implicit && signal != Signal::Observations {
                 continue;
             }
             let cfg = AmortizerConfig {
@@ -160,16 +182,26 @@ fn causal_prefix_equals_truncated_context() {
             let start = model.initial(2, b.query_len());
             let input = |n: usize| {
                 let mb = b.minibatch(&idx[..n], &device);
-                let grads = signal.uses_gradients().then(|| {
-                    amortize::signal::preprocess_gradient(model.point_gradients(
+                let raw = signal.uses_gradients().then(|| {
+                    model.point_gradients(
                         start.clone(),
                         mb.inputs.clone().unwrap(),
                         mb.targets.clone().unwrap(),
-                    ))
+                    )
+                });
+                let grads = raw
+                    .clone()
+                    .filter(|_| signal.per_point())
+                    .map(amortize::signal::preprocess_gradient);
+                let grad_tokens = raw.filter(|_| signal.gradient_token()).map(|r| {
+                    amortize::signal::preprocess_gradient(
+                        amortize::signal::prefix_mean_gradients(r, true),
+                    )
                 });
                 StepInput {
-                    obs: Some(mb.obs),
+                    obs: signal.uses_observations().then_some(mb.obs),
                     grads,
+                    grad_tokens,
                     history: vec![start.clone()],
                     history_grads: if signal.uses_gradients() {
                         vec![start.clone().zeros_like()]
@@ -271,7 +303,7 @@ fn implicit_gradients_read_the_predictions_held_at_the_batch_points() {
     let b = batch(&data, &device);
     let (q, n) = (b.query_len(), b.context_len());
     Device::seed(&device, 3);
-    let model = tiny(&task, Regime::Implicit, Signal::Gradients).init(&device);
+    let model = tiny(&task, Regime::Implicit, Signal::PointGradients).init(&device);
     let rs = RefineState::start(&model, &b);
     assert_eq!(rs.state.dims(), [2, q + n, 1]);
     let indices = [1usize, 4, 7];
@@ -327,6 +359,7 @@ fn detached_state_blocks_gradients_across_steps() {
     let input = |idx: &[usize]| StepInput {
         obs: Some(b.minibatch(idx, &device).obs),
         grads: None,
+        grad_tokens: None,
         history: vec![],
         history_grads: vec![],
     };
@@ -419,7 +452,7 @@ fn short_training_lowers_the_loss_in_every_regime() {
         (Regime::Parametric, Signal::Gradients),
         (Regime::Explicit, Signal::Both),
         (Regime::Implicit, Signal::Observations),
-        (Regime::Implicit, Signal::Both),
+        (Regime::Implicit, Signal::BothPointGradients),
     ] {
         let sampler = Sampler::new(task.clone()).unwrap();
         // Seeded initial weights: the run is the same every time.
@@ -824,7 +857,7 @@ fn whole_mini_batch_queries_train_on_what_inference_scores() {
     let task = function_task();
     let data = sample(&task, 3, 21);
     let b = batch(&data, &device);
-    let model = tiny(&task, Regime::Implicit, Signal::Both).init(&device);
+    let model = tiny(&task, Regime::Implicit, Signal::BothPointGradients).init(&device);
     let sched = schedule(12, 6, 3, &mut StdRng::seed_from_u64(2));
     let states = refine(&model, &b, &sched, &device);
     let drawn = |share: f64| {

@@ -44,6 +44,21 @@ pub struct EvalReport {
     /// Mean query MSE of least squares on all context points (regression).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub least_squares: Option<f64>,
+    /// (step, mean query MSE) of the Bayes posterior mean given only the points the amortizer
+    /// had read by that step (the same mini-batches): the best any learner could do with them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bayes_read: Option<Vec<(usize, f64)>>,
+    /// (step, mean query MSE) of least squares on the points read by that step.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub least_squares_read: Option<Vec<(usize, f64)>>,
+    /// Distinct context points the amortizer had read by each reported step (the same for every
+    /// task): steps × b while the steps read fresh mini-batches.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub points_read: Vec<(usize, usize)>,
+    /// Baselines that read no refinement step, on the same tasks: (name, value in the report's
+    /// metric), e.g. the sortability orders of a causal model's variables.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub baselines: Vec<(String, f64)>,
     /// Generation: exact Wasserstein distances of generated samples to held-out data.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub generation: Option<GenerationReport>,
@@ -88,6 +103,10 @@ impl EvalReport {
             error_rate: None,
             bayes: None,
             least_squares: None,
+            bayes_read: None,
+            least_squares_read: None,
+            points_read: Vec::new(),
+            baselines: Vec::new(),
             generation: None,
             test_time: None,
         }
@@ -109,7 +128,7 @@ impl EvalReport {
     /// What [`headline`](Self::headline) measures.
     pub fn headline_name(&self) -> &'static str {
         if self.metric == crate::order::METRIC {
-            "order accuracy (edges oriented right)"
+            "order error (share of edges oriented wrong, lower is better)"
         } else if self.generation.is_some() {
             "W2 of generated samples"
         } else if self.error_rate.is_some() {
@@ -398,6 +417,15 @@ pub fn generation(
     })
 }
 
+/// The steps `eval` reports up to `max` (besides 0): every step to 10, then every 10th, and `max`.
+pub fn report_steps(max: usize) -> Vec<usize> {
+    let mut s: Vec<usize> = (1..=max.min(10)).chain((20..=max).step_by(10)).collect();
+    if !s.contains(&max) {
+        s.push(max);
+    }
+    s
+}
+
 /// Most samples per task `eval` generates.
 pub const MAX_SAMPLES: usize = 4096;
 
@@ -408,49 +436,54 @@ impl EvalReport {
             "{} ({}), {}: {} fresh tasks, {} context points, mini-batches of {}, seed {}\n\n",
             self.task, self.split, self.label, self.tasks, self.context, self.batch_size, self.seed
         );
-        let rel = |v: f64| match self.bayes {
-            Some(b) => format!(" | {:.2}×", v / b),
-            None => String::new(),
-        };
-        let has_err = self.error_rate.is_some();
-        s += &format!(
-            "| predictor | {}{}{} |\n|---|---{}{}|\n",
-            if self.metric == crate::order::METRIC {
-                self.metric.clone()
-            } else {
-                format!("query {}", self.metric)
-            },
-            if has_err { " | error %" } else { "" },
-            if self.bayes.is_some() {
-                " | × Bayes"
-            } else {
-                ""
-            },
-            if has_err { "|---" } else { "" },
-            if self.bayes.is_some() { "|---" } else { "" },
-        );
-        for (i, (step, v)) in self.model.iter().enumerate() {
-            let err = self
-                .error_rate
-                .as_ref()
-                .map(|e| format!(" | {:.1}", e[i].1))
-                .unwrap_or_default();
+        if let (Some(bayes), Some(ls)) = (&self.bayes_read, &self.least_squares_read) {
+            // Regression: each step beside the best use of the points read by then.
+            s += "| steps | points read | amortizer (query MSE) | Bayes posterior mean on the points read | least squares on them | amortizer ÷ Bayes |\n|---|---|---|---|---|---|\n";
+            for (i, (step, v)) in self.model.iter().enumerate() {
+                let read = self
+                    .points_read
+                    .iter()
+                    .find(|x| x.0 == *step)
+                    .map_or("–".to_string(), |x| x.1.to_string());
+                s += &format!(
+                    "| {step} | {read} | {v:.4} | {:.4} | {:.4} | {:.2}× |\n",
+                    bayes[i].1,
+                    ls[i].1,
+                    v / bayes[i].1
+                );
+            }
+            if let (Some(b), Some(l)) = (self.bayes, self.least_squares) {
+                s += &format!(
+                    "\nOn all {} context points: Bayes posterior mean {b:.4}, least squares {l:.4}.\n",
+                    self.context
+                );
+            }
+        } else {
+            let has_err = self.error_rate.is_some();
             s += &format!(
-                "| amortizer, {step} step{} | {v:.4}{err}{} |\n",
-                if *step == 1 { "" } else { "s" },
-                rel(*v)
+                "| predictor | {}{} |\n|---|---{}|\n",
+                if self.metric == crate::order::METRIC {
+                    self.metric.clone()
+                } else {
+                    format!("query {}", self.metric)
+                },
+                if has_err { " | error %" } else { "" },
+                if has_err { "|---" } else { "" },
             );
-        }
-        if let (Some(b), Some(ls)) = (self.bayes, self.least_squares) {
-            s += &format!(
-                "| Bayes posterior mean (all {} points) | {b:.4} | 1.00× |\n",
-                self.context
-            );
-            s += &format!(
-                "| least squares (all {} points) | {ls:.4}{} |\n",
-                self.context,
-                rel(ls)
-            );
+            for (i, (step, v)) in self.model.iter().enumerate() {
+                let err = self
+                    .error_rate
+                    .as_ref()
+                    .map(|e| format!(" | {:.1}", e[i].1))
+                    .unwrap_or_default();
+                s += &format!(
+                    "| amortizer, {step} step{} | {v:.4}{err} |\n",
+                    if *step == 1 { "" } else { "s" },
+                );
+            }
+            for (name, v) in &self.baselines {
+                s += &format!("| {name} | {v:.4}{} |\n", if has_err { " | –" } else { "" });
+            }
         }
         if let Some(g) = &self.generation {
             s += &format!(
@@ -562,6 +595,9 @@ pub fn evaluate(
     let mut model_sum = vec![0.0f64; steps.len()];
     let mut err_sum = vec![0.0f64; steps.len()];
     let (mut bayes_sum, mut ls_sum) = (0.0f64, 0.0f64);
+    let mut bayes_read = vec![0.0f64; steps.len()];
+    let mut ls_read = vec![0.0f64; steps.len()];
+    let mut points_read = Vec::new();
     let chunk = 250;
     let mut done = 0;
     while done < tasks {
@@ -576,6 +612,20 @@ pub fn evaluate(
             &mut sched_rng,
         );
         let states = refine(model, &batch, &sched, device);
+        // The distinct points read by each reported step, in the order first read.
+        let read: Vec<Vec<usize>> = steps
+            .iter()
+            .map(|&step| {
+                let mut seen = Vec::new();
+                for &i in sched[..step].iter().flatten() {
+                    if !seen.contains(&i) {
+                        seen.push(i);
+                    }
+                }
+                seen
+            })
+            .collect();
+        points_read = steps.iter().zip(&read).map(|(&s, r)| (s, r.len())).collect();
         for (j, &step) in steps.iter().enumerate() {
             let pred = predictions(model, &states[step], &batch);
             if classification {
@@ -601,6 +651,17 @@ pub fn evaluate(
                 bayes_sum += mse(&predict(&wb), &d.query_target) as f64;
                 let wl = least_squares(&d.context_input, &d.context_target, p);
                 ls_sum += mse(&predict(&wl), &d.query_target) as f64;
+                for (j, rows) in read.iter().enumerate() {
+                    let x: Vec<f32> = rows
+                        .iter()
+                        .flat_map(|&i| d.context_input[i * p..(i + 1) * p].iter().copied())
+                        .collect();
+                    let y: Vec<f32> = rows.iter().map(|&i| d.context_target[i]).collect();
+                    let wb = posterior_mean(&x, &y, p, noise_std);
+                    bayes_read[j] += mse(&predict(&wb), &d.query_target) as f64;
+                    let wl = least_squares(&x, &y, p);
+                    ls_read[j] += mse(&predict(&wl), &d.query_target) as f64;
+                }
             }
         }
         done += n;
@@ -631,6 +692,10 @@ pub fn evaluate(
         error_rate: classification.then(|| per_step(err_sum, 100.0)),
         bayes: regression.map(|_| bayes_sum / t),
         least_squares: regression.map(|_| ls_sum / t),
+        bayes_read: regression.map(|_| per_step(bayes_read, 1.0)),
+        least_squares_read: regression.map(|_| per_step(ls_read, 1.0)),
+        points_read,
+        baselines: Vec::new(),
         generation: None,
         test_time: None,
     })

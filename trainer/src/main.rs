@@ -214,6 +214,11 @@ struct TrainArgs {
     /// Explicit regime: latent size.
     #[arg(long, default_value_t = 32)]
     latent_dim: usize,
+    /// Explicit regime: how the learned predictor reads the latent: concat (the paper's, input
+    /// and latent summed in its first layer) or bilinear (also (A u) ⊙ (B z), so the latent
+    /// scales the input's features).
+    #[arg(long, default_value = "concat")]
+    latent_readout: amortize::regime::explicit::LatentReadout,
     /// Legendre features p (function regression).
     #[arg(long, default_value_t = 8)]
     features: usize,
@@ -243,15 +248,22 @@ struct TrainArgs {
     /// Gaussian mixtures: largest number of components (1 to 1000; the paper draws up to 100).
     #[arg(long, default_value_t = 5)]
     max_components: usize,
-    /// Context points per task.
-    #[arg(long, default_value_t = 32)]
-    context: usize,
+    /// Context points per task. Default: k × the mini-batch size (--horizon × it when given), so
+    /// every refinement step reads a mini-batch of points not read before, as the paper's steps
+    /// do. Fewer: the steps pass over the points in epochs, like SGD.
+    #[arg(long)]
+    context: Option<usize>,
     /// Query points per task.
     #[arg(long, default_value_t = 32)]
     queries: usize,
     /// Refinement steps k.
     #[arg(long, default_value_t = 10)]
     k: usize,
+    /// Longest refinement in training: each meta-step refines over a number of steps drawn
+    /// uniformly from k to this (each on a fresh mini-batch), so the learned update stays stable
+    /// past k. Default: k, every meta-step exactly k steps.
+    #[arg(long)]
+    horizon: Option<usize>,
     /// Mini-batch size b.
     #[arg(long, default_value_t = 8)]
     batch_size: usize,
@@ -294,6 +306,10 @@ struct EvalArgs {
     /// mini-batch, so any size up to the trained one is in distribution.
     #[arg(long)]
     batch_size: Option<usize>,
+    /// Topological-order models: variables per causal model (default: as trained; the paper
+    /// also tests its 20-node model on 50 nodes).
+    #[arg(long)]
+    nodes: Option<usize>,
     /// Data directory for image tasks (default $AMORTIZE_DATA or data/).
     #[arg(long)]
     data: Option<PathBuf>,
@@ -530,7 +546,7 @@ fn start_from(
     path: &std::path::Path,
     explicit: &[String],
 ) -> anyhow::Result<()> {
-    const FROM_FILE: [&str; 21] = [
+    const FROM_FILE: [&str; 22] = [
         "task",
         "dataset",
         "regime",
@@ -539,6 +555,7 @@ fn start_from(
         "history",
         "state_form",
         "latent_dim",
+        "latent_readout",
         "features",
         "dim",
         "nodes",
@@ -598,7 +615,9 @@ fn launch_order(a: &TrainArgs, m: &ArgMatches) -> anyhow::Result<()> {
         "data_parallel",
         "state_form",
         "latent_dim",
+        "latent_readout",
         "init",
+        "horizon",
     ] {
         if given(m, flag) {
             anyhow::bail!(
@@ -623,7 +642,7 @@ fn launch_order(a: &TrainArgs, m: &ArgMatches) -> anyhow::Result<()> {
         },
         task: amortize::task::scm::ScmConfig {
             nodes: a.nodes,
-            samples: a.context,
+            samples: train_context(&a)?,
             mechanisms: order::mechanisms(&a.mechanism)?,
             ..Default::default()
         },
@@ -780,20 +799,43 @@ fn flow_target(a: &TrainArgs, default_sigma: f64) -> anyhow::Result<FlowTarget> 
     Ok(target)
 }
 
+/// Checks --horizon against k: None when not given.
+fn horizon(a: &TrainArgs) -> anyhow::Result<Option<usize>> {
+    match a.horizon {
+        Some(h) if h < a.k || h > 1000 => anyhow::bail!(
+            "--horizon {h}: expected k ({}) to 1000 refinement steps",
+            a.k
+        ),
+        h => Ok(h),
+    }
+}
+
+/// Context points per task: --context, else one fresh mini-batch for every step of the longest
+/// refinement trained (k or --horizon).
+fn train_context(a: &TrainArgs) -> anyhow::Result<usize> {
+    let steps = horizon(a)?.unwrap_or(a.k);
+    Ok(a.context.unwrap_or(steps.saturating_mul(a.batch_size)))
+}
+
 /// The run configuration the settings describe.
 fn train_config(a: &TrainArgs) -> anyhow::Result<train::TrainConfig> {
+    let refine = RefineConfig::new()
+        .with_steps(a.k)
+        .with_batch_size(a.batch_size);
+    refine.validate().map_err(|e| anyhow::anyhow!(e))?;
+    let context = train_context(a)?;
     let task = match a.task.as_str() {
         "function-regression" => TaskConfig::FunctionRegression(
             FunctionRegressionConfig::new()
                 .with_features(a.features)
                 .with_noise_std(a.noise_std)
-                .with_context(a.context)
+                .with_context(context)
                 .with_queries(a.queries),
         ),
         "linear-regression" => TaskConfig::LinearRegression(LinearRegressionConfig {
             dim: a.dim.unwrap_or(20),
             noise_std: a.noise_std,
-            context: a.context,
+            context,
             queries: a.queries,
         }),
         "projection" => TaskConfig::Projection(amortize::task::mnist::ProjectionConfig {
@@ -803,19 +845,19 @@ fn train_config(a: &TrainArgs) -> anyhow::Result<train::TrainConfig> {
                 other => anyhow::bail!("--dataset: unknown {other:?} (expected mnist or fashion)"),
             },
             dim: a.dim.unwrap_or(100),
-            context: a.context,
+            context,
             queries: a.queries,
         }),
         "gmm" => TaskConfig::Gmm(amortize::task::gmm::GmmConfig {
             dim: a.dim.unwrap_or(2),
             max_components: a.max_components,
-            context: a.context,
+            context,
             queries: a.queries,
             field: flow_target(a, 0.1)?,
             ..Default::default()
         }),
         "alphabet" => TaskConfig::Alphabet(amortize::task::alphabet::AlphabetConfig {
-            context: a.context,
+            context,
             queries: a.queries,
             field: flow_target(a, 0.03)?,
             ..Default::default()
@@ -845,6 +887,7 @@ fn train_config(a: &TrainArgs) -> anyhow::Result<train::TrainConfig> {
             history: a.history,
             state_form: a.state_form,
             latent_dim: a.latent_dim,
+            latent_readout: a.latent_readout,
             d_model: a.d_model,
             n_heads: a.n_heads,
             n_layers: a.n_layers,
@@ -855,6 +898,7 @@ fn train_config(a: &TrainArgs) -> anyhow::Result<train::TrainConfig> {
         refine: RefineConfig::new()
             .with_steps(a.k)
             .with_batch_size(a.batch_size),
+        horizon: horizon(a)?,
         step_weighting: a.step_weighting,
         full_context_share: a.full_context_share,
         data_parallel: a.data_parallel,
@@ -979,6 +1023,7 @@ fn run_eval(a: EvalArgs) -> anyhow::Result<(Option<ModelBundle>, eval::EvalRepor
                 &bundle,
                 a.tasks,
                 a.seed,
+                a.nodes,
                 a.steps,
                 !a.ood_only,
                 a.ood || a.ood_only,
@@ -993,24 +1038,21 @@ fn run_eval(a: EvalArgs) -> anyhow::Result<(Option<ModelBundle>, eval::EvalRepor
             }
             continue;
         }
+        if a.nodes.is_some() {
+            anyhow::bail!(
+                "--nodes: applies to topological-order models (--task scm); {} is not one",
+                path.display()
+            );
+        }
         let bundle =
             ModelBundle::decode(&bytes).with_context(|| format!("loading {}", path.display()))?;
         let model = bundle
             .model(&chosen.device)
             .with_context(|| format!("loading {}", path.display()))?;
-        let mut task = bundle.header.task.clone();
-        if let Some(c) = a.context {
-            task = task.with_context(c);
-        }
-        task.validate()
-            .map_err(|e| anyhow::anyhow!("--context: {e}"))?;
         let mut refine = bundle.header.refine.clone();
         if let Some(b) = a.batch_size {
-            if b == 0 || b > task.context_len() {
-                anyhow::bail!(
-                    "--batch-size must be in 1..={} (the context points), got {b}",
-                    task.context_len()
-                );
+            if b == 0 || b > 1024 {
+                anyhow::bail!("--batch-size must be in 1..=1024, got {b}");
             }
             refine.batch_size = b;
         }
@@ -1018,11 +1060,30 @@ fn run_eval(a: EvalArgs) -> anyhow::Result<(Option<ModelBundle>, eval::EvalRepor
         if max_steps == 0 || max_steps > 10_000 {
             anyhow::bail!("--steps must be in 1..=10000, got {max_steps}");
         }
-        let mut steps = train::eval_steps(max_steps);
+        // Every step reads a fresh mini-batch: the tasks hold steps × b points (at least as many
+        // as trained), unless --context asks for fewer, which the steps then read in epochs.
+        let task = bundle.header.task.with_context(a.context.unwrap_or_else(|| {
+            bundle
+                .header
+                .task
+                .context_len()
+                .max(max_steps * refine.batch_size)
+        }));
+        task.validate()
+            .map_err(|e| anyhow::anyhow!("--context: {e}"))?;
+        if refine.batch_size > task.context_len() {
+            anyhow::bail!(
+                "--batch-size must be in 1..={} (the context points), got {}",
+                task.context_len(),
+                refine.batch_size
+            );
+        }
+        let mut steps = eval::report_steps(max_steps);
         steps.insert(0, 0);
-        for s in &steps {
-            if !table_steps.contains(s) && *s > 0 {
-                table_steps.push(*s);
+        // The paper-style table keeps the paper's columns: 1, 5 and 10 steps (and the most).
+        for s in train::eval_steps(max_steps) {
+            if !table_steps.contains(&s) {
+                table_steps.push(s);
             }
         }
         if let Some(points) = &a.points {
@@ -1030,7 +1091,7 @@ fn run_eval(a: EvalArgs) -> anyhow::Result<(Option<ModelBundle>, eval::EvalRepor
                 anyhow::bail!("--points: give one --weights");
             }
             let rows = points::read(points)?;
-            let steps: Vec<usize> = steps.iter().copied().filter(|&s| s > 0).collect();
+            let steps = train::eval_steps(max_steps);
             print!(
                 "{}",
                 points::run(

@@ -12,7 +12,8 @@ use std::time::Instant;
 
 use amortize::model::order::{greedy_order_loss, predict_orders, OrderBatch, OrderModelConfig};
 use amortize::refine::schedule;
-use amortize::task::scm::{order_accuracy, Mechanism, ScmConfig, Shift};
+use amortize::baseline::{r2_sort_order, var_sort_order};
+use amortize::task::scm::{order_error, Mechanism, ScmConfig, Shift};
 use amortize::weights::{OrderBundle, OrderHeader};
 use amortize::RefineConfig;
 use anyhow::Context;
@@ -28,7 +29,7 @@ use crate::eval::EvalReport;
 use crate::train::{eval_steps, lr_at, step_seed, write_atomic, RunFiles, INTERRUPTED};
 
 /// The metric name of order reports.
-pub const METRIC: &str = "order accuracy";
+pub const METRIC: &str = "order error";
 
 /// Everything an SCM run depends on; a run is reproducible from it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -166,7 +167,7 @@ pub fn train(
             || interrupted
             || (cfg.eval_every > 0 && step.is_multiple_of(cfg.eval_every));
         if eval_now {
-            let acc = accuracy(
+            let acc = error(
                 &model.valid(),
                 &cfg.task,
                 &cfg.refine,
@@ -216,9 +217,10 @@ pub fn train(
     Ok(files.model)
 }
 
-/// Mean order accuracy over `tasks` fresh SCMs from `seed`, after each number of refinement
-/// steps in `steps` (0: the learned initial logits, no data seen).
-pub fn accuracy(
+/// Mean order error ([`order_error`], the paper's metric) over `tasks` fresh SCMs from `seed`,
+/// after each number of refinement steps in `steps` (0: the learned initial logits, no data
+/// seen).
+pub fn error(
     model: &amortize::model::order::OrderAmortizer,
     task: &ScmConfig,
     refine: &RefineConfig,
@@ -245,7 +247,7 @@ pub fn accuracy(
                     predict_orders(model, chunk, k, refine.batch_size, &mut rng, device)
                 };
                 for (t, o) in chunk.iter().zip(&orders) {
-                    sum += order_accuracy(&t.adj, t.nodes, o);
+                    sum += order_error(&t.adj, t.nodes, o);
                 }
             }
             (k, sum / tasks as f64)
@@ -253,12 +255,40 @@ pub fn accuracy(
         .collect()
 }
 
-/// `eval` of an order model: one report per mechanism it was trained on and per split.
+/// The sortability baselines' mean order error on the same SCMs as [`error`] (same `seed`):
+/// var-sortability on the variables' raw variances (before the simulator standardises them)
+/// and R²-sortability on the standardised samples the model reads.
+pub fn sortability(task: &ScmConfig, tasks: usize, seed: u64) -> Vec<(String, f64)> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let (mut var, mut r2) = (0.0, 0.0);
+    for _ in 0..tasks {
+        let t = task.sample(&mut rng);
+        var += order_error(&t.adj, t.nodes, &var_sort_order(&t.raw_variance));
+        r2 += order_error(&t.adj, t.nodes, &r2_sort_order(&t.data, t.nodes));
+    }
+    let n = tasks as f64;
+    vec![
+        (
+            "var-sortability: increasing raw variance (before standardising)".into(),
+            var / n,
+        ),
+        (
+            "R²-sortability: increasing R² on the others (the standardised data)".into(),
+            r2 / n,
+        ),
+    ]
+}
+
+/// `eval` of an order model: one report per mechanism it was trained on and per split, on
+/// SCMs of `nodes` variables (default: as trained; the model reads any number, so more is an
+/// out-of-distribution test, the paper's 50-node columns). Each step reads a fresh mini-batch
+/// of samples: the datasets hold at least `max_steps` × b.
 #[allow(clippy::too_many_arguments)]
 pub fn reports(
     bundle: &OrderBundle,
     tasks: usize,
     seed: u64,
+    nodes: Option<usize>,
     max_steps: Option<usize>,
     in_dist: bool,
     out_dist: bool,
@@ -286,9 +316,13 @@ pub fn reports(
             let task = ScmConfig {
                 shift,
                 mechanisms: vec![mech],
+                nodes: nodes.unwrap_or(h.task.nodes),
+                samples: h.task.samples.max(max_steps * h.refine.batch_size),
                 ..h.task.clone()
             };
-            let acc = accuracy(&model, &task, &h.refine, tasks, seed, &steps, device);
+            task.validate()
+                .map_err(|e| anyhow::anyhow!("--nodes: {e}"))?;
+            let acc = error(&model, &task, &h.refine, tasks, seed, &steps, device);
             out.push(EvalReport {
                 task: format!(
                     "scm-{} {}",
@@ -309,6 +343,10 @@ pub fn reports(
                 error_rate: None,
                 bayes: None,
                 least_squares: None,
+                bayes_read: None,
+                least_squares_read: None,
+                points_read: Vec::new(),
+                baselines: sortability(&task, tasks, seed),
                 generation: None,
                 test_time: None,
             });

@@ -19,7 +19,7 @@ use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams};
 use burn::tensor::{Device, Tensor};
 use indicatif::{ProgressBar, ProgressStyle};
-use rand::{rngs::StdRng, SeedableRng};
+use rand::{rngs::StdRng, Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 use crate::eval::evaluate;
@@ -53,6 +53,10 @@ pub struct TrainConfig {
     pub task: TaskConfig,
     /// Steps k and mini-batch size b.
     pub refine: RefineConfig,
+    /// Longest refinement in training: each meta-step runs a number of steps drawn uniformly
+    /// from k to this, each on a fresh mini-batch. None: always k.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub horizon: Option<usize>,
     /// How the greedy objective weighs the k steps' losses (default: their mean, as in the paper).
     #[serde(default)]
     pub step_weighting: StepWeighting,
@@ -178,6 +182,14 @@ impl TrainConfig {
         }
         if self.steps == 0 {
             anyhow::bail!("steps must be at least 1");
+        }
+        if let Some(h) = self.horizon {
+            if h < self.refine.steps || h > 1000 {
+                anyhow::bail!(
+                    "horizon must be in k ({}) to 1000 refinement steps, got {h}",
+                    self.refine.steps
+                );
+            }
         }
         if !(0.0..=1.0).contains(&self.full_context_share) {
             anyhow::bail!(
@@ -460,12 +472,11 @@ pub fn train(
         let data: Vec<_> = (0..cfg.tasks_per_step)
             .map(|_| sampler.sample(&mut rng))
             .collect();
-        let sched = schedule(
-            task.context_len(),
-            cfg.refine.batch_size,
-            cfg.refine.steps,
-            &mut rng,
-        );
+        let k = match cfg.horizon {
+            Some(h) if h > cfg.refine.steps => rng.random_range(cfg.refine.steps..=h),
+            _ => cfg.refine.steps,
+        };
+        let sched = schedule(task.context_len(), cfg.refine.batch_size, k, &mut rng);
         let (grads, per_step) = meta_grads(
             &model,
             &replicas[..cfg.data_parallel_at(step)],

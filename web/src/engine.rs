@@ -214,8 +214,11 @@ impl Engine {
         let label = if regime == Regime::Implicit && !h.model.signal.uses_gradients() {
             format!("{regime} regime")
         } else {
+            use amortize::signal::Signal;
             let signal = match h.model.signal {
-                amortize::signal::Signal::Both => "observations and gradients".to_string(),
+                Signal::Both => "observations and the mini-batch gradient".to_string(),
+                Signal::BothPointGradients => "observations and gradients".to_string(),
+                Signal::PointGradients => "gradients".to_string(),
                 s => s.to_string(),
             };
             format!("{regime} regime · {signal}")

@@ -37,6 +37,40 @@ pub fn task_state_mask(prefix: usize, m: usize, attention: Attention) -> Vec<boo
     mask
 }
 
+/// Mask over `[state, history…, o_1..o_m, g_1..g_m]` for a task-level state that reads the
+/// paper's gradient token (`obs` observation tokens, 0 or m; `g` gradient tokens). Causal: the
+/// prefix and observation rows are as in [`task_state_mask`]; g_j sees the prefix, o_1..o_j and
+/// itself only (never another prefix's gradient), so the state read at g_j depends on
+/// observations 1..=j alone, through their tokens and the gradient of their mean loss. Full: one
+/// gradient token and everything visible. `[T, T]` flattened, T = prefix + obs + g.
+pub fn gradient_token_mask(prefix: usize, obs: usize, g: usize, attention: Attention) -> Vec<bool> {
+    let t = prefix + obs + g;
+    if attention == Attention::Full {
+        return vec![false; t * t];
+    }
+    let mut mask = task_state_mask(prefix, obs, attention);
+    // Widen the [prefix + obs]² mask to [t, t].
+    let inner = prefix + obs;
+    let mut out = vec![true; t * t];
+    for row in 0..inner {
+        out[row * t..row * t + inner].copy_from_slice(&mask[row * inner..(row + 1) * inner]);
+    }
+    for j in 0..g {
+        let row = inner + j;
+        for col in 0..prefix {
+            out[row * t + col] = false;
+        }
+        if obs > 0 {
+            for col in prefix..prefix + j + 1 {
+                out[row * t + col] = false;
+            }
+        }
+        out[row * t + row] = false;
+    }
+    mask.clear();
+    out
+}
+
 /// Mask over `[o_1..o_m, q_1..q_Q]` for per-query states (implicit regime), one per task:
 /// context tokens attend causally (or fully) among themselves and never to queries; query i
 /// attends to o_1..o_{r_i} and to itself only, where `prefixes[task * Q + i]` = r_i ∈ 1..=m.
@@ -91,6 +125,26 @@ mod tests {
         assert!(vis(4, 2) && vis(4, 3) && vis(4, 4));
         let f = task_state_mask(1, 3, Attention::Full);
         assert!(f.iter().all(|&x| !x));
+    }
+
+    #[test]
+    fn a_gradient_token_is_read_by_its_own_prefix_only() {
+        // [state, o1, o2, o3, g1, g2, g3]
+        let m = gradient_token_mask(1, 3, 3, Attention::Causal);
+        let t = 7;
+        let vis = |r: usize, c: usize| !m[r * t + c];
+        // Observation rows: causal, never a gradient token.
+        assert!(vis(2, 1) && vis(2, 2) && !vis(2, 3) && !vis(2, 5));
+        // g2 sees the state, o1, o2 and itself; not o3, g1 or g3.
+        assert!(vis(5, 0) && vis(5, 1) && vis(5, 2) && vis(5, 5));
+        assert!(!vis(5, 3) && !vis(5, 4) && !vis(5, 6));
+        // Gradients alone: [state, g1, g2] — g2 sees the state and itself.
+        let m = gradient_token_mask(1, 0, 2, Attention::Causal);
+        let vis = |r: usize, c: usize| !m[r * 3 + c];
+        assert!(vis(2, 0) && vis(2, 2) && !vis(2, 1) && vis(0, 0) && !vis(0, 1));
+        assert!(gradient_token_mask(1, 3, 1, Attention::Full)
+            .iter()
+            .all(|&x| !x));
     }
 
     #[test]

@@ -25,11 +25,15 @@ use burn::nn::{Gelu, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::regime::explicit::{Predictor, PredictorConfig};
+use crate::regime::explicit::{LatentReadout, Predictor, PredictorConfig};
 use crate::regime::implicit::{self, StateForm};
 use crate::regime::{parametric, Regime};
 use crate::signal::Signal;
 use crate::task::{LossKind, TaskDims};
+
+fn is_concat(r: &LatentReadout) -> bool {
+    *r == LatentReadout::Concat
+}
 
 /// Queries per chunk when a step has many queries (see `Amortizer::attend_queries`).
 const QUERY_CHUNK: usize = 32;
@@ -57,6 +61,9 @@ pub struct AmortizerConfig {
     pub predictor_hidden: usize,
     /// Explicit regime: hidden layers of the learned predictor. Default 2.
     pub predictor_layers: usize,
+    /// Explicit regime: how the predictor reads the latent (default: the paper's concatenation).
+    #[serde(skip_serializing_if = "is_concat")]
+    pub latent_readout: LatentReadout,
     /// Transformer width. Default 64.
     pub d_model: usize,
     /// Attention heads. Default 4.
@@ -84,6 +91,7 @@ impl Default for AmortizerConfig {
             latent_dim: 32,
             predictor_hidden: 64,
             predictor_layers: 2,
+            latent_readout: LatentReadout::Concat,
             d_model: 64,
             n_heads: 4,
             n_layers: 3,
@@ -170,6 +178,15 @@ impl AmortizerConfig {
                 self.d_model, self.n_heads
             ));
         }
+        if self.regime == Regime::Implicit && self.signal.gradient_token() {
+            return Err(format!(
+                "the implicit regime has no task parameters to take the mini-batch gradient of (paper §11.1), so it cannot read --signal {}; its own extension reads per-point gradients with respect to its predictions: --signal point-gradients or both-point-gradients",
+                self.signal
+            ));
+        }
+        if self.regime != Regime::Explicit && self.latent_readout != LatentReadout::Concat {
+            return Err("model.latent_readout applies to the explicit regime only".into());
+        }
         if self.regime != Regime::Implicit && self.state_form != StateForm::Logits {
             return Err("model.state_form applies to the implicit regime only".into());
         }
@@ -247,6 +264,7 @@ impl AmortizerConfig {
                     self.predictor_hidden,
                     self.predictor_layers,
                 )
+                .with_readout(self.latent_readout)
                 .init(device)
             }),
             config: self.clone(),
@@ -281,9 +299,13 @@ pub struct Amortizer {
 pub struct StepInput {
     /// Observation token inputs `[B, m, obs_dim]` (when the signal reads observations).
     pub obs: Option<Tensor<3>>,
-    /// Preprocessed per-observation gradients `[B, m, S]` (when the signal reads gradients); per
+    /// Preprocessed per-observation gradients `[B, m, S]` (per-point gradient signals); per
     /// query states: the point's input beside ∇_prediction ℓ, `[B, m, in + out]`.
     pub grads: Option<Tensor<3>>,
+    /// The paper's gradient tokens, preprocessed: the mini-batch loss's gradient for every
+    /// causal prefix `[B, m, S]`, or for the whole mini-batch `[B, 1, S]` under full attention
+    /// (task-level states with the `gradients` or `both` signal).
+    pub grad_tokens: Option<Tensor<3>>,
     /// Previous states, most recent first (exactly `history` of them): `[B, 1, S]` for a
     /// task-level state, `[B, q, S]` per query.
     pub history: Vec<Tensor<3>>,
@@ -435,19 +457,29 @@ impl Amortizer {
         }
         let p = prefix.len();
         let obs = self.observation_tokens(&input);
-        let m = obs.dims()[1];
-        let tokens = Tensor::cat(prefix.into_iter().chain([obs]).collect(), 1);
-        let t = p + m;
-        let mask = mask::shared_mask(
-            mask::task_state_mask(p, m, self.config.attention),
-            batch,
-            t,
-            &device,
+        let gradient = input
+            .grad_tokens
+            .map(|g| self.encode((&self.grad_in, &self.grad_out), g));
+        let m_obs = obs.as_ref().map_or(0, |o| o.dims()[1]);
+        let m_grad = gradient.as_ref().map_or(0, |g| g.dims()[1]);
+        assert!(
+            m_obs + m_grad > 0,
+            "a step needs observation or gradient tokens"
         );
-        let h = self.run(tokens, mask);
+        let tokens = Tensor::cat(prefix.into_iter().chain(obs).chain(gradient).collect(), 1);
+        let t = p + m_obs + m_grad;
+        let attention = self.config.attention;
+        let mask = if m_grad > 0 {
+            mask::gradient_token_mask(p, m_obs, m_grad, attention)
+        } else {
+            mask::task_state_mask(p, m_obs, attention)
+        };
+        let h = self.run(tokens, mask::shared_mask(mask, batch, t, &device));
         let d = h.dims()[2];
-        let read = match self.config.attention {
-            Attention::Causal => h.slice([0..batch, p..t, 0..d]),
+        // Causal: the state after prefix j is read at the token that closes it, the j-th
+        // gradient token when there are any, else the j-th observation.
+        let read = match attention {
+            Attention::Causal => h.slice([0..batch, t - m_grad.max(m_obs)..t, 0..d]),
             Attention::Full => h.slice([0..batch, 0..1, 0..d]),
         };
         let delta = self.head.forward(read);
@@ -471,7 +503,9 @@ impl Amortizer {
         let mut parts = vec![query_inputs, state.clone()];
         parts.extend(input.history.iter().cloned());
         let queries = self.encode((&self.query_in, &self.query_out), Tensor::cat(parts, 2));
-        let obs = self.observation_tokens(&input);
+        let obs = self
+            .observation_tokens(&input)
+            .expect("an implicit step reads observation or per-point gradient tokens");
         let hq = self.attend_queries(obs, queries, prefixes);
         match self.config.state_form {
             StateForm::PreMlp => (self.head.forward(hq.clone()), hq),
@@ -637,7 +671,9 @@ impl Amortizer {
         self.norm.forward(hq)
     }
 
-    fn observation_tokens(&self, input: &StepInput) -> Tensor<3> {
+    /// One token per observation: its encoding, its own gradient's (per-point signals), or
+    /// their sum; `None` when the signal reads neither (the paper's gradient token alone).
+    fn observation_tokens(&self, input: &StepInput) -> Option<Tensor<3>> {
         let obs = input
             .obs
             .as_ref()
@@ -647,10 +683,8 @@ impl Amortizer {
             .as_ref()
             .map(|g| self.encode((&self.grad_in, &self.grad_out), g.clone()));
         match (obs, grads) {
-            (Some(o), Some(g)) => o + g,
-            (Some(o), None) => o,
-            (None, Some(g)) => g,
-            (None, None) => panic!("a step needs observation or gradient tokens"),
+            (Some(o), Some(g)) => Some(o + g),
+            (o, g) => o.or(g),
         }
     }
 

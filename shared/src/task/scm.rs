@@ -87,6 +87,9 @@ pub struct ScmTask {
     pub adj: Vec<bool>,
     /// Standardised samples `[samples, n]`.
     pub data: Vec<f32>,
+    /// Each variable's variance before standardising: what var-sortability reads (the raw
+    /// scale grows along the causal order in many simulators; standardising hides it).
+    pub raw_variance: Vec<f64>,
     /// A topological order of the DAG (parents before children).
     pub order: Vec<usize>,
     /// The graph family drawn.
@@ -156,11 +159,12 @@ impl ScmConfig {
                 data[s * n + j] = params[j].eval(&xs) + noise;
             }
         }
-        standardise(&mut data, self.samples, n);
+        let raw_variance = standardise(&mut data, self.samples, n);
         ScmTask {
             nodes: n,
             adj,
             data: data.into_iter().map(|v| v as f32).collect(),
+            raw_variance,
             order,
             graph,
             mechanism,
@@ -183,6 +187,13 @@ pub fn is_topological_order(adj: &[bool], n: usize, order: &[usize]) -> bool {
         pos[v] = p;
     }
     order.len() == n && (0..n * n).all(|k| !adj[k] || pos[k / n] < pos[k % n])
+}
+
+/// The paper's metric for a predicted order (Table 5; §10: error = 1 − accuracy): the share of
+/// the graph's edges it orients wrongly. 0 for any valid topological order, about 0.5 for a
+/// random one, lower is better.
+pub fn order_error(adj: &[bool], n: usize, order: &[usize]) -> f64 {
+    1.0 - order_accuracy(adj, n, order)
 }
 
 /// Accuracy of a predicted order: the fraction of the graph's edges it orients correctly
@@ -409,7 +420,9 @@ impl NodeParams {
     }
 }
 
-fn standardise(data: &mut [f64], samples: usize, n: usize) {
+/// Standardises each variable in place; returns their variances before.
+fn standardise(data: &mut [f64], samples: usize, n: usize) -> Vec<f64> {
+    let mut variances = Vec::with_capacity(n);
     for j in 0..n {
         let mean = (0..samples).map(|s| data[s * n + j]).sum::<f64>() / samples as f64;
         let var = (0..samples)
@@ -420,7 +433,9 @@ fn standardise(data: &mut [f64], samples: usize, n: usize) {
         for s in 0..samples {
             data[s * n + j] = (data[s * n + j] - mean) / sd;
         }
+        variances.push(var);
     }
+    variances
 }
 
 #[cfg(test)]
@@ -476,7 +491,11 @@ mod tests {
                     let rev: Vec<usize> = t.order.iter().rev().copied().collect();
                     assert!(!is_topological_order(&t.adj, 8, &rev));
                     assert_eq!(order_accuracy(&t.adj, 8, &rev), 0.0);
+                    assert_eq!(order_error(&t.adj, 8, &rev), 1.0);
+                    assert_eq!(order_error(&t.adj, 8, &t.order), 0.0);
                 }
+                // The raw variances are kept: positive, one per node.
+                assert!(t.raw_variance.len() == 8 && t.raw_variance.iter().all(|&v| v > 0.0));
             }
         }
         assert_eq!(kinds.len(), 4, "all four graph families appear: {kinds:?}");
