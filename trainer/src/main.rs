@@ -642,7 +642,7 @@ fn launch_order(a: &TrainArgs, m: &ArgMatches) -> anyhow::Result<()> {
         },
         task: amortize::task::scm::ScmConfig {
             nodes: a.nodes,
-            samples: train_context(&a)?,
+            samples: train_context(a)?,
             mechanisms: order::mechanisms(&a.mechanism)?,
             ..Default::default()
         },
