@@ -59,6 +59,9 @@ pub struct EvalReport {
     /// metric), e.g. the sortability orders of a causal model's variables.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub baselines: Vec<(String, f64)>,
+    /// The paper's own numbers for this model and task, where its tables have them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub paper: Option<crate::paper::PaperRef>,
     /// Generation: exact Wasserstein distances of generated samples to held-out data.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub generation: Option<GenerationReport>,
@@ -107,6 +110,7 @@ impl EvalReport {
             least_squares_read: None,
             points_read: Vec::new(),
             baselines: Vec::new(),
+            paper: None,
             generation: None,
             test_time: None,
         }
@@ -148,6 +152,8 @@ pub struct PaperTable {
     pub rows: Vec<(String, usize, Vec<Option<f64>>)>,
     /// What each column measures.
     pub measures: Vec<String>,
+    /// The paper's number for each cell of `rows` (same shape), where its tables have one.
+    pub paper: Vec<Vec<Option<String>>>,
 }
 
 impl PaperTable {
@@ -167,26 +173,38 @@ impl PaperTable {
             }
         }
         let mut rows = Vec::new();
+        let mut paper = Vec::new();
         for label in &labels {
             for &step in steps {
-                let cells = columns
+                let found: Vec<Option<&EvalReport>> = columns
                     .iter()
                     .map(|c| {
-                        reports
-                            .iter()
-                            .find(|r| {
-                                &r.label == label && &format!("{} ({})", r.task, r.split) == c
-                            })
-                            .and_then(|r| r.headline(step))
+                        reports.iter().find(|r| {
+                            &r.label == label && &format!("{} ({})", r.task, r.split) == c
+                        })
                     })
                     .collect();
-                rows.push((label.clone(), step, cells));
+                rows.push((
+                    label.clone(),
+                    step,
+                    found.iter().map(|r| r.and_then(|r| r.headline(step))).collect(),
+                ));
+                paper.push(
+                    found
+                        .iter()
+                        .map(|r| {
+                            let p = (*r)?.paper.as_ref()?;
+                            p.values.iter().find(|v| v.0 == step).map(|v| v.1.clone())
+                        })
+                        .collect(),
+                );
             }
         }
         Self {
             columns,
             rows,
             measures,
+            paper,
         }
     }
 
@@ -205,12 +223,19 @@ impl PaperTable {
                 .collect::<Vec<_>>()
                 .join(" | ")
         );
-        for (label, step, cells) in &self.rows {
+        for ((label, step, cells), paper) in self.rows.iter().zip(&self.paper) {
             s += &format!(
                 "| {label} | {step} | {} |\n",
                 cells
                     .iter()
-                    .map(|c| c.map(|v| format!("{v:.4}")).unwrap_or_else(|| "–".into()))
+                    .zip(paper)
+                    .map(|(c, p)| {
+                        let ours = c.map(|v| format!("{v:.4}")).unwrap_or_else(|| "–".into());
+                        match p {
+                            Some(p) => format!("{ours} (paper {p})"),
+                            None => ours,
+                        }
+                    })
                     .collect::<Vec<_>>()
                     .join(" | ")
             );
@@ -519,6 +544,17 @@ impl EvalReport {
                 s += &format!("\nW2 after the most steps is {r:.2}× the sampling floor's.\n");
             }
         }
+        if let Some(p) = &self.paper {
+            s += &format!(
+                "\nThe paper's numbers ({}): {}.\n",
+                p.source,
+                p.values
+                    .iter()
+                    .map(|(k, v)| format!("{k} step{} {v}", if *k == 1 { "" } else { "s" }))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
         if let Some(t) = &self.test_time {
             let steps: Vec<usize> = t.amortizer.iter().map(|x| x.0).collect();
             s += &format!(
@@ -696,6 +732,7 @@ pub fn evaluate(
         least_squares_read: regression.map(|_| per_step(ls_read, 1.0)),
         points_read,
         baselines: Vec::new(),
+        paper: None,
         generation: None,
         test_time: None,
     })

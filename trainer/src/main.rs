@@ -12,6 +12,7 @@ mod device;
 mod eval;
 mod export;
 mod order;
+mod paper;
 mod plot;
 mod points;
 mod train;
@@ -1134,6 +1135,7 @@ fn run_eval(a: EvalArgs) -> anyhow::Result<(Option<ModelBundle>, eval::EvalRepor
                 &steps,
                 &chosen.device,
             )?;
+            report.paper = paper::reference(&split_task, split != "ID", model.config());
             report.split = split;
             if split_task.is_generative() {
                 report.generation = Some(eval::generation(

@@ -347,6 +347,11 @@ pub fn reports(
                 least_squares_read: None,
                 points_read: Vec::new(),
                 baselines: sortability(&task, tasks, seed),
+                paper: crate::paper::scm_reference(
+                    task.nodes,
+                    mech == Mechanism::Rff,
+                    shift == Shift::Out,
+                ),
                 generation: None,
                 test_time: None,
             });
