@@ -1136,6 +1136,15 @@ fn run_eval(a: EvalArgs) -> anyhow::Result<(Option<ModelBundle>, eval::EvalRepor
                 &chosen.device,
             )?;
             report.paper = paper::reference(&split_task, split != "ID", model.config());
+            if bundle.header.refine.steps == 1 {
+                // The paper's one-step baselines: a separately trained k = 1 model reading all
+                // its points in one pass gets a row of its own.
+                report.label += match model.config().regime {
+                    Regime::Parametric => ", one step (hypernetwork)",
+                    Regime::Explicit => ", one step (CNP)",
+                    Regime::Implicit => ", one step (ICL)",
+                };
+            }
             report.split = split;
             if split_task.is_generative() {
                 report.generation = Some(eval::generation(

@@ -597,6 +597,52 @@ fn every_step_reads_a_fresh_mini_batch() {
         .map(|x| x[1].as_u64().unwrap())
         .collect();
     assert_eq!(read[1..4], [5, 10, 12], "{read:?}");
+
+    // The paper's one-step baseline: a separately trained k = 1 model that reads all k·b points
+    // of the iterative model in one pass, under a label of its own.
+    let one = dir.path().join("one");
+    let mut args = vec![
+        "train",
+        "--out",
+        one.to_str().unwrap(),
+        "--task",
+        "linear-regression",
+        "--dim",
+        "3",
+        "--k",
+        "1",
+        "--batch-size",
+        "20",
+    ];
+    args.extend_from_slice(TINY);
+    assert!(amortize(&args).status.success());
+    let o = amortize(&[
+        "eval",
+        "--weights",
+        one.join("model.amz").to_str().unwrap(),
+        weights.to_str().unwrap(),
+        "--tasks",
+        "4",
+        "--device",
+        "cpu",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let r = &v["reports"][0];
+    assert_eq!(r["label"], "parametric / observations, one step (hypernetwork)");
+    assert_eq!(r["points_read"], serde_json::json!([[0, 0], [1, 20]]));
+    let labels: Vec<&str> = v["table"]["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| row[0].as_str().unwrap())
+        .collect();
+    assert!(labels.contains(&"parametric / observations"), "{labels:?}");
+    assert!(
+        labels.contains(&"parametric / observations, one step (hypernetwork)"),
+        "{labels:?}"
+    );
 }
 
 fn fake_idx_dir(root: &Path) {
