@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Trains and evaluates every model behind docs/results.md, on this machine's CPU, at the budgets
-# written there. Usage: scripts/results.sh [PART...] (parts: linreg gmm alphabet mnist scm bench; all
+# written there. Usage: scripts/results.sh [PART...] (parts: protocol linreg gmm alphabet mnist scm bench; all
 # by default). Outputs go to runs/results/; evaluation tables to runs/results/*.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,11 +8,34 @@ A=${AMORTIZE:-target/release/amortize}
 R=runs/results
 mkdir -p "$R"
 parts=("$@")
-[ ${#parts[@]} -eq 0 ] && parts=(linreg gmm alphabet mnist scm bench)
+[ ${#parts[@]} -eq 0 ] && parts=(protocol linreg gmm alphabet mnist scm bench)
 small=(--tasks-per-step 32 --n-layers 2 --d-ff 128 --warmup 50 --eval-every 0 --eval-tasks 200 --seed 0 --device cpu)
 
 for part in "${parts[@]}"; do
 case $part in
+protocol)
+  # The paper's protocol: every step reads 8 points no step read before. The parametric model
+  # trains on 10 to 20 steps per meta-step (--horizon 20), so it stays stable past k = 10; a
+  # control without the horizon; the explicit model with the bilinear latent readout; the paper's
+  # one-step baseline (k = 1 over all 80 points).
+  proto=(--task linear-regression --tasks-per-step 32 --n-layers 2 --d-ff 128 --warmup 200
+         --eval-every 1000 --eval-tasks 300 --checkpoint-every 1000 --seed 0 --device cpu)
+  $A train "${proto[@]}" --regime parametric --signal observations --k 10 --batch-size 8 \
+    --horizon 20 --steps 15000 --data-parallel 2 --out "$R/lin-po"
+  $A train "${proto[@]}" --regime parametric --signal observations --k 10 --batch-size 8 \
+    --steps 15000 --data-parallel 2 --out "$R/lin-po-k10"
+  $A train "${proto[@]}" --regime parametric --signal observations --k 1 --batch-size 80 \
+    --steps 15000 --data-parallel 2 --out "$R/lin-p1"
+  $A train --task linear-regression --regime explicit --signal both --latent-readout bilinear \
+    --k 10 --batch-size 8 --steps 5000 --tasks-per-step 32 --n-layers 2 --d-ff 128 --warmup 100 \
+    --eval-every 500 --eval-tasks 300 --checkpoint-every 500 --seed 0 --device cpu --out "$R/lin-eb"
+  $A eval --weights "$R/lin-po/model.amz" "$R/lin-eb/model.amz" "$R/lin-p1/model.amz" \
+    --tasks 1000 --seed 1234 --device cpu > "$R/protocol.md"
+  $A eval --weights "$R/lin-po/model.amz" "$R/lin-po-k10/model.amz" --steps 40 --tasks 1000 \
+    --seed 1234 --device cpu > "$R/protocol-40.md"
+  $A eval --weights "$R/lin-po/model.amz" --context 32 --tasks 1000 --seed 1234 --device cpu \
+    > "$R/protocol-epochs.md"
+  ;;
 linreg)
   for rs in parametric:observations parametric:gradients parametric:both \
             explicit:observations explicit:gradients explicit:both implicit:observations; do
@@ -52,10 +75,12 @@ mnist)
   $A eval --weights "$R/mnist-implicit/model.amz" --ood --tasks 500 --seed 1234 --device cpu > "$R/mnist.md"
   ;;
 scm)
-  $A train --task scm --nodes 20 --mechanism both --context 200 --k 10 --batch-size 16 --steps 1500 \
+  $A train --task scm --nodes 20 --mechanism both --k 10 --batch-size 16 --steps 1500 \
     --tasks-per-step 8 --d-model 32 --n-heads 4 --n-layers 2 --d-ff 64 --lr 1e-3 --warmup 50 \
     --eval-every 500 --eval-tasks 32 --seed 0 --device cpu --out "$R/scm20"
   $A eval --weights "$R/scm20/model.amz" --ood --tasks 200 --seed 1234 --device cpu > "$R/scm.md"
+  $A eval --weights "$R/scm20/model.amz" --ood --nodes 50 --tasks 200 --seed 1234 --device cpu \
+    > "$R/scm-50.md"
   ;;
 bench)
   # The standard configuration, beside PyTorch on the same machine in the same run: on both cores

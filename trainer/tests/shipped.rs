@@ -25,75 +25,20 @@ fn shipped(name: &str) -> ModelBundle {
 /// The shipped regression models.
 const REGRESSION: [&str; 2] = ["regression-parametric", "regression-implicit"];
 
-/// The value after `step` steps in rows `[[step, value], …]` of a recorded evaluation (the
-/// model card's): a regression model's errors (`eval["model"]`) or a generator's W2.
-fn recorded(rows: &serde_json::Value, step: u64) -> f64 {
-    rows.as_array()
-        .expect("evaluation rows")
-        .iter()
-        .find(|r| r[0].as_u64() == Some(step))
-        .and_then(|r| r[1].as_f64())
-        .unwrap_or_else(|| panic!("step {step} reported: {rows}"))
-}
-
-#[test]
-fn shipped_regression_models_decode_into_the_current_architecture_and_refine() {
-    for name in REGRESSION {
-        check_regression_model(name);
-    }
-}
-
-/// The web issue's bar for regression: after 10 steps within 1.5× of the Bayes-optimal MSE, in
-/// the evaluation recorded in the card (at least 1,000 fresh tasks, 10,000 for the shipped ones;
-/// the model's own k and mini-batch size). Both shipped models meet it: 1.34× and 1.46×, the
-/// implicit one with less room (docs/results.md).
-#[test]
-fn shipped_regression_models_are_within_one_and_a_half_of_bayes() {
-    for name in REGRESSION {
-        let bundle = shipped(name);
-        let eval = &bundle.header.provenance["eval"];
-        assert!(eval["tasks"].as_u64().unwrap() >= 1000, "{name}: {eval}");
-        let bayes = eval["bayes"].as_f64().expect("Bayes recorded");
-        let ten = recorded(&eval["model"], 10);
-        assert!(
-            ten <= 1.5 * bayes,
-            "{name}: 10 steps {ten} against Bayes {bayes}"
-        );
-        assert_eq!(
-            eval["batch_size"].as_u64(),
-            Some(bundle.header.refine.batch_size as u64),
-            "{name}: evaluated at the mini-batch size the demo uses by default"
-        );
-    }
-}
-
-/// The shipped model `name` decodes, its recorded evaluation (the model card's) falls from 1 to 5
-/// steps and holds there by 10, and it refines fresh tasks now.
-fn check_regression_model(name: &str) {
+/// A shipped regression model measured now, as the demo uses it: `tasks` fresh tasks (seeded)
+/// with the trained number of context points (the demo's user reads a fixed set, in epochs when
+/// the steps ask for more), the trained k and mini-batch size. Returns the mean query MSE after
+/// 0, 1, 5 and k steps.
+fn measure_regression(name: &str, tasks: usize) -> Vec<(usize, f64)> {
     let bundle = shipped(name);
     let device = Device::flex();
     let model = bundle
         .model(&device)
         .expect("fits the current architecture");
-
-    // Its recorded evaluation, the one in the model card: 5 < 1 steps, and steps 6
-    // to 10 lose at most 1 % of what 5 reached (the implicit model levels off after 5 steps:
-    // 0.01923 then 0.01901 on the card's 10,000 tasks).
-    let eval = &bundle.header.provenance["eval"];
-    let at = |step: u64| recorded(&eval["model"], step);
-    assert!(at(10) <= 1.01 * at(5) && at(5) < at(1), "{}: {eval}", name);
-    // The refinement does real work after the first step: 10 steps at most 3/4 of 1 step's error
-    // (the implicit model reads the whole context at every step, so its first step is already
-    // close: 0.0283 then 0.0190; the parametric one 0.1766 then 0.0174), and the first step at
-    // most a tenth of the learned initial state's.
-    assert!(at(10) <= 0.75 * at(1), "{}: {eval}", name);
-    assert!(at(1) <= at(0) / 10.0, "{}: {eval}", name);
-
-    // And it does so now, on fresh tasks.
     let task = &bundle.header.task;
-    let mut rng = StdRng::seed_from_u64(99);
     let sampler = Sampler::new(task.clone()).unwrap();
-    let data: Vec<_> = (0..100).map(|_| sampler.sample(&mut rng)).collect();
+    let mut rng = StdRng::seed_from_u64(99);
+    let data: Vec<_> = (0..tasks).map(|_| sampler.sample(&mut rng)).collect();
     let refs: Vec<_> = data.iter().collect();
     let batch = TaskBatch::new(&refs, &device).unwrap();
     let k = bundle.header.refine.steps;
@@ -111,9 +56,68 @@ fn check_regression_model(name: &str) {
             batch.query_target.clone(),
         )
         .mean()
-        .into_scalar::<f32>()
+        .into_scalar::<f32>() as f64
     };
-    assert!(err(k) < err(1), "{}: {} vs {}", name, err(k), err(1));
+    [0, 1, 5, k].into_iter().map(|s| (s, err(s))).collect()
+}
+
+#[test]
+fn shipped_regression_models_decode_into_the_current_architecture_and_refine() {
+    for name in REGRESSION {
+        check_regression_model(name);
+    }
+}
+
+/// The web issue's bar for regression: after 10 steps within 1.5× of the Bayes-optimal MSE,
+/// measured now by `amortize eval` on 10,000 fresh tasks (its seeded stream) with the trained
+/// number of context points, k and mini-batch size, the way the demo runs the model. The ratio
+/// moves by a few hundredths between samples of 2,000 tasks (the implicit model: 1.46× on this
+/// stream, 1.51× on another), so the bar is checked on the large sample.
+#[test]
+fn shipped_regression_models_are_within_one_and_a_half_of_bayes() {
+    for name in REGRESSION {
+        let bundle = shipped(name);
+        let path = manifest_dir().join(format!("../public/weights/{name}.amz"));
+        let context = bundle.header.task.context_len().to_string();
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_amortize"))
+            .args(["eval", "--weights"])
+            .arg(&path)
+            .args(["--context", &context, "--tasks", "10000", "--device", "cpu"])
+            .args(["--json"])
+            .output()
+            .expect("the binary runs");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
+        let r = &v["reports"][0];
+        let bayes = r["bayes"].as_f64().unwrap();
+        let ten = r["model"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x[0] == 10)
+            .and_then(|x| x[1].as_f64())
+            .expect("10 steps reported");
+        assert!(
+            ten <= 1.5 * bayes,
+            "{name}: 10 steps {ten} against Bayes {bayes} ({:.2}×)",
+            ten / bayes
+        );
+    }
+}
+
+/// The shipped model `name` decodes and, measured on fresh tasks, its error falls from 1 to 5
+/// steps and holds there by 10.
+fn check_regression_model(name: &str) {
+    let errors = measure_regression(name, 500);
+    let at = |step: usize| errors.iter().find(|e| e.0 == step).unwrap().1;
+    // 5 < 1 steps, and steps 6 to 10 lose at most 1 % of what 5 reached (the implicit model
+    // levels off after 5 steps).
+    assert!(at(10) <= 1.01 * at(5) && at(5) < at(1), "{name}: {errors:?}");
+    // The refinement does real work after the first step: 10 steps at most 3/4 of 1 step's error
+    // (the implicit model reads the whole context at every step, so its first step is already
+    // close), and the first step at most a tenth of the learned initial state's.
+    assert!(at(10) <= 0.75 * at(1), "{name}: {errors:?}");
+    assert!(at(1) <= at(0) / 10.0, "{name}: {errors:?}");
 }
 
 /// `amortize eval --json` of a shipped generation model on a small fixed set of tasks (seeded):
