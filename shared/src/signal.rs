@@ -104,6 +104,17 @@ impl std::str::FromStr for Signal {
     }
 }
 
+/// What a signal name written before the paper's gradient token existed means now: `gradients`
+/// and `both` were then the per-point forms. (Weights files of format 2 and training configs
+/// without `signal_names: 2` are read through this.)
+pub fn legacy(signal: Signal) -> Signal {
+    match signal {
+        Signal::Gradients => Signal::PointGradients,
+        Signal::Both => Signal::BothPointGradients,
+        s => s,
+    }
+}
+
 /// The paper's gradient tokens from per-observation gradients `raw` `[B, m, S]`: the gradient of
 /// the mean loss over observations 1..=j for every prefix j, `[B, m, S]` (causal attention), or
 /// of the whole mini-batch, `[B, 1, S]` (`causal` false); raw, not preprocessed.

@@ -21,8 +21,9 @@ use crate::task::TaskConfig;
 
 const MAGIC: &[u8; 8] = b"AMORTIZE";
 /// The format version this build writes. It also reads version 1 (parametric function
-/// regression with observations, the first shipped models).
-pub const FORMAT_VERSION: u32 = 2;
+/// regression with observations, the first shipped models) and version 2, whose signal names
+/// `gradients` and `both` meant the per-point forms ([`crate::signal::legacy`]).
+pub const FORMAT_VERSION: u32 = 3;
 /// Largest header accepted (a header is a few hundred bytes; this bounds hostile input).
 const MAX_HEADER: usize = 1 << 20;
 
@@ -118,13 +119,18 @@ impl ModelBundle {
                 "this is a topological-order model (SCM task), not an amortizer".into(),
             ));
         }
-        let (version, header, weights) = unframe(bytes, MAGIC, &[1, FORMAT_VERSION])?;
+        let (version, header, weights) = unframe(bytes, MAGIC, &[1, 2, FORMAT_VERSION])?;
         let header: BundleHeader = if version == 1 {
             serde_json::from_slice::<HeaderV1>(header)
                 .map_err(|e| WeightsError::Header(e.to_string()))?
                 .upgrade()?
         } else {
-            serde_json::from_slice(header).map_err(|e| WeightsError::Header(e.to_string()))?
+            let mut h: BundleHeader =
+                serde_json::from_slice(header).map_err(|e| WeightsError::Header(e.to_string()))?;
+            if version == 2 {
+                h.model.signal = crate::signal::legacy(h.model.signal);
+            }
+            h
         };
         if header.model.task != header.task.dims() {
             return Err(WeightsError::Header(format!(
@@ -346,5 +352,53 @@ impl<'a> Reader<'a> {
     fn take<const N: usize>(&mut self, what: &str) -> Result<[u8; N], WeightsError> {
         let s = self.slice(N, what)?;
         Ok(s.try_into().expect("slice has length N"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::regime::Regime;
+    use crate::task::linear::LinearRegressionConfig;
+    use burn::tensor::Device;
+
+    /// A format-2 file's `gradients` and `both` were the per-point forms: they decode as such,
+    /// so an old model is never run on the paper's gradient token it was not trained on.
+    #[test]
+    fn format_two_signal_names_mean_the_per_point_forms() {
+        let device = Device::flex();
+        let task = TaskConfig::LinearRegression(LinearRegressionConfig {
+            dim: 3,
+            ..Default::default()
+        });
+        for (old, now) in [
+            (Signal::Gradients, Signal::PointGradients),
+            (Signal::Both, Signal::BothPointGradients),
+            (Signal::Observations, Signal::Observations),
+        ] {
+            let model = AmortizerConfig {
+                d_model: 16,
+                n_heads: 2,
+                n_layers: 1,
+                d_ff: 32,
+                ..AmortizerConfig::new(task.dims(), Regime::Parametric, old)
+            };
+            let header = BundleHeader {
+                model: model.clone(),
+                task: task.clone(),
+                refine: RefineConfig::new(),
+                provenance: serde_json::Value::Null,
+            };
+            let bundle = ModelBundle::from_model(header, model.init(&device)).unwrap();
+            // Written today (format 3): the name means what it says.
+            let bytes = bundle.encode();
+            assert_eq!(ModelBundle::decode(&bytes).unwrap().header.model.signal, old);
+            // The same header in a format-2 frame: the old meaning.
+            let json = serde_json::to_vec(&bundle.header).unwrap();
+            let v2 = frame(MAGIC, 2, &json, &bundle.weights);
+            let back = ModelBundle::decode(&v2).unwrap();
+            assert_eq!(back.header.model.signal, now, "{old}");
+            back.model(&device).unwrap();
+        }
     }
 }

@@ -652,9 +652,10 @@ pub fn evaluate(
         let read: Vec<Vec<usize>> = steps
             .iter()
             .map(|&step| {
+                let mut taken = vec![false; task.context_len()];
                 let mut seen = Vec::new();
                 for &i in sched[..step].iter().flatten() {
-                    if !seen.contains(&i) {
+                    if !std::mem::replace(&mut taken[i], true) {
                         seen.push(i);
                     }
                 }

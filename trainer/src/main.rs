@@ -297,7 +297,8 @@ struct EvalArgs {
     /// Seed of the evaluation tasks.
     #[arg(long, default_value_t = 1234)]
     seed: u64,
-    /// Context points per task (default: as trained).
+    /// Context points per task. Default: --steps × the mini-batch size (at least as trained), so
+    /// every step reads points no earlier step read; fewer are read in epochs.
     #[arg(long)]
     context: Option<usize>,
     /// Largest number of refinement steps (default: as trained); 1, 5 and 10 are reported too.
@@ -489,8 +490,9 @@ fn run_train(a: TrainArgs, m: &ArgMatches) -> anyhow::Result<()> {
                 files.config.display()
             );
         }
-        let mut cfg: train::TrainConfig = serde_json::from_str(&text)
-            .with_context(|| format!("{}: not a training configuration", files.config.display()))?;
+        let mut cfg: train::TrainConfig = serde_json::from_str::<train::TrainConfig>(&text)
+            .with_context(|| format!("{}: not a training configuration", files.config.display()))?
+            .upgrade();
         if given(m, "data_parallel") {
             let before = cfg.clone();
             cfg = train::resumed_on(&cfg, &a.out, a.data_parallel)?;
@@ -600,6 +602,9 @@ fn start_from(
     if !explicit.iter().any(|e| e == "batch_size") {
         cfg.refine.batch_size = bundle.header.refine.batch_size;
     }
+    // The file's tasks, with room for every step to read fresh points (k or --horizon steps).
+    let fresh = cfg.horizon.unwrap_or(cfg.refine.steps) * cfg.refine.batch_size;
+    cfg.task = cfg.task.with_context(cfg.task.context_len().max(fresh));
     cfg.init = Some(init);
     cfg.validate()
 }
@@ -899,6 +904,7 @@ fn train_config(a: &TrainArgs) -> anyhow::Result<train::TrainConfig> {
         refine: RefineConfig::new()
             .with_steps(a.k)
             .with_batch_size(a.batch_size),
+        signal_names: 2,
         horizon: horizon(a)?,
         step_weighting: a.step_weighting,
         full_context_share: a.full_context_share,
@@ -1137,6 +1143,9 @@ fn run_eval(a: EvalArgs) -> anyhow::Result<(Option<ModelBundle>, eval::EvalRepor
             )?;
             report.paper = paper::reference(&split_task, split != "ID", model.config());
             if bundle.header.refine.steps == 1 {
+                // The paper's numbers are its iterative models'; its one-step baselines' are
+                // not in the tables we quote.
+                report.paper = None;
                 // The paper's one-step baselines: a separately trained k = 1 model reading all
                 // its points in one pass gets a row of its own.
                 report.label += match model.config().regime {
@@ -1154,7 +1163,8 @@ fn run_eval(a: EvalArgs) -> anyhow::Result<(Option<ModelBundle>, eval::EvalRepor
                     a.sample_tasks.clamp(1, a.tasks),
                     (a.samples, a.delta),
                     a.seed,
-                    &steps,
+                    // Every field evaluation runs the steps: the paper's 1, 5, 10 (and the most).
+                    &train::eval_steps(max_steps),
                     (a.ode, a.ode_steps),
                     &chosen.device,
                 )?);

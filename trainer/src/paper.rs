@@ -28,63 +28,63 @@ const STEPS: [usize; 3] = [1, 5, 10];
 /// Table 2 (parametric) rows: Grad, Data, Grad + Data; columns: Lin Reg, MNIST, FMNIST (OoD of
 /// MNIST), FMNIST, MNIST (OoD of FMNIST); each row 1, 5, 10 steps. (The ImageNet, CIFAR-10 and
 /// CIFAR-100 columns need embeddings we do not have.)
-const TABLE2: [[[f64; 5]; 3]; 3] = [
+const TABLE2: [[[&str; 5]; 3]; 3] = [
     [
-        [51.3, 76.2, 66.7, 63.8, 79.9],
-        [4.1, 48.6, 51.8, 41.6, 49.5],
-        [0.5, 39.7, 43.5, 38.1, 40.7],
+        ["51.3", "76.2", "66.7", "63.8", "79.9"],
+        ["4.1", "48.6", "51.8", "41.6", "49.5"],
+        ["0.5", "39.7", "43.5", "38.1", "40.7"],
     ],
     [
-        [16.3, 43.9, 40.5, 35.9, 38.8],
-        [0.5, 35.5, 34.3, 30.8, 31.3],
-        [0.3, 36.6, 35.3, 29.8, 29.1],
+        ["16.3", "43.9", "40.5", "35.9", "38.8"],
+        ["0.5", "35.5", "34.3", "30.8", "31.3"],
+        ["0.3", "36.6", "35.3", "29.8", "29.1"],
     ],
     [
-        [25.1, 52.3, 48.2, 37.7, 41.9],
-        [0.6, 39.2, 37.5, 32.0, 33.4],
-        [0.4, 32.0, 32.0, 30.5, 30.3],
+        ["25.1", "52.3", "48.2", "37.7", "41.9"],
+        ["0.6", "39.2", "37.5", "32.0", "33.4"],
+        ["0.4", "32.0", "32.0", "30.5", "30.3"],
     ],
 ];
 
 /// Table 3 (explicit), the same layout.
-const TABLE3: [[[f64; 5]; 3]; 3] = [
+const TABLE3: [[[&str; 5]; 3]; 3] = [
     [
-        [55.5, 90.4, 90.8, 88.2, 89.3],
-        [9.4, 86.9, 84.4, 70.8, 76.4],
-        [2.9, 81.4, 78.9, 56.4, 65.7],
+        ["55.5", "90.4", "90.8", "88.2", "89.3"],
+        ["9.4", "86.9", "84.4", "70.8", "76.4"],
+        ["2.9", "81.4", "78.9", "56.4", "65.7"],
     ],
     [
-        [19.7, 89.2, 90.0, 90.0, 90.3],
-        [2.6, 88.7, 90.0, 90.0, 90.2],
-        [2.4, 88.8, 90.0, 90.1, 90.2],
+        ["19.7", "89.2", "90.0", "90.0", "90.3"],
+        ["2.6", "88.7", "90.0", "90.0", "90.2"],
+        ["2.4", "88.8", "90.0", "90.1", "90.2"],
     ],
     [
-        [24.4, 72.5, 62.9, 51.1, 61.2],
-        [2.6, 67.1, 58.3, 47.5, 57.7],
-        [2.1, 75.1, 69.5, 45.1, 54.4],
+        ["24.4", "72.5", "62.9", "51.1", "61.2"],
+        ["2.6", "67.1", "58.3", "47.5", "57.7"],
+        ["2.1", "75.1", "69.5", "45.1", "54.4"],
     ],
 ];
 
 /// Table 4 (implicit, observations), the same columns.
-const TABLE4: [[f64; 5]; 3] = [
-    [14.8, 24.9, 31.9, 22.8, 29.1],
-    [6.2, 12.4, 26.1, 18.8, 16.9],
-    [4.7, 9.7, 24.2, 17.8, 15.7],
+const TABLE4: [[&str; 5]; 3] = [
+    ["14.8", "24.9", "31.9", "22.8", "29.1"],
+    ["6.2", "12.4", "26.1", "18.8", "16.9"],
+    ["4.7", "9.7", "24.2", "17.8", "15.7"],
 ];
 
 /// Table 5 (topological order, error): 20 nodes LIN IN, RFF IN, LIN OUT, RFF OUT, then the same
 /// model on 50 nodes in the same order.
-const TABLE5: [[f64; 8]; 3] = [
-    [0.52, 0.43, 0.64, 0.51, 0.7, 0.66, 0.78, 0.69],
-    [0.52, 0.35, 0.68, 0.33, 0.66, 0.56, 0.74, 0.67],
-    [0.44, 0.37, 0.66, 0.61, 0.64, 0.52, 0.77, 0.73],
+const TABLE5: [[&str; 8]; 3] = [
+    ["0.52", "0.43", "0.64", "0.51", "0.7", "0.66", "0.78", "0.69"],
+    ["0.52", "0.35", "0.68", "0.33", "0.66", "0.56", "0.74", "0.67"],
+    ["0.44", "0.37", "0.66", "0.61", "0.64", "0.52", "0.77", "0.73"],
 ];
 
 /// Table 6 (generation): alphabets ID, alphabets OoD, GMM 2-D, GMM 5-D; two distances each.
-const TABLE6: [[(f64, f64); 4]; 3] = [
-    [(0.28, 0.20), (0.78, 0.64), (1.12, 0.58), (3.27, 1.82)],
-    [(0.31, 0.22), (0.72, 0.58), (0.90, 0.38), (2.50, 1.05)],
-    [(0.29, 0.21), (0.67, 0.54), (0.81, 0.32), (2.37, 0.95)],
+const TABLE6: [[(&str, &str); 4]; 3] = [
+    [("0.28", "0.20"), ("0.78", "0.64"), ("1.12", "0.58"), ("3.27", "1.82")],
+    [("0.31", "0.22"), ("0.72", "0.58"), ("0.90", "0.38"), ("2.50", "1.05")],
+    [("0.29", "0.21"), ("0.67", "0.54"), ("0.81", "0.32"), ("2.37", "0.95")],
 ];
 
 const COLUMNS: [&str; 5] = [
@@ -94,10 +94,6 @@ const COLUMNS: [&str; 5] = [
     "FMNIST",
     "MNIST (OoD, trained on FMNIST)",
 ];
-
-fn format_value(v: f64) -> String {
-    format!("{v}")
-}
 
 /// The paper's numbers for a model of `model`'s regime and signal on `task`, split `ood` (out of
 /// distribution) or not. None where the paper has no such cell: another task, a signal it does
@@ -121,7 +117,7 @@ pub fn reference(task: &TaskConfig, ood: bool, model: &AmortizerConfig) -> Optio
         Signal::PointGradients | Signal::BothPointGradients => return None,
     };
     let signal_name = ["Grad", "Data", "Grad + Data"][signal];
-    let (table, row, values): (&str, String, Vec<f64>) = match model.regime {
+    let (table, row, values): (&str, String, Vec<&str>) = match model.regime {
         Regime::Parametric => (
             "Table 2",
             format!("parametric, {signal_name}"),
@@ -144,7 +140,7 @@ pub fn reference(task: &TaskConfig, ood: bool, model: &AmortizerConfig) -> Optio
         values: STEPS
             .iter()
             .zip(values)
-            .map(|(&s, v)| (s, format_value(v)))
+            .map(|(&s, v)| (s, v.to_string()))
             .collect(),
     })
 }
@@ -187,7 +183,7 @@ pub fn scm_reference(nodes: usize, rff: bool, ood: bool) -> Option<PaperRef> {
         values: STEPS
             .iter()
             .zip(TABLE5.iter().map(|r| r[column]))
-            .map(|(&s, v)| (s, format_value(v)))
+            .map(|(&s, v)| (s, v.to_string()))
             .collect(),
     })
 }

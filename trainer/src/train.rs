@@ -53,6 +53,11 @@ pub struct TrainConfig {
     pub task: TaskConfig,
     /// Steps k and mini-batch size b.
     pub refine: RefineConfig,
+    /// What `model.signal`'s names mean here: 2, or 1 in a file written before the paper's
+    /// gradient token existed, whose `gradients` and `both` were the per-point forms (read
+    /// through [`TrainConfig::upgrade`]).
+    #[serde(default = "one")]
+    pub signal_names: usize,
     /// Longest refinement in training: each meta-step runs a number of steps drawn uniformly
     /// from k to this, each on a fresh mini-batch. None: always k.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -161,6 +166,15 @@ fn is_zero(x: &f64) -> bool {
 }
 
 impl TrainConfig {
+    /// The configuration in today's signal names (see `signal_names`).
+    pub fn upgrade(mut self) -> Self {
+        if self.signal_names < 2 {
+            self.model.signal = amortize::signal::legacy(self.model.signal);
+            self.signal_names = 2;
+        }
+        self
+    }
+
     /// Checks every field a user can set, naming the one at fault.
     pub fn validate(&self) -> anyhow::Result<()> {
         self.task
@@ -684,8 +698,9 @@ impl Checkpoint {
         }
         let optimizer = parts.pop().expect("three parts");
         let model = parts.pop().expect("three parts");
-        let state = serde_json::from_slice(&parts[0])
+        let mut state: CheckpointState = serde_json::from_slice(&parts[0])
             .with_context(|| format!("{}: bad state record", path.display()))?;
+        state.config = state.config.upgrade();
         Ok(Self {
             state,
             model,

@@ -217,6 +217,7 @@ impl Engine {
             use amortize::signal::Signal;
             let signal = match h.model.signal {
                 Signal::Both => "observations and the mini-batch gradient".to_string(),
+                Signal::Gradients => "the mini-batch gradient".to_string(),
                 Signal::BothPointGradients => "observations and gradients".to_string(),
                 Signal::PointGradients => "gradients".to_string(),
                 s => s.to_string(),
