@@ -916,3 +916,98 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     fs::rename(&tmp, path).with_context(|| format!("renaming into {}", path.display()))?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use amortize::regime::Regime;
+    use amortize::signal::Signal;
+    use amortize::task::linear::LinearRegressionConfig;
+
+    fn config(signal: Signal) -> TrainConfig {
+        let task = TaskConfig::LinearRegression(LinearRegressionConfig::default());
+        TrainConfig {
+            seed: 3,
+            steps: 100,
+            tasks_per_step: 8,
+            lr: 1e-3,
+            warmup: 10,
+            eval_every: 0,
+            eval_tasks: 8,
+            checkpoint_every: 0,
+            model: AmortizerConfig::new(task.dims(), Regime::Parametric, signal),
+            task,
+            refine: RefineConfig::new(),
+            signal_names: 2,
+            horizon: Some(20),
+            step_weighting: StepWeighting::Mean,
+            full_context_share: 0.0,
+            data_parallel: 1,
+            data_parallel_changes: Vec::new(),
+            init: None,
+        }
+    }
+
+    #[test]
+    fn the_learning_rate_warms_up_then_decays_by_a_cosine_to_a_tenth() {
+        assert_eq!(lr_at(1.0, 10, 100, 0), 0.0);
+        assert!((lr_at(1.0, 10, 100, 5) - 0.5).abs() < 1e-12);
+        assert!((lr_at(1.0, 10, 100, 10) - 1.0).abs() < 1e-12);
+        assert!((lr_at(1.0, 10, 100, 55) - 0.55).abs() < 1e-12, "half way: (1 + 0.1) / 2");
+        assert!((lr_at(1.0, 10, 100, 100) - 0.1).abs() < 1e-12);
+        let after: Vec<f64> = (10..=100).map(|s| lr_at(1.0, 10, 100, s)).collect();
+        assert!(after.windows(2).all(|w| w[1] <= w[0]));
+    }
+
+    /// A checkpoint reads back exactly, and a flipped byte or a cut file is refused by name.
+    #[test]
+    fn checkpoints_round_trip_and_reject_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("checkpoint.bin");
+        let ck = Checkpoint {
+            state: CheckpointState {
+                step: 7,
+                ema: Some(0.25),
+                seconds: 1.5,
+                config: config(Signal::Gradients),
+                commands: vec!["amortize train".into()],
+                init_provenance: serde_json::Value::Null,
+            },
+            model: vec![1, 2, 3, 4],
+            optimizer: vec![9; 10],
+        };
+        ck.write(&path).unwrap();
+        let back = Checkpoint::read(&path).unwrap();
+        assert_eq!(back.state.step, 7);
+        assert_eq!(back.state.config, ck.state.config);
+        assert_eq!((back.model, back.optimizer), (ck.model, ck.optimizer));
+        let mut bytes = fs::read(&path).unwrap();
+        let n = bytes.len();
+        bytes[n / 2] ^= 0x40;
+        fs::write(&path, &bytes).unwrap();
+        let err = Checkpoint::read(&path).err().unwrap().to_string();
+        assert!(err.contains("damaged"), "{err}");
+        fs::write(&path, &bytes[..6]).unwrap();
+        let err = Checkpoint::read(&path).err().unwrap().to_string();
+        assert!(err.contains("not a valid checkpoint"), "{err}");
+    }
+
+    /// A configuration written before the paper's gradient token (no `signal_names`) meant the
+    /// per-point forms by `gradients` and `both`; today's keeps its names.
+    #[test]
+    fn old_configurations_keep_the_signal_they_trained_with() {
+        for (old, now) in [
+            (Signal::Gradients, Signal::PointGradients),
+            (Signal::Both, Signal::BothPointGradients),
+            (Signal::Observations, Signal::Observations),
+        ] {
+            let mut json = serde_json::to_value(config(old)).unwrap();
+            json.as_object_mut().unwrap().remove("signal_names");
+            let read: TrainConfig = serde_json::from_value(json).unwrap();
+            assert_eq!(read.upgrade().model.signal, now);
+            let today: TrainConfig =
+                serde_json::from_value(serde_json::to_value(config(old)).unwrap()).unwrap();
+            assert_eq!(today.upgrade().model.signal, old);
+        }
+    }
+}
