@@ -105,7 +105,9 @@ mod tests {
         let mut data = Vec::new();
         let mut state = 1u64;
         let mut noise = || {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             ((state >> 33) as f32 / (1u64 << 31) as f32) - 0.5
         };
         for _ in 0..400 {
@@ -115,7 +117,10 @@ mod tests {
             data.extend_from_slice(&[x2, x0, x1]);
         }
         let order = r2_sort_order(&data, 3);
-        assert_eq!(order[2], 2, "the middle of the chain is explained best: {order:?}");
+        assert_eq!(
+            order[2], 2,
+            "the middle of the chain is explained best: {order:?}"
+        );
     }
 
     #[test]

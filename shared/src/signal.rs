@@ -224,6 +224,9 @@ mod tests {
             let json = serde_json::to_string(&s).unwrap();
             assert_eq!(json, format!("\"{}\"", s.name()));
         }
-        assert!("gradient".parse::<Signal>().unwrap_err().contains("point-gradients"));
+        assert!("gradient"
+            .parse::<Signal>()
+            .unwrap_err()
+            .contains("point-gradients"));
     }
 }

@@ -392,7 +392,10 @@ mod tests {
             let bundle = ModelBundle::from_model(header, model.init(&device)).unwrap();
             // Written today (format 3): the name means what it says.
             let bytes = bundle.encode();
-            assert_eq!(ModelBundle::decode(&bytes).unwrap().header.model.signal, old);
+            assert_eq!(
+                ModelBundle::decode(&bytes).unwrap().header.model.signal,
+                old
+            );
             // The same header in a format-2 frame: the old meaning.
             let json = serde_json::to_vec(&bundle.header).unwrap();
             let v2 = frame(MAGIC, 2, &json, &bundle.weights);

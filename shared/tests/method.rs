@@ -142,7 +142,9 @@ fn implicit_gradients_carry_context_states_and_softmax_needs_classes() {
     grads.validate().unwrap();
     // The paper's mini-batch gradient token needs task parameters: the implicit regime has none.
     for signal in [Signal::Gradients, Signal::Both] {
-        let err = tiny(&task, Regime::Implicit, signal).validate().unwrap_err();
+        let err = tiny(&task, Regime::Implicit, signal)
+            .validate()
+            .unwrap_err();
         assert!(err.contains("point-gradients"), "{err}");
     }
     assert!(grads.carries_context());
@@ -194,9 +196,9 @@ fn causal_prefix_equals_truncated_context() {
                     .filter(|_| signal.per_point())
                     .map(amortize::signal::preprocess_gradient);
                 let grad_tokens = raw.filter(|_| signal.gradient_token()).map(|r| {
-                    amortize::signal::preprocess_gradient(
-                        amortize::signal::prefix_mean_gradients(r, true),
-                    )
+                    amortize::signal::preprocess_gradient(amortize::signal::prefix_mean_gradients(
+                        r, true,
+                    ))
                 });
                 StepInput {
                     obs: signal.uses_observations().then_some(mb.obs),
@@ -667,7 +669,10 @@ fn classification_and_generation_run_in_every_regime_they_apply_to() {
                     argmax(&logits[at..at + c]) != argmax(&labels[at..at + c])
                 })
                 .count();
-            assert!((e - wrong as f32 / q as f32).abs() < 1e-6, "task {task}: {e} vs {wrong}/{q}");
+            assert!(
+                (e - wrong as f32 / q as f32).abs() < 1e-6,
+                "task {task}: {e} vs {wrong}/{q}"
+            );
         }
     }
 
@@ -825,7 +830,11 @@ fn order_model_trains_and_predicts_permutations() {
                 edges += usize::from(t.adj[a * 5 + b] || t.adj[b * 5 + a]);
             }
         }
-        let want = if edges == 0 { 1.0 } else { right as f64 / edges as f64 };
+        let want = if edges == 0 {
+            1.0
+        } else {
+            right as f64 / edges as f64
+        };
         assert!((order_accuracy(&t.adj, 5, o) - want).abs() < 1e-12);
     }
 }

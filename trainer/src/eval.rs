@@ -187,7 +187,10 @@ impl PaperTable {
                 rows.push((
                     label.clone(),
                     step,
-                    found.iter().map(|r| r.and_then(|r| r.headline(step))).collect(),
+                    found
+                        .iter()
+                        .map(|r| r.and_then(|r| r.headline(step)))
+                        .collect(),
                 ));
                 paper.push(
                     found
@@ -662,7 +665,11 @@ pub fn evaluate(
                 seen
             })
             .collect();
-        points_read = steps.iter().zip(&read).map(|(&s, r)| (s, r.len())).collect();
+        points_read = steps
+            .iter()
+            .zip(&read)
+            .map(|(&s, r)| (s, r.len()))
+            .collect();
         for (j, &step) in steps.iter().enumerate() {
             let pred = predictions(model, &states[step], &batch);
             if classification {

@@ -1069,13 +1069,16 @@ fn run_eval(a: EvalArgs) -> anyhow::Result<(Option<ModelBundle>, eval::EvalRepor
         }
         // Every step reads a fresh mini-batch: the tasks hold steps × b points (at least as many
         // as trained), unless --context asks for fewer, which the steps then read in epochs.
-        let task = bundle.header.task.with_context(a.context.unwrap_or_else(|| {
-            bundle
-                .header
-                .task
-                .context_len()
-                .max(max_steps * refine.batch_size)
-        }));
+        let task = bundle
+            .header
+            .task
+            .with_context(a.context.unwrap_or_else(|| {
+                bundle
+                    .header
+                    .task
+                    .context_len()
+                    .max(max_steps * refine.batch_size)
+            }));
         task.validate()
             .map_err(|e| anyhow::anyhow!("--context: {e}"))?;
         if refine.batch_size > task.context_len() {

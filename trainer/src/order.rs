@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
+use amortize::baseline::{r2_sort_order, var_sort_order};
 use amortize::model::order::{greedy_order_loss, predict_orders, OrderBatch, OrderModelConfig};
 use amortize::refine::schedule;
-use amortize::baseline::{r2_sort_order, var_sort_order};
 use amortize::task::scm::{order_error, Mechanism, ScmConfig, Shift};
 use amortize::weights::{OrderBundle, OrderHeader};
 use amortize::RefineConfig;

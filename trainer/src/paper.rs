@@ -75,16 +75,37 @@ const TABLE4: [[&str; 5]; 3] = [
 /// Table 5 (topological order, error): 20 nodes LIN IN, RFF IN, LIN OUT, RFF OUT, then the same
 /// model on 50 nodes in the same order.
 const TABLE5: [[&str; 8]; 3] = [
-    ["0.52", "0.43", "0.64", "0.51", "0.7", "0.66", "0.78", "0.69"],
-    ["0.52", "0.35", "0.68", "0.33", "0.66", "0.56", "0.74", "0.67"],
-    ["0.44", "0.37", "0.66", "0.61", "0.64", "0.52", "0.77", "0.73"],
+    [
+        "0.52", "0.43", "0.64", "0.51", "0.7", "0.66", "0.78", "0.69",
+    ],
+    [
+        "0.52", "0.35", "0.68", "0.33", "0.66", "0.56", "0.74", "0.67",
+    ],
+    [
+        "0.44", "0.37", "0.66", "0.61", "0.64", "0.52", "0.77", "0.73",
+    ],
 ];
 
 /// Table 6 (generation): alphabets ID, alphabets OoD, GMM 2-D, GMM 5-D; two distances each.
 const TABLE6: [[(&str, &str); 4]; 3] = [
-    [("0.28", "0.20"), ("0.78", "0.64"), ("1.12", "0.58"), ("3.27", "1.82")],
-    [("0.31", "0.22"), ("0.72", "0.58"), ("0.90", "0.38"), ("2.50", "1.05")],
-    [("0.29", "0.21"), ("0.67", "0.54"), ("0.81", "0.32"), ("2.37", "0.95")],
+    [
+        ("0.28", "0.20"),
+        ("0.78", "0.64"),
+        ("1.12", "0.58"),
+        ("3.27", "1.82"),
+    ],
+    [
+        ("0.31", "0.22"),
+        ("0.72", "0.58"),
+        ("0.90", "0.38"),
+        ("2.50", "1.05"),
+    ],
+    [
+        ("0.29", "0.21"),
+        ("0.67", "0.54"),
+        ("0.81", "0.32"),
+        ("2.37", "0.95"),
+    ],
 ];
 
 const COLUMNS: [&str; 5] = [
@@ -205,7 +226,12 @@ mod tests {
     #[test]
     fn cells_come_from_the_papers_tables() {
         let lin = TaskConfig::LinearRegression(LinearRegressionConfig::default());
-        let r = reference(&lin, false, &model(Regime::Parametric, Signal::Observations)).unwrap();
+        let r = reference(
+            &lin,
+            false,
+            &model(Regime::Parametric, Signal::Observations),
+        )
+        .unwrap();
         assert_eq!(r.source, "Table 2, parametric, Data, Lin Reg");
         let v: Vec<&str> = r.values.iter().map(|x| x.1.as_str()).collect();
         assert_eq!(v, ["16.3", "0.5", "0.3"]);
@@ -220,7 +246,12 @@ mod tests {
         let r = reference(&mnist, true, &model(Regime::Implicit, Signal::Observations)).unwrap();
         assert_eq!(r.values[2].1, "24.2");
         // The per-point gradient forms are this project's: the paper has no such row.
-        assert!(reference(&lin, false, &model(Regime::Parametric, Signal::PointGradients)).is_none());
+        assert!(reference(
+            &lin,
+            false,
+            &model(Regime::Parametric, Signal::PointGradients)
+        )
+        .is_none());
         let r = scm_reference(50, true, true).unwrap();
         assert_eq!(r.source, "Table 5, 50 nodes, RFF OUT");
         assert_eq!(r.values[0].1, "0.69");

@@ -953,7 +953,10 @@ mod tests {
         assert_eq!(lr_at(1.0, 10, 100, 0), 0.0);
         assert!((lr_at(1.0, 10, 100, 5) - 0.5).abs() < 1e-12);
         assert!((lr_at(1.0, 10, 100, 10) - 1.0).abs() < 1e-12);
-        assert!((lr_at(1.0, 10, 100, 55) - 0.55).abs() < 1e-12, "half way: (1 + 0.1) / 2");
+        assert!(
+            (lr_at(1.0, 10, 100, 55) - 0.55).abs() < 1e-12,
+            "half way: (1 + 0.1) / 2"
+        );
         assert!((lr_at(1.0, 10, 100, 100) - 0.1).abs() < 1e-12);
         let after: Vec<f64> = (10..=100).map(|s| lr_at(1.0, 10, 100, s)).collect();
         assert!(after.windows(2).all(|w| w[1] <= w[0]));

@@ -494,7 +494,10 @@ fn every_regime_trains_from_the_command_line() {
         ("--horizon", "5", "--horizon 5: expected k (10)"),
         ("--horizon", "many", "--horizon"),
     ] {
-        assert_clean_failure(&amortize(&["train", flag, value, "--device", "cpu"]), needle);
+        assert_clean_failure(
+            &amortize(&["train", flag, value, "--device", "cpu"]),
+            needle,
+        );
     }
     let o = amortize(&["train", "--latent-readout", "bilinear", "--device", "cpu"]);
     assert_clean_failure(&o, "latent_readout applies to the explicit regime");
@@ -567,7 +570,10 @@ fn every_step_reads_a_fresh_mini_batch() {
         .map(|x| x[1].as_f64().unwrap())
         .collect();
     assert_eq!(bayes.len(), steps.len());
-    assert_eq!(r["least_squares_read"].as_array().unwrap().len(), steps.len());
+    assert_eq!(
+        r["least_squares_read"].as_array().unwrap().len(),
+        steps.len()
+    );
     assert!(bayes[1] < bayes[0] && bayes[13] < bayes[1], "{bayes:?}");
     assert!(
         (bayes[13] - r["bayes"].as_f64().unwrap()).abs() < 1e-9,
@@ -630,7 +636,10 @@ fn every_step_reads_a_fresh_mini_batch() {
     assert!(o.status.success(), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let r = &v["reports"][0];
-    assert_eq!(r["label"], "parametric / observations, one step (hypernetwork)");
+    assert_eq!(
+        r["label"],
+        "parametric / observations, one step (hypernetwork)"
+    );
     assert_eq!(r["points_read"], serde_json::json!([[0, 0], [1, 20]]));
     let labels: Vec<&str> = v["table"]["rows"]
         .as_array()
@@ -1540,7 +1549,16 @@ fn scm_order_model_trains_and_evaluates_in_and_out_of_distribution() {
     // The 5-node model on 50-node SCMs (the paper tests its 20-node model on 50), with fresh
     // samples for each of 3 steps: 3 × 8 = 24 per dataset.
     let o = amortize(&[
-        "eval", "--weights", w, "--tasks", "2", "--nodes", "50", "--steps", "3", "--device",
+        "eval",
+        "--weights",
+        w,
+        "--tasks",
+        "2",
+        "--nodes",
+        "50",
+        "--steps",
+        "3",
+        "--device",
         "cpu",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));

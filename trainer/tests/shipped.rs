@@ -112,7 +112,10 @@ fn check_regression_model(name: &str) {
     let at = |step: usize| errors.iter().find(|e| e.0 == step).unwrap().1;
     // 5 < 1 steps, and steps 6 to 10 lose at most 1 % of what 5 reached (the implicit model
     // levels off after 5 steps).
-    assert!(at(10) <= 1.01 * at(5) && at(5) < at(1), "{name}: {errors:?}");
+    assert!(
+        at(10) <= 1.01 * at(5) && at(5) < at(1),
+        "{name}: {errors:?}"
+    );
     // The refinement does real work after the first step: 10 steps at most 3/4 of 1 step's error
     // (the implicit model reads the whole context at every step, so its first step is already
     // close), and the first step at most a tenth of the learned initial state's.

@@ -134,7 +134,10 @@ impl Predictor {
         let mut sum = hu.expand([b, m, q, h]) + hz.expand([b, m, q, h]);
         if let (Some(a), Some(g)) = (&self.input_gate, &self.latent_gate) {
             let gu = a.forward(inputs).unsqueeze_dim::<4>(1).expand([b, m, q, h]);
-            let gz = g.forward(latents).unsqueeze_dim::<4>(2).expand([b, m, q, h]);
+            let gz = g
+                .forward(latents)
+                .unsqueeze_dim::<4>(2)
+                .expand([b, m, q, h]);
             sum = sum + gu * gz;
         }
         self.rest(sum)
