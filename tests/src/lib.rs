@@ -444,3 +444,31 @@ pub fn drag_with(
     tab.call_method(event(T::MouseReleased, to, 0))?;
     Ok(())
 }
+
+/// A right click (press and release of the right mouse button) at `at` (page pixels).
+pub fn right_click(tab: &Tab, at: (f64, f64)) -> anyhow::Result<()> {
+    use headless_chrome::protocol::cdp::Input::{
+        DispatchMouseEvent, DispatchMouseEventTypeOption as T, MouseButton,
+    };
+    let event = |t: T, buttons: u32| DispatchMouseEvent {
+        Type: t,
+        x: at.0,
+        y: at.1,
+        modifiers: None,
+        timestamp: None,
+        button: Some(MouseButton::Right),
+        buttons: Some(buttons),
+        click_count: Some(1),
+        force: None,
+        tangential_pressure: None,
+        tilt_x: None,
+        tilt_y: None,
+        twist: None,
+        delta_x: None,
+        delta_y: None,
+        pointer_Type: None,
+    };
+    tab.call_method(event(T::MousePressed, 2))?;
+    tab.call_method(event(T::MouseReleased, 0))?;
+    Ok(())
+}

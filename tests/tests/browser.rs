@@ -5,8 +5,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use amortize_e2e::{
-    browser, dist_dir, drag, drag_with, eval, eval_numbers, screenshot, testid_text, wait_for_text,
-    Pointer, Server,
+    browser, dist_dir, drag, drag_with, eval, eval_numbers, right_click, screenshot, testid_text,
+    wait_for_text, Pointer, Server,
 };
 use headless_chrome::browser::tab::point::Point;
 use headless_chrome::{Browser, Tab};
@@ -490,6 +490,113 @@ fn implicit_and_side_by_side_open_without_points() {
     press_step(&tab, 1, STEP);
     assert_eq!(fatal_shown(&tab), None);
     screenshot(&tab, "regression-implicit-fresh").expect("screenshot");
+}
+
+/// The regression demo's drawing tools: a preset draws points from a random function of the
+/// prior (another one each time), a drag adds a point every few pixels, by mouse and by finger,
+/// and a right click or the eraser removes the point under it, which the address bar follows.
+#[test]
+fn regression_presets_drags_and_the_eraser_change_the_points() {
+    let session = Session::new();
+    let (server, tab) = (&session.server, session.tab.clone());
+    load(&tab, &format!("{}?backend=cpu", server.url));
+    let count = || -> usize {
+        testid_text(&tab, "points")
+            .unwrap()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let url = || -> String {
+        eval(&tab, "location.search")
+            .unwrap()
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let click = |id: &str| {
+        tab.find_element(&format!("[data-testid=\"{id}\"]"))
+            .expect(id)
+            .click()
+            .expect(id);
+    };
+    // A preset: up to 24 points (those inside the plot), then another function.
+    click("preset-button");
+    let first = wait_for_text(&tab, "points", STEP, |t| t != "0").expect("preset points");
+    let n: usize = first.parse().unwrap();
+    assert!((12..=24).contains(&n), "{n} preset points");
+    wait_until("the preset in the address bar", || url().contains("pts="));
+    let link = url();
+    click("preset-button");
+    wait_until("another preset", || url() != link && url().contains("pts="));
+    press_step(&tab, 1, STEP);
+    assert!(mse(&tab).is_finite());
+
+    // Drags add points: 1.2 units of x is 360 plot units, a point every 24.
+    click("clear-button");
+    wait_for_text(&tab, "points", STEP, |t| t == "0").expect("cleared");
+    let px = |x: f64, y: f64| plot_px_regression(&tab, x, y);
+    drag(&tab, px(-0.8, 1.0), px(0.4, 1.0), 24).expect("mouse drag");
+    let dragged: usize = wait_for_text(&tab, "points", STEP, |t| {
+        t.parse::<usize>().unwrap_or(0) >= 10
+    })
+    .expect("a mouse drag adds points")
+    .parse()
+    .unwrap();
+    assert!(dragged <= 17, "{dragged} points from one 360-unit drag");
+    drag_with(&tab, Pointer::Touch, px(-0.8, -1.0), px(0.4, -1.0), 24).expect("touch drag");
+    let touched: usize = wait_for_text(&tab, "points", STEP, |t| {
+        t.parse::<usize>().unwrap_or(0) >= dragged + 10
+    })
+    .expect("a finger's drag adds points")
+    .parse()
+    .unwrap();
+
+    // A right click on a point removes it; one away from every point removes nothing.
+    let link = url();
+    right_click(&tab, px(-0.8, 1.0)).expect("right click");
+    wait_for_text(&tab, "points", STEP, |t| t == (touched - 1).to_string())
+        .expect("the right click erases one point");
+    wait_until("the address bar follows", || url() != link);
+    right_click(&tab, px(0.9, 3.0)).expect("right click");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(
+        count(),
+        touched - 1,
+        "nothing under the pointer, nothing erased"
+    );
+    // The eraser: a tap removes the point under it, a drag every point it passes.
+    click("eraser-toggle");
+    tab.click_point(Point {
+        x: px(-0.8, -1.0).0,
+        y: px(-0.8, -1.0).1,
+    })
+    .expect("tap");
+    wait_for_text(&tab, "points", STEP, |t| t == (touched - 2).to_string())
+        .expect("the eraser removes the tapped point");
+    drag(&tab, px(-0.7, -1.0), px(0.45, -1.0), 30).expect("erasing drag");
+    wait_for_text(&tab, "points", STEP, |t| {
+        t.parse::<usize>().unwrap_or(usize::MAX) <= dragged
+    })
+    .expect("the eraser's drag removes the finger's points");
+    // With the eraser off again, a click adds.
+    click("eraser-toggle");
+    let before = count();
+    click_data(&tab, 0.9, 0.0);
+    wait_for_text(&tab, "points", STEP, |t| t == (before + 1).to_string()).expect("added");
+    screenshot(&tab, "regression-drawing-tools").expect("screenshot");
+    assert_eq!(fatal_shown(&tab), None);
+    assert!(testid_text(&tab, "error").unwrap().is_none());
+}
+
+/// Page coordinates of data point (x, y) on the regression plot (x ∈ [-1, 1], y ∈ [-3.5, 3.5]).
+fn plot_px_regression(tab: &Tab, x: f64, y: f64) -> (f64, f64) {
+    let r = eval_numbers(
+        tab,
+        "(() => { const r = document.querySelector('[data-testid=\"plot\"]').getBoundingClientRect(); return [r.left, r.top, r.width, r.height].join(','); })()",
+    )
+    .expect("plot rect");
+    (r[0] + (x + 1.0) / 2.0 * r[2], r[1] + (3.5 - y) / 7.0 * r[3])
 }
 
 /// Without a WebGPU adapter (the page's `navigator.gpu.requestAdapter` answers null, as in a

@@ -32,6 +32,29 @@ fn from_px(px: f64, py: f64) -> (f64, f64) {
     (px / W * 2.0 - 1.0, Y_MAX - py / H * 2.0 * Y_MAX)
 }
 
+/// Plot units between two points a drag adds.
+const DRAG_GAP: f64 = 24.0;
+/// Plot units within which the eraser removes a point.
+const ERASE_RADIUS: f64 = 16.0;
+/// Points of a preset (a random function from the prior).
+const PRESET_POINTS: usize = 24;
+
+/// Where a pointer event falls on the plot it targets, in plot units (None when the plot has
+/// no size yet).
+fn plot_point(ev: &web_sys::PointerEvent) -> Option<(f64, f64)> {
+    let target = ev
+        .current_target()
+        .and_then(|t| t.dyn_into::<web_sys::Element>().ok())?;
+    let rect = target.get_bounding_client_rect();
+    if rect.width() <= 0.0 || rect.height() <= 0.0 {
+        return None;
+    }
+    Some((
+        (ev.client_x() as f64 - rect.left()) / rect.width() * W,
+        (ev.client_y() as f64 - rect.top()) / rect.height() * H,
+    ))
+}
+
 /// Shows a message in the page even when the app itself has died (used by the panic hook).
 pub fn show_fatal(message: &str) {
     let Some(doc) = web_sys::window().and_then(|w| w.document()) else {
@@ -410,22 +433,15 @@ fn RegressionDemo(settings: Settings) -> impl IntoView {
         });
     }
 
-    let on_click = move |ev: web_sys::MouseEvent| {
-        if status.get_untracked() != Status::Ready {
-            return;
-        }
-        let Some(target) = ev
-            .current_target()
-            .and_then(|t| t.dyn_into::<web_sys::Element>().ok())
-        else {
-            return;
-        };
-        let rect = target.get_bounding_client_rect();
-        if rect.width() <= 0.0 || rect.height() <= 0.0 {
-            return;
-        }
-        let px = (ev.client_x() as f64 - rect.left()) / rect.width() * W;
-        let py = (ev.client_y() as f64 - rect.top()) / rect.height() * H;
+    // Drawing on the plot, by pointer events: a mouse, a finger or a pen alike (the plot has
+    // `touch-action: none`, so a drag does not scroll the page). A press adds a point and a drag
+    // keeps adding one every DRAG_GAP; with the eraser on, or with the right button, a press or
+    // a drag removes the points it passes over.
+    let eraser = RwSignal::new(false);
+    // The last point a drag added (plot units), or None when no drag is adding points.
+    let drawing: StoredValue<Option<(f64, f64)>> = StoredValue::new(None);
+    let erasing = StoredValue::new(false);
+    let add_at = move |(px, py): (f64, f64)| {
         let (x, y) = from_px(px, py);
         if !(x.is_finite() && y.is_finite() && (-1.0..=1.0).contains(&x)) {
             return;
@@ -436,6 +452,95 @@ fn RegressionDemo(settings: Settings) -> impl IntoView {
         }
         ctx.points
             .update(|p| p.push((crate::io::quantize(x as f32), crate::io::quantize(y as f32))));
+        ctx.reset();
+    };
+    let erase_at = move |(px, py): (f64, f64)| {
+        let near = ctx.points.with_untracked(|pts| {
+            pts.iter()
+                .enumerate()
+                .map(|(i, &(x, y))| {
+                    let (qx, qy) = to_px(x as f64, y as f64);
+                    (i, (qx - px).hypot(qy - py))
+                })
+                .filter(|&(_, d)| d <= ERASE_RADIUS)
+                .min_by(|a, b| a.1.total_cmp(&b.1))
+                .map(|(i, _)| i)
+        });
+        if let Some(i) = near {
+            ctx.points.update(|p| {
+                p.remove(i);
+            });
+            ctx.error.set(None);
+            ctx.reset();
+        }
+    };
+    let on_down = move |ev: web_sys::PointerEvent| {
+        if status.get_untracked() != Status::Ready || !ev.is_primary() {
+            return;
+        }
+        let Some(at) = plot_point(&ev) else {
+            return;
+        };
+        ev.prevent_default();
+        if let Some(el) = ev
+            .current_target()
+            .and_then(|t| t.dyn_into::<web_sys::Element>().ok())
+        {
+            let _ = el.set_pointer_capture(ev.pointer_id());
+        }
+        if eraser.get_untracked() || ev.button() == 2 {
+            erasing.set_value(true);
+            erase_at(at);
+        } else {
+            drawing.set_value(Some(at));
+            add_at(at);
+        }
+    };
+    let on_move = move |ev: web_sys::PointerEvent| {
+        if !ev.is_primary() || ev.buttons() == 0 {
+            return;
+        }
+        let Some(at) = plot_point(&ev) else {
+            return;
+        };
+        if erasing.get_value() {
+            erase_at(at);
+        } else if let Some((x, y)) = drawing.get_value() {
+            if (at.0 - x).hypot(at.1 - y) >= DRAG_GAP {
+                drawing.set_value(Some(at));
+                add_at(at);
+            }
+        }
+    };
+    let on_up = move |_: web_sys::PointerEvent| {
+        drawing.set_value(None);
+        erasing.set_value(false);
+    };
+    // A random function from the prior the models were trained on, seen through 24 noisy points
+    // (the task sampler's own draw; those outside the plot are left out).
+    let presets = StoredValue::new(0u64);
+    let on_preset = move |_| {
+        let engines = ctx.engines.get_value();
+        let Some(engine) = engines.first() else {
+            return;
+        };
+        presets.update_value(|n| *n += 1);
+        let mut rng = StdRng::seed_from_u64(
+            ctx.seed ^ presets.get_value().wrapping_mul(0x9e37_79b9_7f4a_7c15),
+        );
+        let task = amortize::task::regression::FunctionRegression::new(
+            engine.task.config.clone().with_context(PRESET_POINTS),
+        );
+        let e = task.sample(&mut rng).episode;
+        let points: Vec<(f32, f32)> = e
+            .context_x
+            .iter()
+            .zip(&e.context_y)
+            .filter(|(_, y)| (y.abs() as f64) < Y_MAX)
+            .map(|(&x, &y)| (crate::io::quantize(x), crate::io::quantize(y)))
+            .collect();
+        ctx.points.set(points);
+        ctx.error.set(None);
         ctx.reset();
     };
 
@@ -611,8 +716,13 @@ fn RegressionDemo(settings: Settings) -> impl IntoView {
                     data-testid="plot"
                     viewBox=format!("0 0 {W} {H}")
                     role="img"
-                    aria-label=format!("Plot ({label}): click to add points; the curve is the model's fit at the current step")
-                    on:click=on_click
+                    aria-label=format!("Plot ({label}): click or drag to add points, right-click or use the eraser to remove them; the curve is the model's fit at the current step")
+                    class:erasing=move || eraser.get()
+                    on:pointerdown=on_down
+                    on:pointermove=on_move
+                    on:pointerup=on_up
+                    on:pointercancel=on_up
+                    on:contextmenu=|ev: web_sys::MouseEvent| ev.prevent_default()
                 >
                     <rect class="frame" x="0" y="0" width=W.to_string() height=H.to_string()></rect>
                     <line class="axis" x1=zero_left.0.to_string() y1=zero_left.1.to_string()
@@ -698,6 +808,13 @@ fn RegressionDemo(settings: Settings) -> impl IntoView {
                     <button data-testid="reset-button" on:click=on_reset
                         disabled=move || status.get() != Status::Ready>"Reset"</button>
                     {(!embed).then(|| view! {
+                        <button data-testid="preset-button" on:click=on_preset
+                            title="Points from a random function of the prior the models were trained on"
+                            disabled=move || status.get() != Status::Ready>"Random function"</button>
+                        <button data-testid="eraser-toggle"
+                            on:click=move |_| eraser.update(|e| *e = !*e)
+                            aria-pressed=move || eraser.get().to_string()
+                            disabled=move || status.get() != Status::Ready>"Eraser"</button>
                         <button data-testid="clear-button" on:click=on_clear
                             disabled=move || status.get() != Status::Ready>"Clear points"</button>
                     })}
@@ -753,7 +870,7 @@ fn RegressionDemo(settings: Settings) -> impl IntoView {
                     <PointsIo points=ctx.points demo=Demo::Regression error=ctx.error
                         reset=Callback::new(move |_| ctx.reset()) />
                     <p class="help">
-                        "Click in the plot to add points. Each step reads one mini-batch of them (highlighted) and refines the model's state: in the parametric regime the weights θ of the predictor f(x) = φ(x)·θ; in the explicit regime a latent that a learned network decodes; in the implicit regime the prediction at every x itself, which the model revises from the mini-batch and from its own errors on those points. Step 0 is the learned initial state. \"Side by side\" runs every shipped regime on the same points and mini-batches. The dashed curve is the Bayes-optimal fit to all your points (the posterior mean under the prior the models were trained on). The timeline goes to any step. Keys: space plays or pauses, → steps, ← goes back."
+                        "Click or drag in the plot to add points (mouse, finger or pen); right-click a point, or turn on the eraser and tap or drag over points, to remove them; \"Random function\" draws points from a function of the prior the models were trained on. Each step reads one mini-batch of them (highlighted) and refines the model's state: in the parametric regime the weights θ of the predictor f(x) = φ(x)·θ; in the explicit regime a latent that a learned network decodes; in the implicit regime the prediction at every x itself, which the model revises from the mini-batch and from its own errors on those points. Step 0 is the learned initial state. \"Side by side\" runs every shipped regime on the same points and mini-batches. The dashed curve is the Bayes-optimal fit to all your points (the posterior mean under the prior the models were trained on). The timeline goes to any step. Keys: space plays or pauses, → steps, ← goes back."
                     </p>
                 })}
             </section>
