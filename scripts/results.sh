@@ -79,7 +79,7 @@ scm)
     --tasks-per-step 8 --d-model 32 --n-heads 4 --n-layers 2 --d-ff 64 --lr 1e-3 --warmup 50 \
     --eval-every 500 --eval-tasks 32 --seed 0 --device cpu --out "$R/scm20"
   $A eval --weights "$R/scm20/model.amz" --ood --tasks 200 --seed 1234 --device cpu > "$R/scm.md"
-  $A eval --weights "$R/scm20/model.amz" --ood --nodes 50 --tasks 200 --seed 1234 --device cpu \
+  $A eval --weights "$R/scm20/model.amz" --ood --nodes 50 --tasks 50 --seed 1234 --device cpu \
     > "$R/scm-50.md"
   ;;
 bench)
