@@ -349,13 +349,14 @@ pub fn step(
                     .clone()
                     .expect("the gradient signal needs context inputs and targets"),
             );
-            let mean = preprocess_gradient(raw.clone().mean_dim(1));
+            // The mean gradient at this state, kept only for models that read their history.
+            let mean = (cfg.history > 0).then(|| preprocess_gradient(raw.clone().mean_dim(1)));
             if cfg.signal.per_point() {
-                (Some(preprocess_gradient(raw)), None, Some(mean))
+                (Some(preprocess_gradient(raw)), None, mean)
             } else {
                 let causal = cfg.attention == Attention::Causal;
                 let tokens = preprocess_gradient(prefix_mean_gradients(raw, causal));
-                (None, Some(tokens), Some(mean))
+                (None, Some(tokens), mean)
             }
         } else {
             (None, None, None)

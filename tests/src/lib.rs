@@ -383,9 +383,8 @@ pub fn drag_with(
     moves: usize,
 ) -> anyhow::Result<()> {
     use headless_chrome::protocol::cdp::Input::{
-        DispatchMouseEvent, DispatchMouseEventPointer_TypeOption as P,
-        DispatchMouseEventTypeOption as T, DispatchTouchEvent, DispatchTouchEventTypeOption as TT,
-        MouseButton, TouchPoint,
+        DispatchMouseEventPointer_TypeOption as P, DispatchMouseEventTypeOption as T,
+        DispatchTouchEvent, DispatchTouchEventTypeOption as TT, MouseButton, TouchPoint,
     };
     let at = |i: usize| {
         let f = i as f64 / moves.max(1) as f64;
@@ -414,27 +413,13 @@ pub fn drag_with(
         }
         return touch(TT::TouchEnd, Vec::new());
     }
-    let kind = match pointer {
-        Pointer::Pen => Some(P::Pen),
-        _ => None,
-    };
-    let event = |t: T, (x, y): (f64, f64), buttons: u32| DispatchMouseEvent {
-        Type: t,
-        x,
-        y,
-        modifiers: None,
-        timestamp: None,
-        button: Some(MouseButton::Left),
-        buttons: Some(buttons),
-        click_count: Some(1),
-        force: (pointer == Pointer::Pen).then_some(0.5),
-        tangential_pressure: None,
-        tilt_x: None,
-        tilt_y: None,
-        twist: None,
-        delta_x: None,
-        delta_y: None,
-        pointer_Type: kind.clone(),
+    let event = |t: T, at: (f64, f64), buttons: u32| {
+        let mut e = mouse_event(t, at, MouseButton::Left, buttons);
+        if pointer == Pointer::Pen {
+            e.force = Some(0.5);
+            e.pointer_Type = Some(P::Pen);
+        }
+        e
     };
     tab.call_method(event(T::MousePressed, from, 1))?;
     for i in 1..=moves {
@@ -447,16 +432,26 @@ pub fn drag_with(
 
 /// A right click (press and release of the right mouse button) at `at` (page pixels).
 pub fn right_click(tab: &Tab, at: (f64, f64)) -> anyhow::Result<()> {
-    use headless_chrome::protocol::cdp::Input::{
-        DispatchMouseEvent, DispatchMouseEventTypeOption as T, MouseButton,
-    };
-    let event = |t: T, buttons: u32| DispatchMouseEvent {
+    use headless_chrome::protocol::cdp::Input::{DispatchMouseEventTypeOption as T, MouseButton};
+    tab.call_method(mouse_event(T::MousePressed, at, MouseButton::Right, 2))?;
+    tab.call_method(mouse_event(T::MouseReleased, at, MouseButton::Right, 0))?;
+    Ok(())
+}
+
+/// A CDP mouse event of `button` at `at` (page pixels) with `buttons` held.
+fn mouse_event(
+    t: headless_chrome::protocol::cdp::Input::DispatchMouseEventTypeOption,
+    (x, y): (f64, f64),
+    button: headless_chrome::protocol::cdp::Input::MouseButton,
+    buttons: u32,
+) -> headless_chrome::protocol::cdp::Input::DispatchMouseEvent {
+    headless_chrome::protocol::cdp::Input::DispatchMouseEvent {
         Type: t,
-        x: at.0,
-        y: at.1,
+        x,
+        y,
         modifiers: None,
         timestamp: None,
-        button: Some(MouseButton::Right),
+        button: Some(button),
         buttons: Some(buttons),
         click_count: Some(1),
         force: None,
@@ -467,8 +462,5 @@ pub fn right_click(tab: &Tab, at: (f64, f64)) -> anyhow::Result<()> {
         delta_x: None,
         delta_y: None,
         pointer_Type: None,
-    };
-    tab.call_method(event(T::MousePressed, 2))?;
-    tab.call_method(event(T::MouseReleased, 0))?;
-    Ok(())
+    }
 }

@@ -78,13 +78,7 @@ fn server() -> Server {
 
 /// Clicks at data coordinates (x ∈ [-1, 1], y ∈ [-3.5, 3.5]) on the plot.
 fn click_data(tab: &Tab, x: f64, y: f64) {
-    let r = eval_numbers(
-        tab,
-        "(() => { const r = document.querySelector('[data-testid=\"plot\"]').getBoundingClientRect(); return [r.left, r.top, r.width, r.height].join(','); })()",
-    )
-    .expect("plot rect");
-    let px = r[0] + (x + 1.0) / 2.0 * r[2];
-    let py = r[1] + (3.5 - y) / 7.0 * r[3];
+    let (px, py) = plot_px_regression(tab, x, y);
     tab.click_point(Point { x: px, y: py }).expect("click");
 }
 

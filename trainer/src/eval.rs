@@ -445,6 +445,29 @@ pub fn generation(
     })
 }
 
+/// Most points per task an evaluation draws by default so that every step reads fresh ones.
+pub const MAX_FRESH: usize = 20_000;
+
+/// Context points per task for an evaluation of `steps` steps over mini-batches of `b`: `given`
+/// (`--context`; fewer than steps × b are reread in epochs), else steps × b fresh points, at
+/// least the `trained` number.
+pub fn fresh_context(
+    given: Option<usize>,
+    trained: usize,
+    steps: usize,
+    b: usize,
+) -> anyhow::Result<usize> {
+    if let Some(n) = given {
+        return Ok(n);
+    }
+    let fresh = steps.saturating_mul(b);
+    anyhow::ensure!(
+        fresh <= MAX_FRESH,
+        "--steps {steps}: {steps} steps of {b} fresh points is {fresh} points per task, more than {MAX_FRESH}; give --context N to reread N points in epochs, or fewer --steps"
+    );
+    Ok(trained.max(fresh))
+}
+
 /// The steps `eval` reports up to `max` (besides 0): every step to 10, then every 10th, and `max`.
 pub fn report_steps(max: usize) -> Vec<usize> {
     let mut s: Vec<usize> = (1..=max.min(10)).chain((20..=max).step_by(10)).collect();

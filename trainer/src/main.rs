@@ -1067,18 +1067,13 @@ fn run_eval(a: EvalArgs) -> anyhow::Result<(Option<ModelBundle>, eval::EvalRepor
         if max_steps == 0 || max_steps > 10_000 {
             anyhow::bail!("--steps must be in 1..=10000, got {max_steps}");
         }
-        // Every step reads a fresh mini-batch: the tasks hold steps × b points (at least as many
-        // as trained), unless --context asks for fewer, which the steps then read in epochs.
-        let task = bundle
-            .header
-            .task
-            .with_context(a.context.unwrap_or_else(|| {
-                bundle
-                    .header
-                    .task
-                    .context_len()
-                    .max(max_steps * refine.batch_size)
-            }));
+        // Every step reads a fresh mini-batch, unless --context asks for fewer points.
+        let task = bundle.header.task.with_context(eval::fresh_context(
+            a.context,
+            bundle.header.task.context_len(),
+            max_steps,
+            refine.batch_size,
+        )?);
         task.validate()
             .map_err(|e| anyhow::anyhow!("--context: {e}"))?;
         if refine.batch_size > task.context_len() {

@@ -13,7 +13,7 @@ use std::time::Instant;
 use amortize::baseline::{r2_sort_order, var_sort_order};
 use amortize::model::order::{greedy_order_loss, predict_orders, OrderBatch, OrderModelConfig};
 use amortize::refine::schedule;
-use amortize::task::scm::{order_error, Mechanism, ScmConfig, Shift};
+use amortize::task::scm::{order_error, Mechanism, ScmConfig, ScmTask, Shift};
 use amortize::weights::{OrderBundle, OrderHeader};
 use amortize::RefineConfig;
 use anyhow::Context;
@@ -167,12 +167,12 @@ pub fn train(
             || interrupted
             || (cfg.eval_every > 0 && step.is_multiple_of(cfg.eval_every));
         if eval_now {
+            let seed = cfg.seed.wrapping_add(0x5eed_e7a1);
             let acc = error(
                 &model.valid(),
-                &cfg.task,
+                &draw(&cfg.task, cfg.eval_tasks, seed),
                 &cfg.refine,
-                cfg.eval_tasks,
-                cfg.seed.wrapping_add(0x5eed_e7a1),
+                seed,
                 &eval_steps(cfg.refine.steps),
                 device,
             );
@@ -217,21 +217,25 @@ pub fn train(
     Ok(files.model)
 }
 
-/// Mean order error ([`order_error`], the paper's metric) over `tasks` fresh SCMs from `seed`,
-/// after each number of refinement steps in `steps` (0: the learned initial logits, no data
-/// seen).
+/// `tasks` fresh SCMs of `task` from `seed`.
+pub fn draw(task: &ScmConfig, tasks: usize, seed: u64) -> Vec<ScmTask> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    (0..tasks).map(|_| task.sample(&mut rng)).collect()
+}
+
+/// Mean order error ([`order_error`], the paper's metric) over `scms` after each number of
+/// refinement steps in `steps` (0: the learned initial logits, no data seen); the mini-batch
+/// schedules come from `seed`.
 pub fn error(
     model: &amortize::model::order::OrderAmortizer,
-    task: &ScmConfig,
+    scms: &[ScmTask],
     refine: &RefineConfig,
-    tasks: usize,
     seed: u64,
     steps: &[usize],
     device: &Device,
 ) -> Vec<(usize, f64)> {
     const CHUNK: usize = 64;
-    let mut rng = StdRng::seed_from_u64(seed);
-    let scms: Vec<_> = (0..tasks).map(|_| task.sample(&mut rng)).collect();
+    let tasks = scms.len();
     steps
         .iter()
         .map(|&k| {
@@ -255,18 +259,16 @@ pub fn error(
         .collect()
 }
 
-/// The sortability baselines' mean order error on the same SCMs as [`error`] (same `seed`):
-/// var-sortability on the variables' raw variances (before the simulator standardises them)
-/// and R²-sortability on the standardised samples the model reads.
-pub fn sortability(task: &ScmConfig, tasks: usize, seed: u64) -> Vec<(String, f64)> {
-    let mut rng = StdRng::seed_from_u64(seed);
+/// The sortability baselines' mean order error on `scms`: var-sortability on the variables' raw
+/// variances (before the simulator standardises them) and R²-sortability on the standardised
+/// samples the model reads.
+pub fn sortability(scms: &[ScmTask]) -> Vec<(String, f64)> {
     let (mut var, mut r2) = (0.0, 0.0);
-    for _ in 0..tasks {
-        let t = task.sample(&mut rng);
+    for t in scms {
         var += order_error(&t.adj, t.nodes, &var_sort_order(&t.raw_variance));
         r2 += order_error(&t.adj, t.nodes, &r2_sort_order(&t.data, t.nodes));
     }
-    let n = tasks as f64;
+    let n = scms.len() as f64;
     vec![
         (
             "var-sortability: increasing raw variance (before standardising)".into(),
@@ -317,12 +319,18 @@ pub fn reports(
                 shift,
                 mechanisms: vec![mech],
                 nodes: nodes.unwrap_or(h.task.nodes),
-                samples: h.task.samples.max(max_steps * h.refine.batch_size),
+                samples: crate::eval::fresh_context(
+                    None,
+                    h.task.samples,
+                    max_steps,
+                    h.refine.batch_size,
+                )?,
                 ..h.task.clone()
             };
             task.validate()
                 .map_err(|e| anyhow::anyhow!("--nodes: {e}"))?;
-            let acc = error(&model, &task, &h.refine, tasks, seed, &steps, device);
+            let scms = draw(&task, tasks, seed);
+            let acc = error(&model, &scms, &h.refine, seed, &steps, device);
             out.push(EvalReport {
                 task: format!(
                     "scm-{} {}",
@@ -346,7 +354,7 @@ pub fn reports(
                 bayes_read: None,
                 least_squares_read: None,
                 points_read: Vec::new(),
-                baselines: sortability(&task, tasks, seed),
+                baselines: sortability(&scms),
                 paper: crate::paper::scm_reference(
                     task.nodes,
                     mech == Mechanism::Rff,

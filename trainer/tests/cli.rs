@@ -579,6 +579,17 @@ fn every_step_reads_a_fresh_mini_batch() {
         (bayes[13] - r["bayes"].as_f64().unwrap()).abs() < 1e-9,
         "by step 40 every context point has been read"
     );
+    // Fresh points for 10,000 steps would be 50,000 per task: refused, naming the way out.
+    let o = amortize(&[
+        "eval",
+        "--weights",
+        weights.to_str().unwrap(),
+        "--steps",
+        "10000",
+        "--device",
+        "cpu",
+    ]);
+    assert_clean_failure(&o, "give --context N to reread N points in epochs");
     // A smaller set than the steps ask for is read in epochs: 12 points, 5 per step.
     let o = amortize(&[
         "eval",
