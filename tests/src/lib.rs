@@ -42,6 +42,21 @@ pub fn dist_dir() -> anyhow::Result<PathBuf> {
     Ok(dir)
 }
 
+/// Damaged copies of the shipped regression weights, served beside the real ones as
+/// `weights/corrupt.amz` (one flipped bit) and `weights/truncated.amz` (the first third).
+pub fn damaged_weights() -> anyhow::Result<HashMap<String, Vec<u8>>> {
+    let weights = std::fs::read(dist_dir()?.join("weights/regression-parametric.amz"))
+        .context("dist/ holds the shipped weights")?;
+    let mut corrupt = weights.clone();
+    let mid = corrupt.len() / 2;
+    corrupt[mid] ^= 0x10;
+    let truncated = weights[..weights.len() / 3].to_vec();
+    Ok(HashMap::from([
+        ("weights/corrupt.amz".to_string(), corrupt),
+        ("weights/truncated.amz".to_string(), truncated),
+    ]))
+}
+
 /// Where screenshots go (kept as test artifacts).
 pub fn artifacts_dir() -> PathBuf {
     let dir = repo_root().join("artifacts");

@@ -1,6 +1,5 @@
 //! The built web app in headless Chromium: click points, step the refinement, read the readouts.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -63,17 +62,11 @@ fn load(tab: &Tab, url: &str) {
 
 fn server() -> Server {
     let dist = dist_dir().expect("the web app is built");
-    let weights = std::fs::read(dist.join("weights/regression-parametric.amz"))
-        .expect("dist/ holds the shipped weights");
-    let mut corrupt = weights.clone();
-    let mid = corrupt.len() / 2;
-    corrupt[mid] ^= 0x10;
-    let truncated = weights[..weights.len() / 3].to_vec();
-    let extra = HashMap::from([
-        ("weights/corrupt.amz".to_string(), corrupt),
-        ("weights/truncated.amz".to_string(), truncated),
-    ]);
-    Server::start(dist, extra).expect("server starts")
+    Server::start(
+        dist,
+        amortize_e2e::damaged_weights().expect("damaged weights"),
+    )
+    .expect("server starts")
 }
 
 /// Clicks at data coordinates (x ∈ [-1, 1], y ∈ [-3.5, 3.5]) on the plot.
@@ -149,7 +142,66 @@ fn refine_in_browser(query: &str, backend_word: &str, shot: &str) {
     wait_until("bayes-curve shown", || {
         testid_text(&tab, "bayes-curve").unwrap().is_some()
     });
+    if backend_word == "CPU" {
+        check_gif(&tab, shot);
+    }
     check_view(&tab, "mse", 6, shot);
+}
+
+/// The animation export: a GIF (its signature) of k + 1 frames that differ from first to last,
+/// after which the page shows the step it showed before. The file is kept beside the screenshots.
+fn check_gif(tab: &Tab, shot: &str) {
+    let want = testid_text(tab, "step").unwrap().unwrap();
+    let k: usize = eval(
+        tab,
+        "document.querySelector('[data-testid=\"timeline\"]').max",
+    )
+    .unwrap()
+    .as_str()
+    .unwrap()
+    .parse()
+    .unwrap();
+    tab.find_element("[data-testid=\"export-gif\"]")
+        .unwrap()
+        .click()
+        .unwrap();
+    wait_for_text(tab, "export-link", LOAD, |t| t.contains(".gif")).expect("GIF exported");
+    let bytes: Vec<u8> = eval_numbers(
+        tab,
+        "fetch(document.querySelector('[data-testid=\"export-link\"]').href).then(r => r.arrayBuffer()).then(b => Array.from(new Uint8Array(b)).join(','))",
+    )
+    .unwrap()
+    .into_iter()
+    .map(|b| b as u8)
+    .collect();
+    assert_eq!(&bytes[..6], b"GIF89a", "GIF signature");
+    std::fs::write(
+        amortize_e2e::artifacts_dir().join(format!("{shot}.gif")),
+        &bytes,
+    )
+    .expect("keep the GIF");
+    let mut options = gif::DecodeOptions::new();
+    options.set_color_output(gif::ColorOutput::RGBA);
+    let mut decoder = options.read_info(bytes.as_slice()).expect("GIF decodes");
+    let mut frames = Vec::new();
+    while let Some(frame) = decoder.read_next_frame().expect("GIF frame") {
+        frames.push(frame.buffer.to_vec());
+    }
+    assert_eq!(frames.len(), k + 1, "one frame per step 0..={k}");
+    let changed = frames[0]
+        .chunks(4)
+        .zip(frames[k].chunks(4))
+        .filter(|(a, b)| a != b)
+        .count();
+    assert!(
+        changed > 200,
+        "the last frame differs from the first in {changed} pixels"
+    );
+    wait_for_text(tab, "step", STEP, |t| t == want).expect("back at the step shown before");
+    assert!(
+        testid_text(tab, "error").unwrap().is_none(),
+        "no error shown"
+    );
 }
 
 /// Types `value` into the input `id` (a change event), waits for the page to reload with
@@ -1168,6 +1220,7 @@ fn letters_draw_by_touch_and_by_pen() {
     }
     assert_eq!(testid_text(&tab, "letter").unwrap().unwrap(), "drawn");
     screenshot(&tab, "alphabet-touch-pen").expect("screenshot");
+    check_gif(&tab, "alphabet-touch-pen");
     assert_eq!(fatal_shown(&tab), None);
 }
 

@@ -10,6 +10,7 @@ use leptos::task::spawn_local;
 use rand::{rngs::StdRng, SeedableRng};
 use wasm_bindgen::JsCast;
 
+use crate::animation::Frames;
 use crate::engine::{curve_x, fetch_bytes, Engine, Run, Shown, CURVE_POINTS};
 use crate::gmm::{GenDemo, GenKind};
 use crate::state::{Demo, Settings};
@@ -868,7 +869,15 @@ fn RegressionDemo(settings: Settings) -> impl IntoView {
                 </div>
                 {(!embed).then(|| view! {
                     <PointsIo points=ctx.points demo=Demo::Regression error=ctx.error
-                        reset=Callback::new(move |_| ctx.reset()) />
+                        reset=Callback::new(move |_| ctx.reset())
+                        frames=Frames {
+                            last: ctx.max_steps,
+                            current: Rc::new(move || ctx.shown.get_untracked().len().saturating_sub(1)),
+                            show: Rc::new(move |s| Box::pin(async move {
+                                ctx.go(s).await;
+                                ctx.shown.get_untracked().len() == s + 1
+                            })),
+                        } />
                     <p class="help">
                         "Click or drag in the plot to add points (mouse, finger or pen); right-click a point, or turn on the eraser and tap or drag over points, to remove them; \"Random function\" draws points from a function of the prior the models were trained on. Each step reads one mini-batch of them (highlighted) and refines the model's state: in the parametric regime the weights θ of the predictor f(x) = φ(x)·θ; in the explicit regime a latent that a learned network decodes; in the implicit regime the prediction at every x itself, which the model revises from the mini-batch and from its own errors on those points. Step 0 is the learned initial state. \"Side by side\" runs every shipped regime on the same points and mini-batches. The dashed curve is the Bayes-optimal fit to all your points (the posterior mean under the prior the models were trained on). The timeline goes to any step. Keys: space plays or pauses, → steps, ← goes back."
                     </p>

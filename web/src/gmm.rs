@@ -21,6 +21,7 @@ use leptos::task::spawn_local;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use wasm_bindgen::JsCast;
 
+use crate::animation::Frames;
 use crate::engine::{build_fastest, fetch_bytes};
 use crate::io::quantize;
 use crate::state::{Demo, Settings};
@@ -956,7 +957,15 @@ pub fn GenDemo(settings: Settings, kind: GenKind) -> impl IntoView {
             </dl>
             {(!embed).then(|| view! {
                 <PointsIo points=points demo=kind.demo() error=error
-                    reset=Callback::new(move |_| reset()) />
+                    reset=Callback::new(move |_| reset())
+                    frames=Frames {
+                        last: max_steps,
+                        current: Rc::new(move || shown.get_untracked()),
+                        show: Rc::new(move |s| {
+                            playing.set(false);
+                            Box::pin(go(s))
+                        }),
+                    } />
             })}
             <p class="help" hidden=embed>
                 {match kind {

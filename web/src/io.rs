@@ -264,72 +264,85 @@ const SVG_STYLE: &str =
 .point{fill:#343a40}.point.in-batch{fill:#e8590c;stroke:#fff;stroke-width:2}\
 .sample{fill:#1c7ed6;opacity:.55}";
 
-/// Renders the plot's SVG to a PNG of `width` pixels (through an image and a canvas) and hands
-/// the bytes to `done`.
-pub fn plot_png(width: u32, done: impl FnOnce(Result<Vec<u8>, String>) + 'static) {
-    let result = (|| -> Result<(), String> {
-        let svg = plot_svg()?;
-        let url = blob_url("image/svg+xml", svg.as_bytes())?;
-        let img = web_sys::HtmlImageElement::new().map_err(|e| format!("{e:?}"))?;
-        let img2 = img.clone();
-        let done = std::cell::RefCell::new(Some(done));
-        let onload = wasm_bindgen::closure::Closure::once(move || {
-            let out = (|| -> Result<String, String> {
-                let doc = web_sys::window()
-                    .and_then(|w| w.document())
-                    .ok_or("no document")?;
-                let canvas: web_sys::HtmlCanvasElement = doc
-                    .create_element("canvas")
-                    .map_err(|e| format!("{e:?}"))?
-                    .dyn_into()
-                    .map_err(|_| "not a canvas")?;
-                let (w, h) = (img2.natural_width().max(1), img2.natural_height().max(1));
-                let height = (width as f64 * h as f64 / w as f64).round() as u32;
-                canvas.set_width(width);
-                canvas.set_height(height);
-                let ctx: web_sys::CanvasRenderingContext2d = canvas
-                    .get_context("2d")
-                    .map_err(|e| format!("{e:?}"))?
-                    .ok_or("no 2d context")?
-                    .dyn_into()
-                    .map_err(|_| "not a 2d context")?;
-                ctx.set_fill_style_str("#ffffff");
-                ctx.fill_rect(0.0, 0.0, width as f64, height as f64);
-                ctx.draw_image_with_html_image_element_and_dw_and_dh(
-                    &img2,
-                    0.0,
-                    0.0,
-                    width as f64,
-                    height as f64,
-                )
-                .map_err(|e| format!("{e:?}"))?;
-                canvas
-                    .to_data_url_with_type("image/png")
-                    .map_err(|e| format!("{e:?}"))
-            })();
-            let bytes = out.and_then(|data_url| {
-                let b64 = data_url
-                    .split_once(',')
-                    .map(|x| x.1)
-                    .ok_or("bad data URL")?;
-                let bin = web_sys::window()
-                    .ok_or("no window")?
-                    .atob(b64)
-                    .map_err(|e| format!("{e:?}"))?;
-                Ok(bin.chars().map(|c| c as u32 as u8).collect::<Vec<u8>>())
-            });
-            if let Some(f) = done.borrow_mut().take() {
-                f(bytes);
-            }
-        });
-        img.set_onload(Some(onload.as_ref().unchecked_ref()));
-        onload.forget();
-        img.set_src(&url);
-        Ok(())
-    })();
-    if let Err(e) = result {
-        web_sys::console::error_1(&e.clone().into());
-    }
+/// Renders the plot's SVG on a canvas `width` pixels wide (the height keeps the plot's aspect),
+/// on white, through an image: what the page shows, pixel for pixel.
+async fn plot_canvas(
+    width: u32,
+) -> Result<
+    (
+        web_sys::HtmlCanvasElement,
+        web_sys::CanvasRenderingContext2d,
+    ),
+    String,
+> {
+    let svg = plot_svg()?;
+    let url = blob_url("image/svg+xml", svg.as_bytes())?;
+    let img = web_sys::HtmlImageElement::new().map_err(|e| format!("{e:?}"))?;
+    img.set_src(&url);
+    let decoded = wasm_bindgen_futures::JsFuture::from(img.decode()).await;
+    let _ = web_sys::Url::revoke_object_url(&url);
+    decoded.map_err(|e| format!("the plot did not render as an image: {e:?}"))?;
+    let doc = web_sys::window()
+        .and_then(|w| w.document())
+        .ok_or("no document")?;
+    let canvas: web_sys::HtmlCanvasElement = doc
+        .create_element("canvas")
+        .map_err(|e| format!("{e:?}"))?
+        .dyn_into()
+        .map_err(|_| "not a canvas")?;
+    let (w, h) = (img.natural_width().max(1), img.natural_height().max(1));
+    let height = ((width as f64 * h as f64 / w as f64).round() as u32).max(1);
+    canvas.set_width(width);
+    canvas.set_height(height);
+    let ctx: web_sys::CanvasRenderingContext2d = canvas
+        .get_context("2d")
+        .map_err(|e| format!("{e:?}"))?
+        .ok_or("no 2d context")?
+        .dyn_into()
+        .map_err(|_| "not a 2d context")?;
+    ctx.set_fill_style_str("#ffffff");
+    ctx.fill_rect(0.0, 0.0, width as f64, height as f64);
+    ctx.draw_image_with_html_image_element_and_dw_and_dh(
+        &img,
+        0.0,
+        0.0,
+        width as f64,
+        height as f64,
+    )
+    .map_err(|e| format!("{e:?}"))?;
+    Ok((canvas, ctx))
+}
+
+/// The plot as a PNG `width` pixels wide.
+pub async fn plot_png(width: u32) -> Result<Vec<u8>, String> {
+    let (canvas, _) = plot_canvas(width).await?;
+    let data_url = canvas
+        .to_data_url_with_type("image/png")
+        .map_err(|e| format!("{e:?}"))?;
+    let b64 = data_url
+        .split_once(',')
+        .map(|x| x.1)
+        .ok_or("bad data URL")?;
+    let bin = web_sys::window()
+        .ok_or("no window")?
+        .atob(b64)
+        .map_err(|e| format!("{e:?}"))?;
+    Ok(bin.chars().map(|c| c as u32 as u8).collect())
+}
+
+/// The plot's pixels, `width` wide, with `caption` in its top left corner: (width, height,
+/// RGBA bytes).
+pub async fn plot_rgba(width: u32, caption: &str) -> Result<(u32, u32, Vec<u8>), String> {
+    let (canvas, ctx) = plot_canvas(width).await?;
+    let height = canvas.height();
+    ctx.set_font("bold 18px sans-serif");
+    ctx.set_fill_style_str("#343a40");
+    ctx.fill_text(caption, 12.0, 28.0)
+        .map_err(|e| format!("{e:?}"))?;
+    let data = ctx
+        .get_image_data(0.0, 0.0, width as f64, height as f64)
+        .map_err(|e| format!("{e:?}"))?;
+    Ok((width, height, data.data().0))
 }
 
 /// Replaces the page's query string (no reload, no history entry).

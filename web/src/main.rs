@@ -1,5 +1,6 @@
 //! The amortize web app: panic hook and mount.
 
+mod animation;
 mod app;
 mod engine;
 mod gmm;

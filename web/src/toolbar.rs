@@ -1,5 +1,5 @@
-//! Export and import, shared by the demos: PNG and SVG of the plot, JSON and CSV of the points,
-//! and an import of either. The last export stays on the page as a link (`data-testid=
+//! Export and import, shared by the demos: PNG and SVG of the plot, the refinement as an
+//! animated GIF (steps 0..=k), JSON and CSV of the points, and an import of either. The last export stays on the page as a link (`data-testid=
 //! "export-link"`) so it can be downloaded again.
 
 use leptos::prelude::*;
@@ -7,6 +7,7 @@ use leptos::task::spawn_local;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
+use crate::animation::{self, Frames, Gif};
 use crate::io;
 use crate::state::{Demo, Settings, MAX_BATCH, MAX_STEP};
 
@@ -17,8 +18,13 @@ pub fn PointsIo(
     demo: Demo,
     error: RwSignal<Option<String>>,
     reset: Callback<()>,
+    /// The refinement, for the animation.
+    frames: Frames,
 ) -> impl IntoView {
     let last = RwSignal::new(None::<(String, String)>);
+    // (frame being drawn, frames in all) while the animation is made.
+    let making = RwSignal::new(None::<(usize, usize)>);
+    let last_step = frames.last;
     let offer = move |name: String, mime: &str, bytes: &[u8]| match io::blob_url(mime, bytes) {
         Ok(url) => {
             if let Some((_, old)) = last.get_untracked() {
@@ -59,9 +65,40 @@ pub fn PointsIo(
         let base = base.clone();
         move |_| {
             let base = base.clone();
-            io::plot_png(1200, move |r| match r {
-                Ok(bytes) => offer(format!("{base}.png"), "image/png", &bytes),
-                Err(e) => error.set(Some(format!("Export failed: {e}"))),
+            spawn_local(async move {
+                match io::plot_png(1200).await {
+                    Ok(bytes) => offer(format!("{base}.png"), "image/png", &bytes),
+                    Err(e) => error.set(Some(format!("Export failed: {e}"))),
+                }
+            });
+        }
+    };
+    let on_gif = {
+        let base = base.clone();
+        move |_| {
+            if making.get_untracked().is_some() {
+                return;
+            }
+            if points.with_untracked(|p| p.is_empty()) {
+                error.set(Some(
+                    "Add points first: the animation shows the refinement of your points."
+                        .to_string(),
+                ));
+                return;
+            }
+            let (base, frames) = (base.clone(), frames.clone());
+            spawn_local(async move {
+                let k = frames.last.get_untracked();
+                let back_to = (frames.current)();
+                making.set(Some((0, k + 1)));
+                let made = animate(&frames, k, making).await;
+                // Back to the step the visitor was looking at.
+                (frames.show)(back_to).await;
+                making.set(None);
+                match made {
+                    Ok(bytes) => offer(format!("{base}-steps-0-{k}.gif"), "image/gif", &bytes),
+                    Err(e) => error.set(Some(format!("Animation failed: {e}"))),
+                }
             });
         }
     };
@@ -98,6 +135,14 @@ pub fn PointsIo(
             <span class="io-label">"Export"</span>
             <button data-testid="export-png" on:click=on_png>"PNG"</button>
             <button data-testid="export-svg" on:click=on_svg>"SVG"</button>
+            <button data-testid="export-gif" on:click=on_gif
+                title="The refinement as an animated GIF, one frame per step from 0 to k, for slides"
+                disabled=move || making.get().is_some() || last_step.get() == 0>
+                {move || match making.get() {
+                    Some((i, n)) => format!("GIF {i}/{n}"),
+                    None => "GIF".to_string(),
+                }}
+            </button>
             <button data-testid="export-json" on:click=on_json>"JSON"</button>
             <button data-testid="export-csv" on:click=on_csv>"CSV"</button>
             <label class="import">
@@ -110,6 +155,31 @@ pub fn PointsIo(
             })}
         </div>
     }
+}
+
+/// Draws steps 0..=k on the page one after another and encodes each as a frame.
+async fn animate(
+    frames: &Frames,
+    k: usize,
+    making: RwSignal<Option<(usize, usize)>>,
+) -> Result<Vec<u8>, String> {
+    let mut gif: Option<Gif> = None;
+    for s in 0..=k {
+        making.set(Some((s + 1, k + 1)));
+        if !(frames.show)(s).await {
+            return Err(format!("step {s} could not be shown"));
+        }
+        // Let the view draw the step before it is read.
+        crate::app::sleep(30).await;
+        let caption = format!("step {s} of {k}");
+        let (w, h, rgba) = io::plot_rgba(animation::WIDTH, &caption).await?;
+        let gif = match &mut gif {
+            Some(g) => g,
+            None => gif.insert(Gif::new(w, h)?),
+        };
+        gif.push(rgba, s == k)?;
+    }
+    gif.ok_or("no frames".to_string())?.finish()
 }
 
 /// Steps k and the mini-batch size. A change reloads the view with the new values in its link
