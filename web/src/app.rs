@@ -13,7 +13,8 @@ use wasm_bindgen::JsCast;
 use crate::animation::Frames;
 use crate::engine::{curve_x, fetch_bytes, Engine, Run, Shown, CURVE_POINTS};
 use crate::gmm::{GenDemo, GenKind};
-use crate::state::{Demo, Settings};
+use crate::page::{keyboard, now, sleep};
+use crate::state::{Demo, Settings, MAX_POINTS};
 use crate::status::{Status, StatusView};
 use crate::toolbar::{PointsIo, RefineControls};
 
@@ -22,8 +23,6 @@ const W: f64 = 600.0;
 const H: f64 = 360.0;
 /// Visible y range.
 const Y_MAX: f64 = 3.5;
-/// Most points a visitor can place (enforced here, not only in the UI).
-pub const MAX_POINTS: usize = 256;
 
 fn to_px(x: f64, y: f64) -> (f64, f64) {
     ((x + 1.0) / 2.0 * W, (Y_MAX - y) / (2.0 * Y_MAX) * H)
@@ -54,17 +53,6 @@ fn plot_point(ev: &web_sys::PointerEvent) -> Option<(f64, f64)> {
         (ev.client_x() as f64 - rect.left()) / rect.width() * W,
         (ev.client_y() as f64 - rect.top()) / rect.height() * H,
     ))
-}
-
-/// Shows a message in the page even when the app itself has died (used by the panic hook).
-pub fn show_fatal(message: &str) {
-    let Some(doc) = web_sys::window().and_then(|w| w.document()) else {
-        return;
-    };
-    if let Some(el) = doc.get_element_by_id("fatal") {
-        el.set_text_content(Some(&format!("The app stopped with an error: {message}")));
-        let _ = el.remove_attribute("hidden");
-    }
 }
 
 /// Everything a refinement step reads and writes; all handles are `Copy`.
@@ -206,7 +194,7 @@ impl Ctx {
             return false;
         }
         self.busy.set(true);
-        let started = crate::gmm::now();
+        let started = now();
         let mut next = Vec::with_capacity(engines.len());
         let mut failed = None;
         for (engine, run) in engines.iter().zip(runs.iter_mut()) {
@@ -218,7 +206,7 @@ impl Ctx {
                 }
             }
         }
-        self.latency.set(Some(crate::gmm::now() - started));
+        self.latency.set(Some(now() - started));
         self.busy.set(false);
         // The visitor may have changed the points meanwhile: only keep a current result.
         if self.epoch.get_value() != epoch {
@@ -237,15 +225,6 @@ impl Ctx {
         self.batches.update(|b| b.push(batch));
         true
     }
-}
-
-pub(crate) async fn sleep(ms: i32) {
-    let promise = js_sys::Promise::new(&mut |resolve, _| {
-        if let Some(w) = web_sys::window() {
-            let _ = w.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
-        }
-    });
-    let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
 }
 
 /// The app: header, demo tabs (each its own URL), URL warnings, the chosen demo.
@@ -298,48 +277,6 @@ pub fn App() -> impl IntoView {
             }}
         </main>
     }
-}
-
-/// Space plays or pauses, → steps, ← goes back one step (not while typing in a field).
-pub(crate) fn keyboard(
-    ready: impl Fn() -> bool + 'static,
-    play: impl Fn() + 'static,
-    step: impl Fn() + 'static,
-    back: impl Fn() + 'static,
-) {
-    let handle = window_event_listener(leptos::ev::keydown, move |ev: web_sys::KeyboardEvent| {
-        let key = ev.key();
-        // Fields keep their keys; a checkbox keeps Space (it toggles) but not the arrows.
-        let typing = ev
-            .target()
-            .and_then(|t| t.dyn_into::<web_sys::Element>().ok())
-            .map(|e| match e.tag_name().as_str() {
-                "TEXTAREA" | "SELECT" => true,
-                "INPUT" => !(e.get_attribute("type").as_deref() == Some("checkbox") && key != " "),
-                _ => false,
-            })
-            .unwrap_or(false);
-        if typing || ev.ctrl_key() || ev.meta_key() || ev.alt_key() || !ready() {
-            return;
-        }
-        match key.as_str() {
-            " " => {
-                ev.prevent_default();
-                play();
-            }
-            "ArrowRight" => {
-                ev.prevent_default();
-                step();
-            }
-            "ArrowLeft" => {
-                ev.prevent_default();
-                back();
-            }
-            _ => {}
-        }
-    });
-    // The demo lives as long as the page.
-    std::mem::forget(handle);
 }
 
 /// The regression demo: one model, or every shipped regime side by side on the same points.

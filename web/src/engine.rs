@@ -247,9 +247,9 @@ impl Engine {
                 let idx: Vec<usize> = (0..b).collect();
                 let mut run = engine.start(&dummy)?;
                 engine.step(&mut run, &idx).await?;
-                let started = crate::gmm::now();
+                let started = crate::page::now();
                 engine.step(&mut run, &idx).await?;
-                let ms = crate::gmm::now() - started;
+                let ms = crate::page::now() - started;
                 Ok((engine, ms))
             }
         })

@@ -24,14 +24,13 @@ use wasm_bindgen::JsCast;
 use crate::animation::Frames;
 use crate::engine::{build_fastest, fetch_bytes};
 use crate::io::quantize;
-use crate::state::{Demo, Settings};
+use crate::page::{keyboard, now, sleep};
+use crate::state::{Demo, Settings, MAX_POINTS};
 use crate::status::{Status, StatusView};
 use crate::toolbar::{PointsIo, RefineControls};
 
 /// Plot side in SVG units (square).
 const S: f64 = 480.0;
-/// Most points a visitor can place (enforced here, not only in the UI).
-pub const MAX_POINTS: usize = 256;
 /// Euler steps of the flow ODE per generation.
 pub const ODE_STEPS: usize = 10;
 /// Points a brush stroke adds around the cursor (mixture demo).
@@ -52,13 +51,10 @@ impl GenKind {
     /// Visible half-width in data units (mixture means are N(0, 5² I); letters have height 2
     /// at scale up to 1.3, rotated up to 30°).
     pub const fn half_width(self) -> f64 {
-        match self {
-            GenKind::Gmm => 12.0,
-            GenKind::Alphabet => 2.0,
-        }
+        self.demo().half_width()
     }
 
-    fn demo(self) -> Demo {
+    const fn demo(self) -> Demo {
         match self {
             GenKind::Gmm => Demo::Gmm,
             GenKind::Alphabet => Demo::Alphabet,
@@ -652,13 +648,13 @@ pub fn GenDemo(settings: Settings, kind: GenKind) -> impl IntoView {
         playing.set(true);
         spawn_local(async move {
             while playing.get_untracked() && step().await {
-                crate::app::sleep(200).await;
+                sleep(200).await;
             }
             playing.set(false);
         });
     };
     let on_play = move |_| play();
-    crate::app::keyboard(
+    keyboard(
         move || status.get_untracked() == Status::Ready,
         play,
         step_once,
@@ -978,12 +974,4 @@ pub fn GenDemo(settings: Settings, kind: GenKind) -> impl IntoView {
             </p>
         </section>
     }
-}
-
-/// Milliseconds since the page loaded.
-pub(crate) fn now() -> f64 {
-    web_sys::window()
-        .and_then(|w| w.performance())
-        .map(|p| p.now())
-        .unwrap_or(0.0)
 }

@@ -5,6 +5,7 @@ mod app;
 mod engine;
 mod gmm;
 mod io;
+mod page;
 mod state;
 mod status;
 mod toolbar;
@@ -12,7 +13,7 @@ mod toolbar;
 fn main() {
     std::panic::set_hook(Box::new(|info| {
         console_error_panic_hook::hook(info);
-        app::show_fatal(&info.to_string());
+        page::show_fatal(&info.to_string());
     }));
     leptos::mount::mount_to_body(app::App);
 }

@@ -35,29 +35,24 @@ impl Demo {
 
     /// Most points and the plot's extent.
     pub fn limits(self) -> (usize, crate::io::Bounds) {
-        match self {
-            Demo::Regression => (
-                crate::app::MAX_POINTS,
-                crate::io::Bounds {
-                    x: (-1.0, 1.0),
-                    y: (-3.5, 3.5),
-                },
-            ),
+        let (x, y) = match self {
+            Demo::Regression => ((-1.0, 1.0), (-3.5, 3.5)),
             Demo::Gmm | Demo::Alphabet => {
-                let kind = if self == Demo::Gmm {
-                    crate::gmm::GenKind::Gmm
-                } else {
-                    crate::gmm::GenKind::Alphabet
-                };
-                let r = kind.half_width() as f32;
-                (
-                    crate::gmm::MAX_POINTS,
-                    crate::io::Bounds {
-                        x: (-r, r),
-                        y: (-r, r),
-                    },
-                )
+                let r = self.half_width() as f32;
+                ((-r, r), (-r, r))
             }
+        };
+        (MAX_POINTS, crate::io::Bounds { x, y })
+    }
+
+    /// Half-width of the plot in data units: square for the generation demos (mixture means are
+    /// N(0, 5² I); letters have height 2 at scale up to 1.3, rotated up to 30°).
+    pub const fn half_width(self) -> f64 {
+        match self {
+            Demo::Gmm => 12.0,
+            Demo::Alphabet => 2.0,
+            // The regression plot is not square; its x range is [-1, 1].
+            Demo::Regression => 1.0,
         }
     }
 
@@ -125,6 +120,8 @@ pub struct Settings {
 
 /// Most refinement steps a URL may ask for (the models are trained with k ≤ this).
 pub const MAX_STEP: usize = 100;
+/// Most points a visitor can place in any demo (enforced in the code, not only in the UI).
+pub const MAX_POINTS: usize = 256;
 
 /// Samples a generation demo may draw per view, and the default.
 pub const SAMPLES_RANGE: std::ops::RangeInclusive<usize> = 16..=2048;

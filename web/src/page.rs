@@ -1,0 +1,71 @@
+//! The browser around the app: the clock, timers, the keyboard and the panel that reports a
+//! panic. Every demo uses these; they use nothing of the app.
+
+use leptos::prelude::*;
+use wasm_bindgen::JsCast;
+
+/// Milliseconds since the page loaded.
+pub fn now() -> f64 {
+    web_sys::window()
+        .and_then(|w| w.performance())
+        .map(|p| p.now())
+        .unwrap_or(0.0)
+}
+
+/// Resolves after `ms` milliseconds (a browser timer).
+pub async fn sleep(ms: u32) {
+    gloo_timers::future::TimeoutFuture::new(ms).await;
+}
+
+/// Space plays or pauses, → steps, ← goes back one step (not while typing in a field).
+pub fn keyboard(
+    ready: impl Fn() -> bool + 'static,
+    play: impl Fn() + 'static,
+    step: impl Fn() + 'static,
+    back: impl Fn() + 'static,
+) {
+    let handle = window_event_listener(leptos::ev::keydown, move |ev: web_sys::KeyboardEvent| {
+        let key = ev.key();
+        // Fields keep their keys; a checkbox keeps Space (it toggles) but not the arrows.
+        let typing = ev
+            .target()
+            .and_then(|t| t.dyn_into::<web_sys::Element>().ok())
+            .map(|e| match e.tag_name().as_str() {
+                "TEXTAREA" | "SELECT" => true,
+                "INPUT" => !(e.get_attribute("type").as_deref() == Some("checkbox") && key != " "),
+                _ => false,
+            })
+            .unwrap_or(false);
+        if typing || ev.ctrl_key() || ev.meta_key() || ev.alt_key() || !ready() {
+            return;
+        }
+        match key.as_str() {
+            " " => {
+                ev.prevent_default();
+                play();
+            }
+            "ArrowRight" => {
+                ev.prevent_default();
+                step();
+            }
+            "ArrowLeft" => {
+                ev.prevent_default();
+                back();
+            }
+            _ => {}
+        }
+    });
+    // The demo lives as long as the page.
+    std::mem::forget(handle);
+}
+
+/// Shows a message in the page even when the app itself has died (used by the panic hook).
+pub fn show_fatal(message: &str) {
+    let Some(doc) = web_sys::window().and_then(|w| w.document()) else {
+        return;
+    };
+    if let Some(el) = doc.get_element_by_id("fatal") {
+        el.set_text_content(Some(&format!("The app stopped with an error: {message}")));
+        let _ = el.remove_attribute("hidden");
+    }
+}
