@@ -146,7 +146,7 @@ pub fn download(set: ImageSet, dir: &Path, mirrors: &[String]) -> anyhow::Result
             let url = format!("{}/{name}", base.trim_end_matches('/'));
             match fetch(&url) {
                 Ok(bytes) if md5_hex(&bytes) == md5 => {
-                    crate::train::write_atomic(&path, &bytes)?;
+                    crate::run::write_atomic(&path, &bytes)?;
                     lines.push(format!("downloaded  {url}"));
                     done = true;
                     break;

@@ -131,7 +131,7 @@ impl EvalReport {
 
     /// What [`headline`](Self::headline) measures.
     pub fn headline_name(&self) -> &'static str {
-        if self.metric == crate::order::METRIC {
+        if self.metric == ORDER_ERROR {
             "order error (share of edges oriented wrong, lower is better)"
         } else if self.generation.is_some() {
             "W2 of generated samples"
@@ -513,7 +513,7 @@ impl EvalReport {
             let has_err = self.error_rate.is_some();
             s += &format!(
                 "| predictor | {}{} |\n|---|---{}|\n",
-                if self.metric == crate::order::METRIC {
+                if self.metric == ORDER_ERROR {
                     self.metric.clone()
                 } else {
                     format!("query {}", self.metric)
@@ -849,4 +849,16 @@ pub fn test_time(
         maml_tasks: MAML_TASKS,
         maml_meta_seconds,
     })
+}
+
+/// The metric of the topological-order model: the paper's error, 1 − the share of correctly
+/// ordered pairs.
+pub const ORDER_ERROR: &str = "order error";
+
+/// The steps reported by evaluations: 1, 5, 10 and k, up to k.
+pub fn eval_steps(k: usize) -> Vec<usize> {
+    let mut s: Vec<usize> = [1, 5, 10, k].into_iter().filter(|&s| s <= k).collect();
+    s.sort();
+    s.dedup();
+    s
 }

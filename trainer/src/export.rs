@@ -8,7 +8,7 @@ use amortize::weights::ModelBundle;
 use anyhow::Context;
 
 use crate::eval::EvalReport;
-use crate::train::{write_atomic, FROM_STEP};
+use crate::run::{write_atomic, FROM_STEP};
 
 /// Writes `<dir>/<name>.amz` (the bundle, with the evaluation in its provenance) and
 /// `<dir>/<name>.md` (the model card).

@@ -15,6 +15,7 @@ mod order;
 mod paper;
 mod plot;
 mod points;
+mod run;
 mod train;
 
 use std::path::PathBuf;
@@ -481,7 +482,7 @@ fn run_train(a: TrainArgs, m: &ArgMatches) -> anyhow::Result<()> {
                 id.replace('_', "-")
             );
         }
-        let files = train::RunFiles::new(&a.out);
+        let files = run::RunFiles::new(&a.out);
         let text = std::fs::read_to_string(&files.config)
             .with_context(|| format!("reading {} to resume", files.config.display()))?;
         if serde_json::from_str::<order::OrderTrainConfig>(&text).is_ok() {
@@ -660,7 +661,7 @@ fn launch_order(a: &TrainArgs, m: &ArgMatches) -> anyhow::Result<()> {
     let chosen = device::choose(a.device)?;
     eprintln!("device: {}", chosen.description);
     ctrlc::set_handler(|| {
-        if train::INTERRUPTED.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        if run::INTERRUPTED.swap(true, std::sync::atomic::Ordering::SeqCst) {
             std::process::exit(130);
         }
         eprintln!("\ninterrupted: stopping after this step (Ctrl-C again quits at once)");
@@ -759,7 +760,7 @@ fn launch(
     let chosen = device::choose_replicas(device, cfg.max_data_parallel())?;
     eprintln!("device: {}", chosen.description);
     ctrlc::set_handler(|| {
-        if train::INTERRUPTED.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        if run::INTERRUPTED.swap(true, std::sync::atomic::Ordering::SeqCst) {
             std::process::exit(130);
         }
         eprintln!(
@@ -1086,7 +1087,7 @@ fn run_eval(a: EvalArgs) -> anyhow::Result<(Option<ModelBundle>, eval::EvalRepor
         let mut steps = eval::report_steps(max_steps);
         steps.insert(0, 0);
         // The paper-style table keeps the paper's columns: 1, 5 and 10 steps (and the most).
-        for s in train::eval_steps(max_steps) {
+        for s in eval::eval_steps(max_steps) {
             if !table_steps.contains(&s) {
                 table_steps.push(s);
             }
@@ -1096,7 +1097,7 @@ fn run_eval(a: EvalArgs) -> anyhow::Result<(Option<ModelBundle>, eval::EvalRepor
                 anyhow::bail!("--points: give one --weights");
             }
             let rows = points::read(points)?;
-            let steps = train::eval_steps(max_steps);
+            let steps = eval::eval_steps(max_steps);
             print!(
                 "{}",
                 points::run(
@@ -1162,7 +1163,7 @@ fn run_eval(a: EvalArgs) -> anyhow::Result<(Option<ModelBundle>, eval::EvalRepor
                     (a.samples, a.delta),
                     a.seed,
                     // Every field evaluation runs the steps: the paper's 1, 5, 10 (and the most).
-                    &train::eval_steps(max_steps),
+                    &eval::eval_steps(max_steps),
                     (a.ode, a.ode_steps),
                     &chosen.device,
                 )?);

@@ -25,11 +25,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rand::{rngs::StdRng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
-use crate::eval::EvalReport;
-use crate::train::{eval_steps, lr_at, step_seed, write_atomic, RunFiles, INTERRUPTED};
-
-/// The metric name of order reports.
-pub const METRIC: &str = "order error";
+use crate::eval::{eval_steps, EvalReport, ORDER_ERROR as METRIC};
+use crate::run::{lr_at, step_seed, write_atomic, RunFiles, INTERRUPTED};
 
 /// Everything an SCM run depends on; a run is reproducible from it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
