@@ -11,9 +11,9 @@ use rand::{rngs::StdRng, SeedableRng};
 use wasm_bindgen::JsCast;
 
 use crate::animation::Frames;
+use crate::browser::{keyboard, now, sleep};
 use crate::engine::{curve_x, fetch_bytes, Engine, Run, Shown, CURVE_POINTS};
 use crate::gmm::{GenDemo, GenKind};
-use crate::page::{keyboard, now, sleep};
 use crate::state::{Demo, Settings, MAX_POINTS};
 use crate::status::{Status, StatusView};
 use crate::toolbar::{PointsIo, RefineControls};

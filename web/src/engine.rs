@@ -247,9 +247,9 @@ impl Engine {
                 let idx: Vec<usize> = (0..b).collect();
                 let mut run = engine.start(&dummy)?;
                 engine.step(&mut run, &idx).await?;
-                let started = crate::page::now();
+                let started = crate::browser::now();
                 engine.step(&mut run, &idx).await?;
-                let ms = crate::page::now() - started;
+                let ms = crate::browser::now() - started;
                 Ok((engine, ms))
             }
         })

@@ -22,9 +22,9 @@ use rand::{rngs::StdRng, Rng, SeedableRng};
 use wasm_bindgen::JsCast;
 
 use crate::animation::Frames;
+use crate::browser::{keyboard, now, sleep};
 use crate::engine::{build_fastest, fetch_bytes};
 use crate::io::quantize;
-use crate::page::{keyboard, now, sleep};
 use crate::state::{Demo, Settings, MAX_POINTS};
 use crate::status::{Status, StatusView};
 use crate::toolbar::{PointsIo, RefineControls};

@@ -2,10 +2,10 @@
 
 mod animation;
 mod app;
+mod browser;
 mod engine;
 mod gmm;
 mod io;
-mod page;
 mod state;
 mod status;
 mod toolbar;
@@ -13,7 +13,7 @@ mod toolbar;
 fn main() {
     std::panic::set_hook(Box::new(|info| {
         console_error_panic_hook::hook(info);
-        page::show_fatal(&info.to_string());
+        browser::show_fatal(&info.to_string());
     }));
     leptos::mount::mount_to_body(app::App);
 }

@@ -170,7 +170,7 @@ async fn animate(
             return Err(format!("step {s} could not be shown"));
         }
         // Let the view draw the step before it is read.
-        crate::page::sleep(30).await;
+        crate::browser::sleep(30).await;
         let caption = format!("step {s} of {k}");
         let (w, h, rgba) = io::plot_rgba(animation::WIDTH, &caption).await?;
         let gif = match &mut gif {

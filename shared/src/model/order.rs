@@ -13,7 +13,7 @@ use burn::tensor::{Bool, Device, Tensor, TensorData};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::refine::schedule;
+use crate::task::schedule::schedule;
 use crate::task::scm::{leaves, ScmTask};
 
 /// Architecture of the order amortizer.

@@ -9,6 +9,7 @@ pub mod gmm;
 pub mod linear;
 pub mod mnist;
 pub mod regression;
+pub mod schedule;
 pub mod scm;
 
 use burn::tensor::activation::log_softmax;
