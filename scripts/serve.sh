@@ -14,4 +14,4 @@ ls public/weights/*.amz >/dev/null 2>&1 || {
 }
 trunk build
 # Builds the server if needed, then prints the address it serves.
-exec cargo run --release --locked -p amortize-e2e --bin serve
+exec cargo run --release --locked -p amortize-serve

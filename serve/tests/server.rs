@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 
-use amortize_e2e::Server;
+use amortize_serve::Server;
 
 /// One HTTP/1.0 request; the status, the headers (names lower-cased) and the body.
 fn get(url: &str, path: &str, headers: &[(&str, &str)]) -> (u16, HashMap<String, String>, Vec<u8>) {
