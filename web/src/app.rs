@@ -8,7 +8,6 @@ use amortize::refine::schedule;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use rand::{rngs::StdRng, SeedableRng};
-use wasm_bindgen::JsCast;
 
 use crate::animation::Frames;
 use crate::browser::{keyboard, now, sleep};
@@ -39,20 +38,9 @@ const ERASE_RADIUS: f64 = 16.0;
 /// Points of a preset (a random function from the prior).
 const PRESET_POINTS: usize = 24;
 
-/// Where a pointer event falls on the plot it targets, in plot units (None when the plot has
-/// no size yet).
+/// Where a pointer event falls on the plot, in plot units.
 fn plot_point(ev: &web_sys::PointerEvent) -> Option<(f64, f64)> {
-    let target = ev
-        .current_target()
-        .and_then(|t| t.dyn_into::<web_sys::Element>().ok())?;
-    let rect = target.get_bounding_client_rect();
-    if rect.width() <= 0.0 || rect.height() <= 0.0 {
-        return None;
-    }
-    Some((
-        (ev.client_x() as f64 - rect.left()) / rect.width() * W,
-        (ev.client_y() as f64 - rect.top()) / rect.height() * H,
-    ))
+    crate::plot::pointer_at(ev, W, H)
 }
 
 /// Everything a refinement step reads and writes; all handles are `Copy`.
@@ -419,13 +407,7 @@ fn RegressionDemo(settings: Settings) -> impl IntoView {
         let Some(at) = plot_point(&ev) else {
             return;
         };
-        ev.prevent_default();
-        if let Some(el) = ev
-            .current_target()
-            .and_then(|t| t.dyn_into::<web_sys::Element>().ok())
-        {
-            let _ = el.set_pointer_capture(ev.pointer_id());
-        }
+        crate::plot::capture(&ev);
         if eraser.get_untracked() || ev.button() == 2 {
             erasing.set_value(true);
             erase_at(at);

@@ -19,7 +19,6 @@ use burn::tensor::{Device, Tensor};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use rand::{rngs::StdRng, Rng, SeedableRng};
-use wasm_bindgen::JsCast;
 
 use crate::animation::Frames;
 use crate::browser::{keyboard, now, sleep};
@@ -548,15 +547,7 @@ pub fn GenDemo(settings: Settings, kind: GenKind) -> impl IntoView {
 
     // The data coordinates under the mouse, when inside the plot.
     let locate = move |ev: &web_sys::MouseEvent| -> Option<(f64, f64)> {
-        let target = ev
-            .current_target()
-            .and_then(|t| t.dyn_into::<web_sys::Element>().ok())?;
-        let rect = target.get_bounding_client_rect();
-        if rect.width() <= 0.0 || rect.height() <= 0.0 {
-            return None;
-        }
-        let px = (ev.client_x() as f64 - rect.left()) / rect.width() * S;
-        let py = (ev.client_y() as f64 - rect.top()) / rect.height() * S;
+        let (px, py) = crate::plot::pointer_at(ev, S, S)?;
         let (x, y) = from_px(r, px, py);
         (x.is_finite() && y.is_finite() && x.abs() <= r && y.abs() <= r).then_some((x, y))
     };
@@ -599,13 +590,7 @@ pub fn GenDemo(settings: Settings, kind: GenKind) -> impl IntoView {
         let Some(at) = locate(&ev) else {
             return;
         };
-        ev.prevent_default();
-        if let Some(el) = ev
-            .current_target()
-            .and_then(|t| t.dyn_into::<web_sys::Element>().ok())
-        {
-            let _ = el.set_pointer_capture(ev.pointer_id());
-        }
+        crate::plot::capture(&ev);
         painting.set(true);
         last.set_value(Some(at));
         add_at(at, kind == GenKind::Gmm && brush.get_untracked());

@@ -6,6 +6,7 @@ mod browser;
 mod engine;
 mod gmm;
 mod io;
+mod plot;
 mod state;
 mod status;
 mod toolbar;
