@@ -60,6 +60,9 @@ const NOT_PLAIN: [&str; 6] = [
     "called `Option::unwrap()`",
 ];
 
+/// What the page shows, as JSON `[fatal panel text, messages, visible text length]`.
+const LOOK: &str = "JSON.stringify([(() => { const f = document.getElementById('fatal'); return f && !f.hidden ? f.textContent : ''; })(), [...document.querySelectorAll('[data-testid=\"error\"],[data-testid=\"warning\"],[data-testid=\"note\"]')].map(e => e.textContent).join(' | '), document.readyState === 'complete' && document.body ? document.body.innerText.trim().length : 0])";
+
 struct Monkey<'a> {
     tab: &'a Tab,
     base: String,
@@ -68,6 +71,10 @@ struct Monkey<'a> {
     seed: u64,
     /// The last actions, for the failure message.
     log: Vec<String>,
+    /// What the page showed right after the last action, when that action could tell (one
+    /// DevTools round trip costs ~100 ms here, so an action done in the page's JavaScript
+    /// looks at the page in the same call).
+    seen: Option<Look>,
 }
 
 impl Monkey<'_> {
@@ -182,14 +189,58 @@ impl Monkey<'_> {
         q.join("&")
     }
 
-    /// Clicks a random enabled control matching `selector` (in the page's JavaScript).
+    /// Runs `action` on a random enabled control matching `selector` (in the page's
+    /// JavaScript) and looks at the page in the same call.
     fn js_on_random(&mut self, selector: &str, action: &str) -> Option<String> {
         let pick = self.rng.random_range(0.0..1.0);
-        let js = format!(
-            "(() => {{ const all = [...document.querySelectorAll('{selector}')].filter(e => !e.disabled && e.offsetParent !== null); if (!all.length) return ''; const e = all[Math.floor({pick} * all.length)]; {action}; return e.dataset.testid || e.outerHTML.slice(0, 60); }})()"
+        self.js(&format!(
+            "const all = [...document.querySelectorAll('{selector}')].filter(e => !e.disabled && e.offsetParent !== null); if (!all.length) return ''; const e = all[Math.floor({pick} * all.length)]; {action}; return e.dataset.testid || e.outerHTML.slice(0, 60);"
+        ))
+    }
+
+    /// Runs `body` (a function body returning a string) in the page and looks at the page in
+    /// the same call; returns the body's string, if not empty.
+    fn js(&mut self, body: &str) -> Option<String> {
+        let v = eval(
+            self.tab,
+            &format!("(() => {{ const did = (() => {{ {body} }})(); return JSON.stringify([did || '', {LOOK}]); }})()"),
+        )
+        .ok()?;
+        let (did, look): (String, String) = serde_json::from_str(v.as_str()?).ok()?;
+        self.seen = Look::parse(&look);
+        (!did.is_empty()).then_some(did)
+    }
+
+    /// A gesture on the plot as the page's own pointer events (one round trip): a press at
+    /// (u0, v0), `moves` moves to (u1, v1), a release; `button` 0 (left) or 2 (right), from a
+    /// pointer of type `kind`. Positions are fractions of the plot's box.
+    fn synthetic_gesture(
+        &mut self,
+        kind: &str,
+        button: u8,
+        from: (f64, f64),
+        to: (f64, f64),
+        moves: usize,
+    ) -> String {
+        let buttons = if button == 2 { 2 } else { 1 };
+        let body = format!(
+            "const p = document.querySelector('[data-testid=\"plot\"]'); if (!p) return 'no plot'; const r = p.getBoundingClientRect(); \
+             const ev = (type, u, v, buttons) => p.dispatchEvent(new PointerEvent(type, {{bubbles: true, cancelable: true, composed: true, pointerId: 9, isPrimary: true, pointerType: '{kind}', button: type === 'pointermove' ? -1 : {button}, buttons, clientX: r.left + u * r.width, clientY: r.top + v * r.height}})); \
+             ev('pointerdown', {u0}, {v0}, {buttons}); \
+             for (let i = 1; i <= {moves}; i++) {{ const f = i / {moves}; ev('pointermove', {u0} + f * ({u1} - {u0}), {v0} + f * ({v1} - {v0}), {buttons}); }} \
+             ev('pointerup', {u1}, {v1}, 0); return 'ok';",
+            u0 = from.0, v0 = from.1, u1 = to.0, v1 = to.1,
         );
-        let v = eval(self.tab, &js).ok()?;
-        v.as_str().filter(|s| !s.is_empty()).map(String::from)
+        let did = self.js(&body).unwrap_or_default();
+        format!("{kind} gesture (page events, button {button}) {from:.2?} → {to:.2?} in {moves} moves: {did}")
+    }
+
+    /// A random spot as fractions of the plot's box, a little outside it now and then.
+    fn fraction(&mut self) -> (f64, f64) {
+        (
+            self.rng.random_range(-0.05..1.05),
+            self.rng.random_range(-0.05..1.05),
+        )
     }
 
     /// One random action; returns what it did.
@@ -197,6 +248,20 @@ impl Monkey<'_> {
         let roll = self.rng.random_range(0..100);
         let tab = self.tab;
         match roll {
+            // Plot gestures: one in three through DevTools input (a real mouse, pen or finger
+            // as Chromium delivers it), the others as the page's own pointer events.
+            0..=36 if self.rng.random_bool(0.67) => {
+                let kinds = ["mouse", "pen", "touch"];
+                let kind = kinds[self.rng.random_range(0..3)];
+                let button = if roll >= 32 && kind == "mouse" { 2 } else { 0 };
+                let from = self.fraction();
+                let (to, moves) = if roll < 20 {
+                    (from, 0)
+                } else {
+                    (self.fraction(), self.rng.random_range(1..12))
+                };
+                self.synthetic_gesture(kind, button, from, to, moves.max(1))
+            }
             0..=19 => match self.spot() {
                 Some((x, y)) => {
                     let _ = tab.click_point(Point { x, y });
@@ -209,7 +274,7 @@ impl Monkey<'_> {
                     [Pointer::Mouse, Pointer::Pen, Pointer::Touch][self.rng.random_range(0..3)];
                 match (self.spot(), self.spot()) {
                     (Some(a), Some(b)) => {
-                        let moves = self.rng.random_range(1..12);
+                        let moves = self.rng.random_range(1..6);
                         let _ = drag_with(tab, pointer, a, b, moves);
                         format!("{pointer:?} drag {a:.0?} → {b:.0?}")
                     }
@@ -343,7 +408,10 @@ impl Monkey<'_> {
 
     /// The app still runs, shows something and speaks plainly. A page that is (re)loading is
     /// given time to show itself.
-    fn check(&self) {
+    fn check(&mut self) {
+        if let Some(Look::Fine) = self.seen.take() {
+            return;
+        }
         let started = Instant::now();
         loop {
             match self.look() {
@@ -360,13 +428,22 @@ impl Monkey<'_> {
 
     /// What the page shows now; None while a navigation keeps it from answering.
     fn look(&self) -> Option<Look> {
-        let v = eval(
-            self.tab,
-            "(() => { const f = document.getElementById('fatal'); const fatal = f && !f.hidden ? f.textContent : ''; const msgs = [...document.querySelectorAll('[data-testid=\"error\"],[data-testid=\"warning\"],[data-testid=\"note\"]')].map(e => e.textContent).join(' | '); const shown = document.readyState === 'complete' && document.body ? document.body.innerText.trim().length : 0; return JSON.stringify([fatal, msgs, shown]); })()",
-        )
-        .ok()?;
-        let (fatal, msgs, shown): (String, String, usize) =
-            serde_json::from_str(v.as_str()?).ok()?;
+        let v = eval(self.tab, LOOK).ok()?;
+        Look::parse(v.as_str()?)
+    }
+}
+
+enum Look {
+    Fine,
+    Blank,
+    Fatal(String),
+    NotPlain(&'static str, String),
+}
+
+impl Look {
+    /// Reads the JSON that [`LOOK`] makes.
+    fn parse(json: &str) -> Option<Self> {
+        let (fatal, msgs, shown): (String, String, usize) = serde_json::from_str(json).ok()?;
         Some(if !fatal.is_empty() {
             Look::Fatal(fatal)
         } else if let Some(bad) = NOT_PLAIN.iter().find(|b| msgs.contains(**b)) {
@@ -377,13 +454,6 @@ impl Monkey<'_> {
             Look::Fine
         })
     }
-}
-
-enum Look {
-    Fine,
-    Blank,
-    Fatal(String),
-    NotPlain(&'static str, String),
 }
 
 /// Runs `actions` random actions on `demo` (half from an empty page, half from a full set of
@@ -409,6 +479,7 @@ fn monkey(demo: &Demo, backend: &str, actions: usize, default_seed: u64, shot: &
         rng: StdRng::seed_from_u64(seed),
         seed,
         log: Vec::new(),
+        seen: None,
     };
     let home = format!("{}&backend={backend}", demo.query);
     m.open(&home);
@@ -429,10 +500,14 @@ fn monkey(demo: &Demo, backend: &str, actions: usize, default_seed: u64, shot: &
             .unwrap_or_default()
             .to_string();
         m.log.push(did);
+        let acted = started.elapsed();
         m.check();
         let e = spent.entry(kind).or_default();
         e.0 += 1;
-        e.1 += started.elapsed();
+        e.1 += acted;
+        let c = spent.entry("(checks)".to_string()).or_default();
+        c.0 += 1;
+        c.1 += started.elapsed() - acted;
     }
     println!("seed {seed}: {spent:?}");
     // Let running work finish, then look at what the visitor would see.
