@@ -35,6 +35,14 @@ protocol)
     --seed 1234 --device cpu > "$R/protocol-40.md"
   $A eval --weights "$R/lin-po/model.amz" --context 32 --tasks 1000 --seed 1234 --device cpu \
     > "$R/protocol-epochs.md"
+  # The headline model trained further from lin-po's weights.
+  $A train --init "$R/lin-po/model.amz" --horizon 20 --steps 40000 --tasks-per-step 32 --lr 0.0005 \
+    --warmup 500 --eval-every 2000 --eval-tasks 300 --checkpoint-every 1000 --seed 1 --device cpu \
+    --data-parallel 2 --out "$R/lin-po2"
+  $A eval --weights "$R/lin-po2/model.amz" "$R/lin-p1/model.amz" --tasks 1000 --test-time-tasks 200 \
+    --seed 1234 --device cpu > "$R/protocol-long.md"
+  $A eval --weights "$R/lin-po2/model.amz" --steps 40 --tasks 1000 --seed 1234 --device cpu \
+    > "$R/protocol-long-40.md"
   ;;
 linreg)
   for rs in parametric:observations parametric:gradients parametric:both \
