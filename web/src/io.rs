@@ -22,9 +22,19 @@ impl Bounds {
             ));
         }
         if x < self.x.0 || x > self.x.1 || y < self.y.0 || y > self.y.1 {
+            // 1e30, not thirty-one digits.
+            let show = |v: f32| {
+                if v.abs() >= 1e6 {
+                    format!("{v:e}")
+                } else {
+                    format!("{v}")
+                }
+            };
             return Err(format!(
-                "point {} ({x}, {y}) is outside the plot (x in [{}, {}], y in [{}, {}])",
+                "point {} ({}, {}) is outside the plot (x in [{}, {}], y in [{}, {}])",
                 i + 1,
+                show(x),
+                show(y),
                 self.x.0,
                 self.x.1,
                 self.y.0,
