@@ -95,23 +95,7 @@ impl Monkey<'_> {
         if let Err(e) = self.tab.navigate_to(&url) {
             self.fail(&format!("navigate to {url}: {e}"));
         }
-        let started = Instant::now();
-        loop {
-            let settled = eval(
-                self.tab,
-                "!!document.querySelector('[data-testid=\"ready\"],[data-testid=\"error\"],#fatal:not([hidden])')",
-            )
-            .ok()
-            .and_then(|v| v.as_bool())
-            .unwrap_or(false);
-            if settled {
-                break;
-            }
-            if started.elapsed() > LOAD {
-                self.fail(&format!("{url} neither became ready nor said why"));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        self.wait_settled();
     }
 
     /// The plot's box in page pixels: (left, top, width, height); None while there is no plot.
