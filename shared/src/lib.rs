@@ -11,12 +11,14 @@
 //! is and how predictions are scored), a [`regime`] (what the state is: parametric θ, explicit
 //! latent z, implicit per-query prediction) and a [`signal`] (observations, gradients, both).
 //! [`refine`] runs k greedy steps for any combination, for training and inference; [`flow`] adds
-//! flow-matching generation on top; [`model::order`] is the sample × node model for SCM
+//! flow-matching generation on top; [`meta`] is the outer loop that meta-trains a model, one step
+//! at a time; [`model::order`] is the sample × node model for SCM
 //! topological orders. [`metric`] and [`baseline`] score the results, [`weights`] carries a
 //! trained model as bytes.
 
 pub mod baseline;
 pub mod flow;
+pub mod meta;
 pub mod metric;
 pub mod model;
 pub mod refine;

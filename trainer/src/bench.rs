@@ -6,12 +6,11 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
+use amortize::meta::adamw;
 use amortize::refine::{refine, schedule, TaskBatch};
 use amortize::task::Sampler;
 use anyhow::Context;
-use burn::grad_clipping::GradientClippingConfig;
 use burn::module::Module;
-use burn::optim::AdamWConfig;
 use burn::tensor::Device;
 use rand::{rngs::StdRng, SeedableRng};
 
@@ -66,10 +65,7 @@ pub fn bench(
     ad.seed(cfg.seed);
     let mut model = cfg.model.init(&ad);
     let parameters = model.num_params();
-    let mut optim = AdamWConfig::new()
-        .with_weight_decay(0.0)
-        .with_grad_clipping(Some(GradientClippingConfig::Norm(1.0)))
-        .init();
+    let mut optim = adamw().init();
     let mut rng = StdRng::seed_from_u64(cfg.seed);
     let (n, b, k) = (
         cfg.task.context_len(),

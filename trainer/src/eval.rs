@@ -677,16 +677,7 @@ pub fn evaluate(
         // The distinct points read by each reported step, in the order first read.
         let read: Vec<Vec<usize>> = steps
             .iter()
-            .map(|&step| {
-                let mut taken = vec![false; task.context_len()];
-                let mut seen = Vec::new();
-                for &i in sched[..step].iter().flatten() {
-                    if !std::mem::replace(&mut taken[i], true) {
-                        seen.push(i);
-                    }
-                }
-                seen
-            })
+            .map(|&step| amortize::meta::points_read(&sched, step, task.context_len()))
             .collect();
         points_read = steps
             .iter()

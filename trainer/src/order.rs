@@ -11,22 +11,22 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use amortize::baseline::{r2_sort_order, var_sort_order};
+use amortize::meta::{adamw, lr_at, step_seed};
 use amortize::model::order::{greedy_order_loss, predict_orders, OrderBatch, OrderModelConfig};
 use amortize::refine::schedule;
 use amortize::task::scm::{order_error, Mechanism, ScmConfig, ScmTask, Shift};
 use amortize::weights::{OrderBundle, OrderHeader};
 use amortize::RefineConfig;
 use anyhow::Context;
-use burn::grad_clipping::GradientClippingConfig;
 use burn::module::Module;
-use burn::optim::{AdamWConfig, GradientsParams};
+use burn::optim::GradientsParams;
 use burn::tensor::Device;
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::{rngs::StdRng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 use crate::eval::{eval_steps, EvalReport, ORDER_ERROR as METRIC};
-use crate::run::{lr_at, step_seed, write_atomic, RunFiles, INTERRUPTED};
+use crate::run::{write_atomic, RunFiles, INTERRUPTED};
 
 /// Everything an SCM run depends on; a run is reproducible from it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -110,10 +110,7 @@ pub fn train(
     let ad = device.clone().autodiff();
     burn::tensor::Device::seed(&ad, cfg.seed);
     let mut model = cfg.model.init(&ad);
-    let mut optim = AdamWConfig::new()
-        .with_weight_decay(0.0)
-        .with_grad_clipping(Some(GradientClippingConfig::Norm(1.0)))
-        .init();
+    let mut optim = adamw().init();
     let started = Instant::now();
     let bar = ProgressBar::new(cfg.steps as u64);
     bar.set_style(

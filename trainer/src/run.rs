@@ -1,5 +1,6 @@
 //! What every training run shares, whichever model it trains: the files in its output directory
-//! and their atomic writes, the learning-rate schedule, the per-step random streams, and Ctrl-C.
+//! and their atomic writes, and Ctrl-C (the learning-rate schedule and the per-step random
+//! streams are `amortize::meta`'s, shared with the web app's Train tab).
 
 use std::fs;
 use std::io::Write;
@@ -11,16 +12,6 @@ use anyhow::Context;
 /// What a resume's command is followed by in the recorded commands, before the first step it ran
 /// and a closing parenthesis (the model card splits it off again).
 pub const FROM_STEP: &str = " (from step ";
-
-/// Linear warm-up to `lr` over `warmup` steps, then cosine decay to a tenth of it at `steps`.
-pub fn lr_at(lr: f64, warmup: usize, steps: usize, step: usize) -> f64 {
-    if step <= warmup {
-        return lr * step as f64 / warmup.max(1) as f64;
-    }
-    let span = (steps.saturating_sub(warmup)).max(1) as f64;
-    let t = ((step - warmup) as f64 / span).min(1.0);
-    lr * (0.1 + 0.9 * 0.5 * (1.0 + (std::f64::consts::PI * t).cos()))
-}
 
 /// Where a run's files live inside its output directory.
 pub struct RunFiles {
@@ -44,16 +35,6 @@ impl RunFiles {
             checkpoint: out.join("checkpoint.bin"),
         }
     }
-}
-
-/// The random stream of meta-training step `step`: a function of the seed and the step only, so a
-/// resumed run draws exactly the tasks and mini-batches an uninterrupted one would.
-pub fn step_seed(seed: u64, step: usize) -> u64 {
-    // SplitMix64 finaliser of (seed, step): distinct, well-mixed seeds per step.
-    let mut z = seed ^ (step as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
 }
 
 /// Set by Ctrl-C: the loop writes a checkpoint after the current step and stops.

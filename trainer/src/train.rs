@@ -8,22 +8,24 @@ use std::sync::atomic::Ordering;
 use std::sync::{Barrier, Mutex};
 use std::time::Instant;
 
+use amortize::meta::{
+    adamw, lr_at, materialise, meta_grads as greedy_grads, step_seed, MetaBatch, Objective,
+};
 use amortize::model::{Amortizer, AmortizerConfig};
-use amortize::refine::{greedy_loss_with, schedule, StepWeighting, TaskBatch};
+use amortize::refine::{greedy_loss_with, StepWeighting, TaskBatch};
 use amortize::task::{Sampler, TaskConfig, TaskData};
 use amortize::weights::{BundleHeader, ModelBundle};
 use amortize::RefineConfig;
 use anyhow::Context;
-use burn::grad_clipping::GradientClippingConfig;
-use burn::module::{Module, ModuleVisitor, Param};
-use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams};
+use burn::module::Module;
+use burn::optim::{GradientsAccumulator, GradientsParams};
 use burn::tensor::{Device, Tensor};
 use indicatif::{ProgressBar, ProgressStyle};
-use rand::{rngs::StdRng, Rng, SeedableRng};
+use rand::{rngs::StdRng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 use crate::eval::{eval_steps, evaluate};
-use crate::run::{lr_at, step_seed, write_atomic, RunFiles, FROM_STEP, INTERRUPTED};
+use crate::run::{write_atomic, RunFiles, FROM_STEP, INTERRUPTED};
 
 /// Everything a run depends on; a run is reproducible from it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -346,10 +348,7 @@ pub fn train(
         "the sampler is not the configured task"
     );
     let ad = device.clone().autodiff();
-    let mut optim = AdamWConfig::new()
-        .with_weight_decay(0.0)
-        .with_grad_clipping(Some(GradientClippingConfig::Norm(1.0)))
-        .init();
+    let mut optim = adamw().init();
     // The command that started the run, then each resume's (the model card lists them).
     let mut commands = vec![command.to_string()];
     // How the model the run started from was made (`--init`; null for a fresh start).
@@ -399,7 +398,7 @@ pub fn train(
         };
         // Draw the lazily initialised weights now, from the seed, rather than at their first use
         // (where the stream would be step 1's, or on several devices whichever came first).
-        model.visit(&mut Materialise);
+        materialise(&model);
         (model, 1, None, 0.0)
     };
     let mut log = fs::OpenOptions::new()
@@ -433,19 +432,18 @@ pub fn train(
     for step in first_step..=cfg.steps {
         let mut rng = StdRng::seed_from_u64(step_seed(cfg.seed, step));
         burn::tensor::Device::seed(&ad, step_seed(cfg.seed ^ 0xde71ce, step));
-        let data: Vec<_> = (0..cfg.tasks_per_step)
-            .map(|_| sampler.sample(&mut rng))
-            .collect();
-        let k = match cfg.horizon {
-            Some(h) if h > cfg.refine.steps => rng.random_range(cfg.refine.steps..=h),
-            _ => cfg.refine.steps,
-        };
-        let sched = schedule(task.context_len(), cfg.refine.batch_size, k, &mut rng);
+        let MetaBatch { data, schedule } = MetaBatch::draw(
+            sampler,
+            cfg.tasks_per_step,
+            &cfg.refine,
+            cfg.horizon,
+            &mut rng,
+        );
         let (grads, per_step) = meta_grads(
             &model,
             &replicas[..cfg.data_parallel_at(step)],
             &data,
-            &sched,
+            &schedule,
             &mut rng,
             cfg,
             step,
@@ -659,15 +657,6 @@ impl Checkpoint {
     }
 }
 
-/// Visits every float parameter and reads it, which initialises a lazy one.
-struct Materialise;
-
-impl ModuleVisitor for Materialise {
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        let _ = param.val();
-    }
-}
-
 fn scalars(losses: &[Tensor<1>]) -> Vec<f64> {
     losses
         .iter()
@@ -790,10 +779,19 @@ pub(crate) fn meta_grads(
         return data_parallel_grads(model, replicas, data, sched, cfg, step);
     }
     let ad = replicas[0].clone().autodiff();
-    let refs: Vec<_> = data.iter().collect();
-    let batch = TaskBatch::new(&refs, &ad).map_err(|e| anyhow::anyhow!(e))?;
-    let loss = greedy_loss_with(model, &batch, sched, rng, &ad, cfg.full_context_share);
-    let grads = GradientsParams::from_grads(loss.objective(cfg.step_weighting).backward(), model);
+    let (grads, loss) = greedy_grads(
+        model,
+        data,
+        sched,
+        rng,
+        &ad,
+        &Objective {
+            weighting: cfg.step_weighting,
+            weight: 1.0,
+            full_share: cfg.full_context_share,
+        },
+    )
+    .map_err(|e| anyhow::anyhow!(e))?;
     Ok((grads, scalars(&loss.per_step)))
 }
 
@@ -877,20 +875,6 @@ mod tests {
             data_parallel_changes: Vec::new(),
             init: None,
         }
-    }
-
-    #[test]
-    fn the_learning_rate_warms_up_then_decays_by_a_cosine_to_a_tenth() {
-        assert_eq!(lr_at(1.0, 10, 100, 0), 0.0);
-        assert!((lr_at(1.0, 10, 100, 5) - 0.5).abs() < 1e-12);
-        assert!((lr_at(1.0, 10, 100, 10) - 1.0).abs() < 1e-12);
-        assert!(
-            (lr_at(1.0, 10, 100, 55) - 0.55).abs() < 1e-12,
-            "half way: (1 + 0.1) / 2"
-        );
-        assert!((lr_at(1.0, 10, 100, 100) - 0.1).abs() < 1e-12);
-        let after: Vec<f64> = (10..=100).map(|s| lr_at(1.0, 10, 100, s)).collect();
-        assert!(after.windows(2).all(|w| w[1] <= w[0]));
     }
 
     /// A checkpoint reads back exactly, and a flipped byte or a cut file is refused by name.
