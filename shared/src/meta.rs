@@ -185,7 +185,7 @@ pub const PRESETS: [Preset; 3] = [
         tasks_per_step: 8,
         lr: 2e-3,
         warmup: 20,
-        steps: 5000,
+        steps: 20000,
     },
     Preset {
         name: "small",
@@ -197,7 +197,7 @@ pub const PRESETS: [Preset; 3] = [
         tasks_per_step: 16,
         lr: 1e-3,
         warmup: 100,
-        steps: 10000,
+        steps: 20000,
     },
     Preset {
         name: "shipped",

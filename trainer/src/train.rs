@@ -136,8 +136,10 @@ impl InitFrom {
             "--init: {} holds another architecture than the run's",
             self.path.display()
         );
+        // The run may give each task more context points than the file's (room for every step
+        // to read fresh points); the family must be the same.
         anyhow::ensure!(
-            bundle.header.task == cfg.task,
+            bundle.header.task.with_context(cfg.task.context_len()) == cfg.task,
             "--init: {} was trained on another task than the run's",
             self.path.display()
         );

@@ -1736,6 +1736,32 @@ fn fine_tuning_starts_from_a_trained_model() {
     args.extend_from_slice(&["--out", shallower.to_str().unwrap(), "--n-layers", "1"]);
     args.extend_from_slice(&["--device", "cpu"]);
     assert_clean_failure(&amortize(&args), "can add layers, not remove them");
+    // A model whose tasks hold fewer points than k mini-batches read (the web app's Train tab
+    // trains on 32, k = 10 of 8) fine-tunes on tasks widened to k × b fresh points.
+    let narrow = dir.path().join("narrow");
+    let mut args = vec!["train", "--out", narrow.to_str().unwrap(), "--k", "5"];
+    args.extend_from_slice(&["--batch-size", "4", "--context", "8"]);
+    args.extend_from_slice(TINY);
+    let o = amortize(&args);
+    assert!(o.status.success(), "train failed: {}", stderr(&o));
+    let widened = dir.path().join("widened");
+    let narrow_model = narrow.join("model.amz");
+    let mut args = vec!["train", "--init", narrow_model.to_str().unwrap()];
+    args.extend_from_slice(&["--out", widened.to_str().unwrap(), "--steps", "2"]);
+    args.extend_from_slice(&[
+        "--tasks-per-step",
+        "4",
+        "--eval-tasks",
+        "8",
+        "--device",
+        "cpu",
+    ]);
+    let o = amortize(&args);
+    assert!(o.status.success(), "fine-tune failed: {}", stderr(&o));
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(widened.join("config.json")).unwrap())
+            .unwrap();
+    assert_eq!(cfg["task"]["context"], 20, "{cfg}");
     let damaged = dir.path().join("damaged.amz");
     let mut bytes = std::fs::read(&parent).unwrap();
     let mid = bytes.len() / 2;

@@ -4,32 +4,21 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use amortize::baseline::posterior_mean;
-use amortize::refine::schedule;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use rand::{rngs::StdRng, SeedableRng};
 
 use crate::animation::Frames;
 use crate::browser::{keyboard, now, sleep};
-use crate::engine::{curve_x, fetch_bytes, Engine, Run, Shown, CURVE_POINTS};
+use crate::engine::{fetch_bytes, Engine, Run, Shown};
 use crate::gmm::{GenDemo, GenKind};
+use crate::plot::regression::{
+    curve_x, from_px, path as curve_path, to_px, CURVE_POINTS, H, W, Y_MAX,
+};
 use crate::state::{Demo, Settings, MAX_POINTS};
 use crate::status::{Status, StatusView};
 use crate::toolbar::{PointsIo, RefineControls};
-
-/// Plot area in SVG units.
-const W: f64 = 600.0;
-const H: f64 = 360.0;
-/// Visible y range.
-const Y_MAX: f64 = 3.5;
-
-fn to_px(x: f64, y: f64) -> (f64, f64) {
-    ((x + 1.0) / 2.0 * W, (Y_MAX - y) / (2.0 * Y_MAX) * H)
-}
-
-fn from_px(px: f64, py: f64) -> (f64, f64) {
-    (px / W * 2.0 - 1.0, Y_MAX - py / H * 2.0 * Y_MAX)
-}
+use crate::train::TrainDemo;
 
 /// Plot units between two points a drag adds.
 const DRAG_GAP: f64 = 24.0;
@@ -163,16 +152,7 @@ impl Ctx {
         if points.is_empty() || done >= lead.refine.steps {
             return false;
         }
-        // The mini-batch order depends only on the number of points and the seed, so a view is
-        // reproducible.
-        let mut rng =
-            StdRng::seed_from_u64(self.seed ^ (points.len() as u64).wrapping_mul(0x9e37_79b9));
-        let plan = schedule(
-            points.len(),
-            lead.refine.batch_size,
-            lead.refine.steps,
-            &mut rng,
-        );
+        let plan = crate::engine::plan(points.len(), &lead.refine, self.seed);
         let batch = plan[done].clone();
         let epoch = self.epoch.get_value();
         let cell = self.runs.get_value();
@@ -250,6 +230,7 @@ pub fn App() -> impl IntoView {
                 {tab(Demo::Regression, "Regression")}
                 {tab(Demo::Gmm, "Gaussian mixture")}
                 {tab(Demo::Alphabet, "Alphabet")}
+                {tab(Demo::Train, "Train")}
             </nav>
         </header>
         <main>
@@ -262,6 +243,7 @@ pub fn App() -> impl IntoView {
                 Demo::Regression => view! { <RegressionDemo settings=settings.clone() /> }.into_any(),
                 Demo::Gmm => view! { <GenDemo settings=settings.clone() kind=GenKind::Gmm /> }.into_any(),
                 Demo::Alphabet => view! { <GenDemo settings=settings.clone() kind=GenKind::Alphabet /> }.into_any(),
+                Demo::Train => view! { <TrainDemo settings=settings.clone() /> }.into_any(),
             }}
         </main>
     }
@@ -295,6 +277,63 @@ fn RegressionDemo(settings: Settings) -> impl IntoView {
         seed: settings.seed,
     };
 
+    // The models on screen from now on: their names, k and mini-batch size, a fresh refinement.
+    let install = move |engines: Vec<Rc<Engine>>| async move {
+        let Some(lead) = engines.first() else {
+            return;
+        };
+        ctx.max_steps.set(lead.refine.steps);
+        refine.set((lead.refine.steps, lead.refine.batch_size));
+        labels.set(
+            engines
+                .iter()
+                .map(|e| (e.regime.to_string(), e.label.clone()))
+                .collect(),
+        );
+        ctx.engines.set_value(engines);
+        ctx.restart().await;
+    };
+    // A model file of the visitor's (one written by `amortize train`, or by the Train tab).
+    let from_file = RwSignal::new(None::<String>);
+    let on_model_file = {
+        let choice = settings.backend;
+        move |ev: web_sys::Event| {
+            use wasm_bindgen::JsCast;
+            let Some(input) = ev
+                .target()
+                .and_then(|t| t.dyn_into::<web_sys::HtmlInputElement>().ok())
+            else {
+                return;
+            };
+            let Some(file) = input.files().and_then(|f| f.get(0)) else {
+                return;
+            };
+            input.set_value("");
+            spawn_local(async move {
+                let name = file.name();
+                let bytes = match wasm_bindgen_futures::JsFuture::from(file.array_buffer()).await {
+                    Ok(buf) => js_sys::Uint8Array::new(&buf).to_vec(),
+                    Err(e) => return ctx.error.set(Some(format!("Could not read {name}: {e:?}"))),
+                };
+                status.set(Status::Loading(format!(
+                    "Preparing the model in {name} ({} kB)…",
+                    bytes.len() / 1024
+                )));
+                match Engine::load(&bytes, choice).await {
+                    Ok((engine, n)) => {
+                        backend.set(engine.backend.clone());
+                        note.set(n);
+                        ctx.error.set(None);
+                        from_file.set(Some(name));
+                        install(vec![Rc::new(engine)]).await;
+                    }
+                    // The model on screen stays: the page keeps working.
+                    Err(e) => ctx.error.set(Some(format!("Could not open {name}: {e}"))),
+                }
+                status.set(Status::Ready);
+            });
+        }
+    };
     {
         let settings = settings.clone();
         spawn_local(async move {
@@ -338,17 +377,7 @@ fn RegressionDemo(settings: Settings) -> impl IntoView {
                     }
                 }
             }
-            let lead = &engines[0];
-            ctx.max_steps.set(lead.refine.steps);
-            refine.set((lead.refine.steps, lead.refine.batch_size));
-            labels.set(
-                engines
-                    .iter()
-                    .map(|e| (e.regime.to_string(), e.label.clone()))
-                    .collect(),
-            );
-            ctx.engines.set_value(engines);
-            ctx.restart().await;
+            install(engines).await;
             // A shared link's step: replay the refinement up to it.
             for _ in 0..settings.step {
                 if !ctx.step().await {
@@ -537,15 +566,6 @@ fn RegressionDemo(settings: Settings) -> impl IntoView {
             .sum();
         Some(sum / pts.len() as f64)
     };
-    let curve_path = |ys: &[f32]| -> String {
-        let mut d = String::new();
-        for (i, &y) in ys.iter().enumerate().take(CURVE_POINTS + 1) {
-            let y = (y as f64).clamp(-2.0 * Y_MAX, 2.0 * Y_MAX);
-            let (px, py) = to_px(curve_x(i) as f64, y);
-            d += &format!("{}{px:.1},{py:.1}", if i == 0 { "M" } else { "L" });
-        }
-        d
-    };
     // The Bayes-optimal predictor on the visitor's points: the posterior mean of θ under the
     // task's prior θ ~ N(0, I) and noise, the best any learner can do with these points. One
     // solve per change of the points, shared by the curve and the readout.
@@ -665,7 +685,10 @@ fn RegressionDemo(settings: Settings) -> impl IntoView {
         let l = labels.get();
         match l.as_slice() {
             [] => "1-D regression".to_string(),
-            [(_, one)] => format!("1-D regression · {one}"),
+            [(_, one)] => match from_file.get() {
+                Some(f) => format!("1-D regression · {one} · {f}"),
+                None => format!("1-D regression · {one}"),
+            },
             _ => "1-D regression · the regimes side by side".to_string(),
         }
     };
@@ -785,6 +808,14 @@ fn RegressionDemo(settings: Settings) -> impl IntoView {
                         " Bayes-optimal curve"
                     </label>
                     <RefineControls settings=settings.clone() points=ctx.points refine=refine />
+                    {(!embed).then(|| view! {
+                        <label class="import">
+                            "Open a model file (.amz) "
+                            <input type="file" accept=".amz" data-testid="model-file"
+                                disabled=move || status.get() != Status::Ready
+                                on:change=on_model_file />
+                        </label>
+                    })}
                 </div>
                 {(!embed).then(|| view! {
                     <PointsIo points=ctx.points demo=Demo::Regression error=ctx.error

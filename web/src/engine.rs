@@ -11,6 +11,7 @@ use burn::tensor::{Device, Tensor};
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
+use crate::plot::regression::{curve_x, CURVE_POINTS};
 use crate::state::BackendChoice;
 use crate::status::Note;
 
@@ -28,14 +29,6 @@ pub struct Engine {
     pub label: String,
     /// The regime, in words (URL value).
     pub regime: Regime,
-}
-
-/// Where the curve is drawn: `CURVE_POINTS + 1` evenly spaced x in [-1, 1].
-pub const CURVE_POINTS: usize = 200;
-
-/// The x of the curve's i-th vertex.
-pub fn curve_x(i: usize) -> f32 {
-    -1.0 + 2.0 * i as f32 / CURVE_POINTS as f32
 }
 
 /// A refinement of the visitor's points in progress: the context and queries on the device,
@@ -211,19 +204,7 @@ impl Engine {
             ));
         };
         let regime = h.model.regime;
-        let label = if regime == Regime::Implicit && !h.model.signal.uses_gradients() {
-            format!("{regime} regime")
-        } else {
-            use amortize::signal::Signal;
-            let signal = match h.model.signal {
-                Signal::Both => "observations and the mini-batch gradient".to_string(),
-                Signal::Gradients => "the mini-batch gradient".to_string(),
-                Signal::BothPointGradients => "observations and gradients".to_string(),
-                Signal::PointGradients => "gradients".to_string(),
-                s => s.to_string(),
-            };
-            format!("{regime} regime · {signal}")
-        };
+        let label = describe(&h.model);
         let task = FunctionRegression::new(task.clone());
         let bundle = &bundle;
         build_fastest(choice, |device: Device, backend: String| {
@@ -254,6 +235,27 @@ impl Engine {
             }
         })
         .await
+    }
+
+    /// An engine around a model in memory on `device` (the Train tab's model as it is now).
+    pub fn from_model(
+        model: Amortizer,
+        device: Device,
+        task: FunctionRegression,
+        refine: RefineConfig,
+        backend: String,
+    ) -> Self {
+        let label = describe(model.config());
+        let regime = model.config().regime;
+        Self {
+            model,
+            device,
+            task,
+            refine,
+            backend,
+            label,
+            regime,
+        }
     }
 
     /// A refinement of `points` at its initial state: the points are the context, and the
@@ -306,6 +308,46 @@ impl Engine {
         run.states.push(next);
         self.shown(run, run.states.len() - 1).await
     }
+}
+
+/// The mini-batches of a refinement of `n` points: they depend only on the number of points and
+/// the seed, so a view (and a shared link) is reproducible.
+pub fn plan(n: usize, refine: &RefineConfig, seed: u64) -> Vec<Vec<usize>> {
+    use rand::{rngs::StdRng, SeedableRng};
+    let mut rng = StdRng::seed_from_u64(seed ^ (n as u64).wrapping_mul(0x9e37_79b9));
+    amortize::refine::schedule(n, refine.batch_size, refine.steps, &mut rng)
+}
+
+/// What `engine` shows for `points` before any step and after each of its k steps, over the
+/// mini-batches of [`plan`].
+pub async fn refine_points(
+    engine: &Engine,
+    points: &[(f32, f32)],
+    seed: u64,
+) -> Result<Vec<Shown>, String> {
+    let mut run = engine.start(points)?;
+    let mut shown = vec![engine.shown(&run, 0).await?];
+    for batch in plan(points.len(), &engine.refine, seed) {
+        shown.push(engine.step(&mut run, &batch).await?);
+    }
+    Ok(shown)
+}
+
+/// A model's regime and signal, in words ("parametric regime · observations and gradients").
+pub fn describe(config: &amortize::AmortizerConfig) -> String {
+    use amortize::signal::Signal;
+    let regime = config.regime;
+    if regime == Regime::Implicit && !config.signal.uses_gradients() {
+        return format!("{regime} regime");
+    }
+    let signal = match config.signal {
+        Signal::Both => "observations and the mini-batch gradient".to_string(),
+        Signal::Gradients => "the mini-batch gradient".to_string(),
+        Signal::BothPointGradients => "observations and gradients".to_string(),
+        Signal::PointGradients => "gradients".to_string(),
+        s => s.to_string(),
+    };
+    format!("{regime} regime · {signal}")
 }
 
 impl Run {

@@ -10,6 +10,7 @@ mod plot;
 mod state;
 mod status;
 mod toolbar;
+mod train;
 
 fn main() {
     std::panic::set_hook(Box::new(|info| {

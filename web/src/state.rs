@@ -21,6 +21,8 @@ pub enum Demo {
     Gmm,
     /// Letters as 2-D point clouds (implicit regime, flow matching).
     Alphabet,
+    /// Meta-training a regression amortizer live in the page.
+    Train,
 }
 
 impl Demo {
@@ -30,13 +32,14 @@ impl Demo {
             Demo::Regression => "regression",
             Demo::Gmm => "gmm",
             Demo::Alphabet => "alphabet",
+            Demo::Train => "train",
         }
     }
 
     /// Most points and the plot's extent.
     pub fn limits(self) -> (usize, crate::io::Bounds) {
         let (x, y) = match self {
-            Demo::Regression => ((-1.0, 1.0), (-3.5, 3.5)),
+            Demo::Regression | Demo::Train => ((-1.0, 1.0), (-3.5, 3.5)),
             Demo::Gmm | Demo::Alphabet => {
                 let r = self.half_width() as f32;
                 ((-r, r), (-r, r))
@@ -52,13 +55,13 @@ impl Demo {
             Demo::Gmm => 12.0,
             Demo::Alphabet => 2.0,
             // The regression plot is not square; its x range is [-1, 1].
-            Demo::Regression => 1.0,
+            Demo::Regression | Demo::Train => 1.0,
         }
     }
 
-    /// The shipped model of the demo.
+    /// The shipped model of the demo ("" for the Train tab, which starts from scratch).
     pub fn default_weights(self) -> &'static str {
-        self.shipped()[0].1
+        self.shipped().first().map_or("", |s| s.1)
     }
 
     /// The demo's shipped models: (regime, file), the default first.
@@ -70,6 +73,7 @@ impl Demo {
             ],
             Demo::Gmm => &[("implicit", "weights/gmm-implicit.amz")],
             Demo::Alphabet => &[("implicit", "weights/alphabet-implicit.amz")],
+            Demo::Train => &[],
         }
     }
 
@@ -114,9 +118,65 @@ pub struct Settings {
     pub optimal: bool,
     /// Every shipped regime of the demo side by side on the same points (`compare=1`).
     pub compare: bool,
+    /// The Train tab's settings (`preset=`, `tasks=`, `lr=`).
+    pub train: TrainSettings,
     /// Problems found in the URL, shown to the visitor.
     pub warnings: Vec<String>,
 }
+
+/// What the Train tab trains: a preset's model and meta-batch, optionally another number of tasks
+/// per meta-step or peak learning rate.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainSettings {
+    /// The preset (`amortize::meta::PRESETS`).
+    pub preset: amortize::meta::Preset,
+    /// Tasks per meta-step over the preset's (1..=`MAX_TASKS`).
+    pub tasks: Option<usize>,
+    /// Peak learning rate over the preset's (in (0, `MAX_LR`]).
+    pub lr: Option<f64>,
+}
+
+impl Default for TrainSettings {
+    fn default() -> Self {
+        Self {
+            preset: amortize::meta::PRESETS[0],
+            tasks: None,
+            lr: None,
+        }
+    }
+}
+
+impl TrainSettings {
+    /// The URL's part for these settings (empty for the defaults).
+    pub fn query(&self) -> String {
+        let mut q = String::new();
+        if self.preset != amortize::meta::PRESETS[0] {
+            q += &format!("&preset={}", self.preset.name);
+        }
+        if let Some(t) = self.tasks {
+            q += &format!("&tasks={t}");
+        }
+        if let Some(lr) = self.lr {
+            q += &format!("&lr={lr}");
+        }
+        q
+    }
+
+    /// Tasks per meta-step in use.
+    pub fn tasks_per_step(&self) -> usize {
+        self.tasks.unwrap_or(self.preset.tasks_per_step)
+    }
+
+    /// Peak learning rate in use.
+    pub fn peak_lr(&self) -> f64 {
+        self.lr.unwrap_or(self.preset.lr)
+    }
+}
+
+/// Most tasks per meta-step the Train tab takes.
+pub const MAX_TASKS: usize = 256;
+/// Largest peak learning rate the Train tab takes.
+pub const MAX_LR: f64 = 0.1;
 
 /// Most refinement steps a URL may ask for (the models are trained with k ≤ this).
 pub const MAX_STEP: usize = 100;
@@ -151,6 +211,7 @@ impl Settings {
             field: None,
             optimal: false,
             compare: false,
+            train: TrainSettings::default(),
             warnings: Vec::new(),
         };
         let mut raw_points: Option<String> = None;
@@ -175,8 +236,29 @@ impl Settings {
                     "regression" => s.demo = Demo::Regression,
                     "gmm" => s.demo = Demo::Gmm,
                     "alphabet" => s.demo = Demo::Alphabet,
+                    "train" => s.demo = Demo::Train,
                     _ => s.warnings.push(format!(
-                        "demo={value:?} is not one of regression, gmm, alphabet; showing regression"
+                        "demo={value:?} is not one of regression, gmm, alphabet, train; showing regression"
+                    )),
+                },
+                "preset" => match amortize::meta::Preset::named(&value) {
+                    Some(p) => s.train.preset = p,
+                    None => s.warnings.push(format!(
+                        "preset={value:?} is not one of {}; using {}",
+                        amortize::meta::PRESETS.map(|p| p.name).join(", "),
+                        amortize::meta::PRESETS[0].name
+                    )),
+                },
+                "tasks" => match value.parse::<usize>() {
+                    Ok(v) if (1..=MAX_TASKS).contains(&v) => s.train.tasks = Some(v),
+                    _ => s.warnings.push(format!(
+                        "tasks={value:?} is not a whole number in 1..={MAX_TASKS}; using the preset's"
+                    )),
+                },
+                "lr" => match value.parse::<f64>() {
+                    Ok(v) if v > 0.0 && v <= MAX_LR => s.train.lr = Some(v),
+                    _ => s.warnings.push(format!(
+                        "lr={value:?} is not a learning rate in (0, {MAX_LR}]; using the preset's"
                     )),
                 },
                 "pts" => raw_points = Some(value),
@@ -267,7 +349,7 @@ impl Settings {
                         .map(|(r, _)| *r)
                         .collect::<Vec<_>>()
                         .join(", "),
-                    s.demo.shipped()[0].0
+                    s.demo.shipped().first().map_or("none", |s| s.0)
                 )),
             }
         }
@@ -296,6 +378,9 @@ impl Settings {
     /// The query string of this view: demo, settings, points and step (a shareable link).
     pub fn view_query(&self, points: &[(f32, f32)], step: usize) -> String {
         let mut q = self.tab_query(self.demo);
+        if self.demo == Demo::Train {
+            q += &self.train.query();
+        }
         if self.weights != self.demo.default_weights() {
             match self.demo.shipped().iter().find(|(_, f)| *f == self.weights) {
                 Some((r, _)) => q += &format!("&regime={r}"),
