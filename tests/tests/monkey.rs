@@ -43,6 +43,12 @@ const GMM: Demo = Demo {
     y: (-12.0, 12.0),
     max_points: 256,
 };
+const TRAIN: Demo = Demo {
+    query: "demo=train",
+    x: (-1.0, 1.0),
+    y: (-3.5, 3.5),
+    max_points: 256,
+};
 const ALPHABET: Demo = Demo {
     query: "demo=alphabet&samples=64",
     x: (-2.0, 2.0),
@@ -138,7 +144,7 @@ impl Monkey<'_> {
     /// An address a visitor might type: the demo's, with good, bad and unknown parameters.
     fn edited_query(&mut self) -> String {
         let mut q = vec![self.demo.query.to_string(), "backend=cpu".to_string()];
-        let pool: [&[&str]; 10] = [
+        let pool: [&[&str]; 11] = [
             &["k=1", "k=3", "k=12", "k=0", "k=1000", "k=x"],
             &["batch=1", "batch=4", "batch=300", "batch=-2"],
             &["seed=7", "seed=abc", "seed=18446744073709551615"],
@@ -159,6 +165,14 @@ impl Monkey<'_> {
                 "weights=../x",
             ],
             &["zoom=2", "demo=nope", "backend=quantum", "&&", "=="],
+            &[
+                "preset=small",
+                "preset=huge",
+                "tasks=1",
+                "tasks=0",
+                "lr=0.01",
+                "lr=5",
+            ],
         ];
         for options in pool {
             if self.rng.random_bool(0.3) {
@@ -504,10 +518,18 @@ fn monkey(demo: &Demo, backend: &str, actions: usize, default_seed: u64, shot: &
     if testid_text(&tab, "ready").ok().flatten().is_none() {
         m.fail("a fresh page with 12 points is not ready");
     }
-    if let Ok(button) = tab.find_element("[data-testid=\"step-button\"]") {
-        let _ = button.click();
+    // (The Train tab: a fresh page trains.)
+    let (button, readout, want) = if demo.query.starts_with("demo=train") {
+        ("train-toggle", "meta-step", "3")
+    } else {
+        ("step-button", "step", "1")
+    };
+    if let Ok(b) = tab.find_element(&format!("[data-testid=\"{button}\"]")) {
+        let _ = b.click();
     }
-    if let Err(e) = wait_for_text(&tab, "step", LOAD, |t| t == "1") {
+    if let Err(e) = wait_for_text(&tab, readout, LOAD, |t| {
+        t.parse::<usize>().is_ok_and(|n| n >= want.parse().unwrap())
+    }) {
         m.fail(&format!(
             "after the monkey, a fresh page does not step: {e}"
         ));
@@ -528,6 +550,13 @@ fn monkey_on_mixtures_cpu() {
 #[test]
 fn monkey_on_letters_cpu() {
     monkey(&ALPHABET, "cpu", 300, 3, "monkey-alphabet-cpu");
+}
+
+/// The Train tab: training started, paused, reset and reconfigured in any order while the
+/// plot and the downloads are used.
+#[test]
+fn monkey_on_training_cpu() {
+    monkey(&TRAIN, "cpu", 150, 5, "monkey-train-cpu");
 }
 
 /// A shorter run on WebGPU (software in headless Chromium).

@@ -335,6 +335,26 @@ impl Settings {
                     .push(format!("unknown URL parameter {key:?} was ignored")),
             }
         }
+        if s.demo == Demo::Train {
+            // The Train tab trains its own model: the shipped models' parameters do not apply.
+            let given: Vec<&str> = [
+                (regime.is_some(), "regime="),
+                (s.compare, "compare="),
+                (!s.weights.is_empty(), "weights="),
+            ]
+            .into_iter()
+            .filter_map(|(on, key)| on.then_some(key))
+            .collect();
+            if !given.is_empty() {
+                s.warnings.push(format!(
+                    "{} ignored: the Train tab trains a model of its own",
+                    given.join(", ")
+                ));
+            }
+            regime = None;
+            s.compare = false;
+            s.weights.clear();
+        }
         if let Some(r) = regime {
             match s.demo.shipped_file(&r) {
                 Some(_) if !s.weights.is_empty() => s.warnings.push(format!(

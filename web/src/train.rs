@@ -237,6 +237,8 @@ impl Ctx {
             return;
         }
         self.running.set(true);
+        // A loop paused a moment ago may not have seen it yet: this one replaces it.
+        self.epoch.update_value(|e| *e += 1);
         let epoch = self.epoch.get_value();
         spawn_local(async move {
             if let Err(e) = self.train_loop(epoch).await {
@@ -344,6 +346,15 @@ impl Ctx {
             }
         });
         self.refresh_curves().await
+    }
+
+    /// The visitor changed the points: refine the new ones with the model as it is now.
+    fn points_changed(self) {
+        spawn_local(async move {
+            if let Err(e) = self.refresh_curves().await {
+                self.error.set(Some(e));
+            }
+        });
     }
 
     /// The visitor's points refined by the model as it is now, every step.
@@ -777,82 +788,82 @@ fn EvalTable(ctx: Ctx) -> impl IntoView {
     }
 }
 
+/// A press on the plot: the left button adds a point, the right one removes the nearest.
+fn press(ctx: Ctx, ev: &web_sys::PointerEvent) {
+    if !ev.is_primary() {
+        return;
+    }
+    let Some((px, py)) = crate::plot::pointer_at(ev, W, H) else {
+        return;
+    };
+    ev.prevent_default();
+    if ev.button() == 2 {
+        let near = ctx.points.with_untracked(|pts| {
+            pts.iter()
+                .enumerate()
+                .map(|(i, &(x, y))| {
+                    let (qx, qy) = to_px(x as f64, y as f64);
+                    (i, (qx - px).hypot(qy - py))
+                })
+                .filter(|&(_, d)| d <= 16.0)
+                .min_by(|a, b| a.1.total_cmp(&b.1))
+                .map(|(i, _)| i)
+        });
+        if let Some(i) = near {
+            ctx.points.update(|p| {
+                p.remove(i);
+            });
+            ctx.points_changed();
+        }
+        return;
+    }
+    let (x, y) = from_px(px, py);
+    if !(x.is_finite() && y.is_finite() && (-1.0..=1.0).contains(&x)) {
+        return;
+    }
+    if ctx.points.get_untracked().len() >= MAX_POINTS {
+        ctx.error.set(Some(format!("At most {MAX_POINTS} points.")));
+        return;
+    }
+    ctx.points
+        .update(|p| p.push((crate::io::quantize(x as f32), crate::io::quantize(y as f32))));
+    ctx.points_changed();
+}
+
+/// The Bayes-optimal curve through `points` (the posterior mean under the task's prior).
+fn bayes_path(points: &[(f32, f32)]) -> String {
+    if points.is_empty() {
+        return String::new();
+    }
+    let family = FunctionRegression::new(task());
+    let design: Vec<f32> = points
+        .iter()
+        .flat_map(|&(x, _)| family.features(x))
+        .collect();
+    let ys: Vec<f32> = points.iter().map(|&(_, y)| y).collect();
+    let theta = posterior_mean(&design, &ys, family.state_dim(), family.config.noise_std);
+    let curve: Vec<f32> = (0..=CURVE_POINTS)
+        .map(|i| family.eval(&theta, curve_x(i)))
+        .collect();
+    path(&curve)
+}
+
 #[component]
 fn TrainPlot(ctx: Ctx) -> impl IntoView {
-    let changed = move || {
-        ctx.points.update(|_| {});
-        spawn_local(async move {
-            if let Err(e) = ctx.refresh_curves().await {
-                ctx.error.set(Some(e));
-            }
-        });
-    };
-    let on_down = move |ev: web_sys::PointerEvent| {
-        if !ev.is_primary() {
-            return;
-        }
-        let Some((px, py)) = crate::plot::pointer_at(&ev, W, H) else {
-            return;
-        };
-        ev.prevent_default();
-        if ev.button() == 2 {
-            let near = ctx.points.with_untracked(|pts| {
-                pts.iter()
-                    .enumerate()
-                    .map(|(i, &(x, y))| {
-                        let (qx, qy) = to_px(x as f64, y as f64);
-                        (i, (qx - px).hypot(qy - py))
-                    })
-                    .filter(|&(_, d)| d <= 16.0)
-                    .min_by(|a, b| a.1.total_cmp(&b.1))
-                    .map(|(i, _)| i)
-            });
-            if let Some(i) = near {
-                ctx.points.update(|p| {
-                    p.remove(i);
-                });
-                changed();
-            }
-            return;
-        }
-        let (x, y) = from_px(px, py);
-        if !(x.is_finite() && y.is_finite() && (-1.0..=1.0).contains(&x)) {
-            return;
-        }
-        if ctx.points.get_untracked().len() >= MAX_POINTS {
-            ctx.error.set(Some(format!("At most {MAX_POINTS} points.")));
-            return;
-        }
-        ctx.points
-            .update(|p| p.push((crate::io::quantize(x as f32), crate::io::quantize(y as f32))));
-        changed();
-    };
+    let on_down = move |ev: web_sys::PointerEvent| press(ctx, &ev);
     let presets = StoredValue::new(0u64);
     let on_random = move |_| {
         presets.update_value(|n| *n += 1);
         ctx.points.set(start_points(
             ctx.seed.get_untracked() ^ presets.get_value().wrapping_mul(0x9e37_79b9),
         ));
-        changed();
+        ctx.points_changed();
     };
     let on_clear = move |_| {
         ctx.points.set(Vec::new());
-        changed();
+        ctx.points_changed();
     };
-    let bayes = move || {
-        let pts = ctx.points.get();
-        if pts.is_empty() {
-            return String::new();
-        }
-        let family = FunctionRegression::new(task());
-        let design: Vec<f32> = pts.iter().flat_map(|&(x, _)| family.features(x)).collect();
-        let ys: Vec<f32> = pts.iter().map(|&(_, y)| y).collect();
-        let theta = posterior_mean(&design, &ys, family.state_dim(), family.config.noise_std);
-        let curve: Vec<f32> = (0..=CURVE_POINTS)
-            .map(|i| family.eval(&theta, curve_x(i)))
-            .collect();
-        path(&curve)
-    };
+    let bayes = move || bayes_path(&ctx.points.get());
     let curves = move || {
         let c = ctx.curves.get();
         let last = c.len().saturating_sub(1);
