@@ -43,6 +43,12 @@ protocol)
     --seed 1234 --device cpu > "$R/protocol-long.md"
   $A eval --weights "$R/lin-po2/model.amz" --steps 40 --tasks 1000 --seed 1234 --device cpu \
     > "$R/protocol-long-40.md"
+  # And further again from lin-po2's, at a lower peak learning rate, with another seed.
+  $A train --init "$R/lin-po2/model.amz" --horizon 20 --steps 40000 --tasks-per-step 32 --lr 0.0003 \
+    --warmup 500 --eval-every 2000 --eval-tasks 300 --checkpoint-every 1000 --seed 2 --device cpu \
+    --data-parallel 2 --out "$R/lin-po3"
+  $A eval --weights "$R/lin-po3/model.amz" "$R/lin-p1/model.amz" --tasks 1000 --test-time-tasks 200 \
+    --seed 1234 --device cpu > "$R/protocol-long3.md"
   ;;
 linreg)
   for rs in parametric:observations parametric:gradients parametric:both \
