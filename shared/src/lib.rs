@@ -14,13 +14,15 @@
 //! flow-matching generation on top; [`meta`] is the outer loop that meta-trains a model, one step
 //! at a time; [`model::order`] is the sample × node model for SCM
 //! topological orders. [`metric`] and [`baseline`] score the results, [`weights`] carries a
-//! trained model as bytes.
+//! trained model as bytes, and [`points`] reads a user's point file (one set of rules for the web
+//! app and the command line).
 
 pub mod baseline;
 pub mod flow;
 pub mod meta;
 pub mod metric;
 pub mod model;
+pub mod points;
 pub mod refine;
 pub mod regime;
 pub mod signal;

@@ -309,6 +309,33 @@ fn check_view(tab: &Tab, readout: &str, step: usize, shot: &str) {
         "same readout after reload"
     );
 
+    // Import reads files by the command line's rules (`amortize::points`): the JSON export back
+    // (the same points), then a CSV with a header and a comment.
+    let import = |name: &str, body: &str| {
+        let literal = serde_json::to_string(body).unwrap();
+        eval(
+            tab,
+            &format!(
+                "(() => {{ const e = document.querySelector('[data-testid=\"import-input\"]'); const dt = new DataTransfer(); dt.items.add(new File([{literal}], '{name}')); e.files = dt.files; e.dispatchEvent(new Event('change', {{bubbles: true}})); return true; }})()"
+            ),
+        )
+        .unwrap();
+    };
+    import("back.json", text.as_str().unwrap());
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(testid_text(tab, "points").unwrap().unwrap(), points);
+    assert!(testid_text(tab, "error").unwrap().is_none(), "JSON import");
+    let (x0, y0) = (
+        json[0]["x"].as_f64().unwrap(),
+        json[0]["y"].as_f64().unwrap(),
+    );
+    import(
+        "three.csv",
+        &format!("x,y\n# three points\n{x0},{y0}\n{x0},{y0}\n{x0},{y0}\n"),
+    );
+    wait_for_text(tab, "points", STEP, |t| t == "3").expect("CSV imported");
+    assert!(testid_text(tab, "error").unwrap().is_none(), "CSV import");
+
     // Embed mode: the plot and minimal controls, no page header, no export bar.
     load(tab, &format!("{url}&embed=1"));
     let visible = eval(

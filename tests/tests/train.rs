@@ -156,7 +156,7 @@ fn a_model_meta_trained_in_the_page_learns_and_loads_everywhere() {
     .collect();
     let file = artifacts_dir().join("trained-in-page.amz");
     std::fs::write(&file, &bytes).unwrap();
-    assert!(name.contains("amortize-trained-tiny-"), "{name}");
+    assert!(name.contains("amortize-trained-parametric-tiny-"), "{name}");
 
     // The regression tab opens it.
     tab.navigate_to(&format!("{}?demo=regression&backend=cpu", server.url))

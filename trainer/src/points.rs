@@ -20,75 +20,12 @@ use rand::{rngs::StdRng, SeedableRng};
 /// At most this many points are read.
 pub const MAX_POINTS: usize = 4096;
 
-/// Reads rows of numbers: CSV (an optional header line) or JSON (an array of arrays, or of
-/// objects whose values are numbers, e.g. `[{"x": 0.1, "y": 2}]`).
+/// Reads the point file at `path` (`amortize::points`: CSV or JSON, the web app's rules).
 pub fn read(path: &Path) -> anyhow::Result<Vec<Vec<f64>>> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading --points {}", path.display()))?;
-    let rows: Vec<Vec<f64>> = if path.extension().and_then(|e| e.to_str()) == Some("json") {
-        let v: serde_json::Value = serde_json::from_str(&text)
-            .with_context(|| format!("--points {}: not JSON", path.display()))?;
-        let arr = v
-            .as_array()
-            .with_context(|| format!("--points {}: expected a JSON array", path.display()))?;
-        arr.iter()
-            .enumerate()
-            .map(|(i, row)| {
-                let vals: Vec<&serde_json::Value> = match row {
-                    serde_json::Value::Array(a) => a.iter().collect(),
-                    serde_json::Value::Object(o) => o.values().collect(),
-                    _ => anyhow::bail!("--points: item {i} is neither an array nor an object"),
-                };
-                vals.iter()
-                    .map(|x| {
-                        x.as_f64()
-                            .with_context(|| format!("--points: item {i} has a non-number {x}"))
-                    })
-                    .collect()
-            })
-            .collect::<anyhow::Result<_>>()?
-    } else {
-        let mut reader = csv::ReaderBuilder::new()
-            .has_headers(false)
-            .trim(csv::Trim::All)
-            .comment(Some(b'#'))
-            .from_reader(text.as_bytes());
-        let mut rows = Vec::new();
-        for (i, rec) in reader.records().enumerate() {
-            let rec = rec.with_context(|| format!("--points {}: bad CSV", path.display()))?;
-            let parsed: Result<Vec<f64>, _> = rec.iter().map(|f| f.parse::<f64>()).collect();
-            match parsed {
-                Ok(r) => rows.push(r),
-                Err(_) if i == 0 => continue, // a header
-                Err(_) => anyhow::bail!(
-                    "--points {}: line {}: not all numbers",
-                    path.display(),
-                    i + 1
-                ),
-            }
-        }
-        rows
-    };
-    if rows.is_empty() || rows.len() > MAX_POINTS {
-        anyhow::bail!(
-            "--points: between 1 and {MAX_POINTS} points, got {}",
-            rows.len()
-        );
-    }
-    for (i, r) in rows.iter().enumerate() {
-        if r.iter().any(|x| !x.is_finite()) {
-            anyhow::bail!("--points: point {} has a non-finite coordinate", i + 1);
-        }
-        if r.len() != rows[0].len() {
-            anyhow::bail!(
-                "--points: point {} has {} coordinates, the first has {}",
-                i + 1,
-                r.len(),
-                rows[0].len()
-            );
-        }
-    }
-    Ok(rows)
+    amortize::points::parse_rows(&text, MAX_POINTS)
+        .map_err(|e| anyhow::anyhow!("--points {}: {e}", path.display()))
 }
 
 fn host(t: burn::tensor::Tensor<3>) -> anyhow::Result<Vec<f32>> {

@@ -1438,11 +1438,20 @@ fn eval_runs_on_a_users_points() {
     assert!(rows.iter().flatten().all(|v| v.is_finite()));
 
     for (name, body, needle) in [
-        ("nan.csv", "0.1,0.2\n0.3,nan\n", "point 2 has a non-finite"),
+        (
+            "nan.csv",
+            "0.1,0.2\n0.3,nan\n",
+            "point 2: coordinates must be finite",
+        ),
         ("cols.csv", "0.1,0.2,0.3\n", "the file has 3"),
-        ("word.json", r#"[[1, "a"]]"#, "non-number"),
-        ("empty.csv", "x,y\n", "between 1 and"),
-        ("broken.json", "[[1, 2]", "not JSON"),
+        ("word.json", r#"[[1, "a"]]"#, "is not a number"),
+        ("empty.csv", "x,y\n", "no points"),
+        ("broken.json", "[[1, 2]", "not valid JSON"),
+        (
+            "ragged.csv",
+            "0.1,0.2\n0.3\n",
+            "point 2 has 1 coordinates, the first has 2",
+        ),
     ] {
         let p = dir.path().join(name);
         std::fs::write(&p, body).unwrap();
@@ -1471,7 +1480,7 @@ fn eval_runs_on_a_users_points() {
         "--device",
         "cpu",
     ]);
-    assert_clean_failure(&o, "between 1 and 4096 points, got 5000");
+    assert_clean_failure(&o, "at most 4096");
 }
 
 /// SCM topological order (paper §9.4): `train --task scm` writes an order model; `eval --ood`

@@ -113,70 +113,21 @@ pub fn points_csv(points: &[(f32, f32)]) -> String {
     s
 }
 
-/// Reads an export back: JSON (an array of `{"x", "y"}` objects or `[x, y]` pairs) or CSV (an
-/// optional header, then `x,y` lines).
+/// Reads an export back (`amortize::points`, the command line's rules): JSON (an array of
+/// `{"x", "y"}` objects or `[x, y]` pairs) or CSV (an optional header, then `x,y` lines), each
+/// point inside the demo's plot.
 pub fn parse_points(text: &str, max: usize, bounds: Bounds) -> Result<Vec<(f32, f32)>, String> {
-    let text = text.trim();
-    let raw: Vec<(f64, f64)> = if text.starts_with('[') {
-        let value =
-            js_sys::JSON::parse(text).map_err(|_| "the file is not valid JSON".to_string())?;
-        let arr: js_sys::Array = value
-            .dyn_into()
-            .map_err(|_| "expected a JSON array of points".to_string())?;
-        if arr.length() as usize > max {
-            return Err(format!("{} points; at most {max}", arr.length()));
-        }
-        arr.iter()
-            .enumerate()
-            .map(|(i, item)| {
-                let get = |key: &str| {
-                    js_sys::Reflect::get(&item, &key.into())
-                        .ok()
-                        .and_then(|v| v.as_f64())
-                };
-                let pair = |k: u32| {
-                    item.dyn_ref::<js_sys::Array>()
-                        .and_then(|a| a.get(k).as_f64())
-                };
-                match (get("x"), get("y"), pair(0), pair(1)) {
-                    (Some(x), Some(y), _, _) | (_, _, Some(x), Some(y)) => Ok((x, y)),
-                    _ => Err(format!(
-                        "point {}: expected {{\"x\": number, \"y\": number}} or [x, y]",
-                        i + 1
-                    )),
-                }
-            })
-            .collect::<Result<_, _>>()?
-    } else {
-        let mut rows = Vec::new();
-        for (i, line) in text.lines().enumerate() {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let cells: Vec<&str> = line.split(',').map(str::trim).collect();
-            let nums: Result<Vec<f64>, _> = cells.iter().map(|c| c.parse::<f64>()).collect();
-            match nums {
-                Ok(v) if v.len() == 2 => rows.push((v[0], v[1])),
-                Ok(v) => {
-                    return Err(format!(
-                        "line {}: expected 2 columns (x, y), got {}",
-                        i + 1,
-                        v.len()
-                    ))
-                }
-                Err(_) if rows.is_empty() && i == 0 => continue, // a header
-                Err(_) => return Err(format!("line {}: not all numbers", i + 1)),
-            }
-            if rows.len() > max {
-                return Err(format!("more than {max} points"));
-            }
-        }
-        rows
-    };
-    raw.into_iter()
+    let rows = amortize::points::parse_rows(text, max)?;
+    rows.iter()
         .enumerate()
-        .map(|(i, (x, y))| bounds.check(i, quantize(x as f32), quantize(y as f32)))
+        .map(|(i, r)| match r.as_slice() {
+            &[x, y] => bounds.check(i, quantize(x as f32), quantize(y as f32)),
+            _ => Err(format!(
+                "point {}: expected 2 coordinates (x, y), got {}",
+                i + 1,
+                r.len()
+            )),
+        })
         .collect()
 }
 

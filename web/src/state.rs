@@ -134,7 +134,15 @@ pub struct TrainSettings {
     pub tasks: Option<usize>,
     /// Peak learning rate over the preset's (in (0, `MAX_LR`]).
     pub lr: Option<f64>,
+    /// The regime trained (`regime=`): parametric (the default) or implicit.
+    pub regime: amortize::regime::Regime,
 }
+
+/// The regimes the Train tab trains (the explicit regime needs far longer to leave its prior).
+pub const TRAIN_REGIMES: [amortize::regime::Regime; 2] = [
+    amortize::regime::Regime::Parametric,
+    amortize::regime::Regime::Implicit,
+];
 
 impl Default for TrainSettings {
     fn default() -> Self {
@@ -142,6 +150,7 @@ impl Default for TrainSettings {
             preset: amortize::meta::PRESETS[0],
             tasks: None,
             lr: None,
+            regime: amortize::regime::Regime::Parametric,
         }
     }
 }
@@ -158,6 +167,9 @@ impl TrainSettings {
         }
         if let Some(lr) = self.lr {
             q += &format!("&lr={lr}");
+        }
+        if self.regime != TRAIN_REGIMES[0] {
+            q += &format!("&regime={}", self.regime);
         }
         q
     }
@@ -336,22 +348,26 @@ impl Settings {
             }
         }
         if s.demo == Demo::Train {
-            // The Train tab trains its own model: the shipped models' parameters do not apply.
-            let given: Vec<&str> = [
-                (regime.is_some(), "regime="),
-                (s.compare, "compare="),
-                (!s.weights.is_empty(), "weights="),
-            ]
-            .into_iter()
-            .filter_map(|(on, key)| on.then_some(key))
-            .collect();
+            // The Train tab trains its own model: `regime=` picks the regime it trains, and the
+            // shipped models' parameters do not apply.
+            if let Some(r) = regime.take() {
+                match r.parse::<amortize::regime::Regime>() {
+                    Ok(r) if TRAIN_REGIMES.contains(&r) => s.train.regime = r,
+                    _ => s.warnings.push(format!(
+                        "regime={r:?}: the Train tab trains parametric or implicit; training parametric"
+                    )),
+                }
+            }
+            let given: Vec<&str> = [(s.compare, "compare="), (!s.weights.is_empty(), "weights=")]
+                .into_iter()
+                .filter_map(|(on, key)| on.then_some(key))
+                .collect();
             if !given.is_empty() {
                 s.warnings.push(format!(
                     "{} ignored: the Train tab trains a model of its own",
                     given.join(", ")
                 ));
             }
-            regime = None;
             s.compare = false;
             s.weights.clear();
         }

@@ -29,7 +29,9 @@ use rand::{rngs::StdRng, SeedableRng};
 use crate::browser::{now, sleep};
 use crate::engine::{build_fastest, refine_points, Engine};
 use crate::plot::regression::{curve_x, from_px, path, to_px, CURVE_POINTS, H, W, Y_MAX};
-use crate::state::{BackendChoice, Settings, TrainSettings, MAX_LR, MAX_POINTS, MAX_TASKS};
+use crate::state::{
+    BackendChoice, Settings, TrainSettings, MAX_LR, MAX_POINTS, MAX_TASKS, TRAIN_REGIMES,
+};
 use crate::status::{Note, Status, StatusView};
 
 /// Milliseconds of training between two yields to the browser.
@@ -70,7 +72,7 @@ fn learner(train: &TrainSettings, seed: u64, device: &Device) -> Result<MetaLear
     let config = TaskConfig::FunctionRegression(task());
     let model = train.preset.model(AmortizerConfig::new(
         config.dims(),
-        Regime::Parametric,
+        train.regime,
         Signal::Observations,
     ));
     let mut settings = train.preset.settings(seed, RefineConfig::new());
@@ -402,8 +404,8 @@ impl Ctx {
         }
         .view_query(&[], 0);
         let command = format!(
-            "amortize train --task function-regression --regime parametric --signal observations --d-model {} --n-heads {} --n-layers {} --d-ff {} --tasks-per-step {} --lr {} --warmup {} --steps {} --k {} --batch-size {} --seed {} --device cpu",
-            cfg.d_model, cfg.n_heads, cfg.n_layers, cfg.d_ff, settings.tasks_per_step, settings.lr,
+            "amortize train --task function-regression --regime {} --signal observations --context 32 --d-model {} --n-heads {} --n-layers {} --d-ff {} --tasks-per-step {} --lr {} --warmup {} --steps {} --k {} --batch-size {} --seed {} --device cpu",
+            cfg.regime, cfg.d_model, cfg.n_heads, cfg.n_layers, cfg.d_ff, settings.tasks_per_step, settings.lr,
             settings.warmup, settings.steps, settings.refine.steps, settings.refine.batch_size, settings.seed
         );
         let fmt = |v: &[f64]| {
@@ -413,14 +415,14 @@ impl Ctx {
                 .join(" / ")
         };
         let mut card = format!(
-            "# Model card: function-regression, parametric regime, observations signal\n\n\
+            "# Model card: function-regression, {} regime, observations signal\n\n\
              Meta-trained in a web browser by the amortize web app's Train tab, from scratch: preset \
              `{}` (width {}, {} heads, {} layer(s), feed-forward {}), {} meta-steps of {} tasks, \
              peak learning rate {} (warm-up {}, cosine to a tenth at {}), k = {} steps of {} points, \
              seed {}, {:.1} s of training on {}.\n\n\
              The settings: `{link}` (the Train tab's link). The same model and draws natively: \
              `{command}` (stopped after {} steps).\n",
-            train.preset.name, cfg.d_model, cfg.n_heads, cfg.n_layers, cfg.d_ff, s.learner.step,
+            cfg.regime, train.preset.name, cfg.d_model, cfg.n_heads, cfg.n_layers, cfg.d_ff, s.learner.step,
             settings.tasks_per_step, settings.lr, settings.warmup, settings.steps,
             settings.refine.steps, settings.refine.batch_size, settings.seed, seconds, s.backend,
             s.learner.step
@@ -511,7 +513,7 @@ pub fn TrainDemo(settings: Settings) -> impl IntoView {
     view! {
         <StatusView status=ctx.status fetched=RwSignal::new(None) error=ctx.error note=ctx.note />
         <section class="demo train">
-            <h2 data-testid="title">"Meta-training · 1-D regression, parametric regime"</h2>
+            <h2 data-testid="title">{move || format!("Meta-training · 1-D regression, {} regime", ctx.train.get().regime)}</h2>
             <TrainControls ctx=ctx />
             <TrainReadouts ctx=ctx />
             <div class="charts">
@@ -576,7 +578,15 @@ fn TrainControls(ctx: Ctx) -> impl IntoView {
         }
         _ => ctx.error.set(Some("Seed: a whole number.".to_string())),
     };
+    let on_regime = move |ev: web_sys::Event| {
+        if let Ok(r) = event_target_value(&ev).parse::<Regime>() {
+            if TRAIN_REGIMES.contains(&r) {
+                change(&|t| t.regime = r);
+            }
+        }
+    };
     let selected = ctx.train.get_untracked().preset.name;
+    let regime_now = ctx.train.get_untracked().regime;
     view! {
         <div class="controls">
             <button data-testid="train-toggle" class="primary" on:click=move |_| ctx.toggle()
@@ -590,6 +600,14 @@ fn TrainControls(ctx: Ctx) -> impl IntoView {
                     aria-label="Model size and tasks per meta-step">
                     {PRESETS.iter().map(|p| view! {
                         <option value=p.name selected=p.name == selected>{p.label}</option>
+                    }).collect_view()}
+                </select>
+            </label>
+            <label>"Regime "
+                <select data-testid="train-regime" on:change=on_regime
+                    aria-label="The regime trained: the state is θ (parametric) or the prediction at every x (implicit)">
+                    {TRAIN_REGIMES.iter().map(|r| view! {
+                        <option value=r.to_string() selected=*r == regime_now>{r.to_string()}</option>
                     }).collect_view()}
                 </select>
             </label>
@@ -928,7 +946,8 @@ fn Downloads(ctx: Ctx) -> impl IntoView {
     };
     let name = move |ext: &str| {
         format!(
-            "amortize-trained-{}-{}steps.{ext}",
+            "amortize-trained-{}-{}-{}steps.{ext}",
+            ctx.train.get_untracked().regime,
             ctx.train.get_untracked().preset.name,
             ctx.steps.get_untracked()
         )

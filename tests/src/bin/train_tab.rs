@@ -3,6 +3,7 @@
 //!
 //! Usage: `train_tab BACKEND PRESET SECONDS...` (e.g. `train_tab cpu tiny 60 180 600`), after
 //! `trunk build`; prints one Markdown row per time. Times are wall-clock seconds since Start.
+//! PRESET may carry more of the tab's parameters: `tiny&regime=implicit`.
 
 use std::time::{Duration, Instant};
 
