@@ -72,18 +72,41 @@ pub struct BundleHeader {
     pub provenance: serde_json::Value,
 }
 
-/// A model's header and its weights.
+/// What a header says about its kind of model: the magic and versions of its files, how a
+/// header of each version reads, and how the model it describes is built.
+pub trait Header: Serialize + Sized {
+    /// The model the header describes.
+    type Model: Module;
+    /// The first bytes of its files.
+    const MAGIC: &'static [u8; 8];
+    /// The format version this build writes.
+    const VERSION: u32;
+    /// Every format version this build reads.
+    const READS: &'static [u32];
+    /// Parses (and checks) the JSON header of a file of format `version`.
+    fn parse(version: u32, json: &[u8]) -> Result<Self, WeightsError>;
+    /// The architecture the header describes, checked, with fresh weights on `device`.
+    fn init(&self, device: &Device) -> Result<Self::Model, WeightsError>;
+}
+
+/// One format for every model: a header of its kind ([`Header`]) and its weights.
 #[derive(Debug, Clone)]
-pub struct ModelBundle {
+pub struct Bundle<H> {
     /// Config and provenance.
-    pub header: BundleHeader,
+    pub header: H,
     /// Burnpack bytes of the module's record.
     pub weights: Vec<u8>,
 }
 
-impl ModelBundle {
+/// An amortizer and its header (magic `AMORTIZE`).
+pub type ModelBundle = Bundle<BundleHeader>;
+
+/// A topological-order model (paper §9.4) and its header (magic `AMZORDER`).
+pub type OrderBundle = Bundle<OrderHeader>;
+
+impl<H: Header> Bundle<H> {
     /// Captures a trained model.
-    pub fn from_model(header: BundleHeader, model: Amortizer) -> Result<Self, WeightsError> {
+    pub fn from_model(header: H, model: H::Model) -> Result<Self, WeightsError> {
         let bytes = model
             .into_record()
             .into_bytes()
@@ -94,14 +117,12 @@ impl ModelBundle {
         })
     }
 
-    /// Rebuilds the amortizer on `device`.
-    pub fn model(&self, device: &Device) -> Result<Amortizer, WeightsError> {
-        self.header.model.validate().map_err(WeightsError::Header)?;
+    /// Rebuilds the model on `device`.
+    pub fn model(&self, device: &Device) -> Result<H::Model, WeightsError> {
+        let model = self.header.init(device)?;
         let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(self.weights.clone()))
             .map_err(|e| WeightsError::Architecture(e.to_string()))?;
-        self.header
-            .model
-            .init(device)
+        model
             .try_load_record(record)
             .map_err(|e| WeightsError::Architecture(e.to_string()))
     }
@@ -109,24 +130,38 @@ impl ModelBundle {
     /// Serialises to the file format.
     pub fn encode(&self) -> Vec<u8> {
         let header = serde_json::to_vec(&self.header).expect("the header serialises");
-        frame(MAGIC, FORMAT_VERSION, &header, &self.weights)
+        frame(H::MAGIC, H::VERSION, &header, &self.weights)
     }
 
     /// Parses the file format, checking magic, version, lengths and checksum.
     pub fn decode(bytes: &[u8]) -> Result<Self, WeightsError> {
-        if bytes.len() >= ORDER_MAGIC.len() && &bytes[..ORDER_MAGIC.len()] == ORDER_MAGIC {
+        if H::MAGIC == MAGIC && is_order_model(bytes) {
             return Err(WeightsError::Header(
                 "this is a topological-order model (SCM task), not an amortizer".into(),
             ));
         }
-        let (version, header, weights) = unframe(bytes, MAGIC, &[1, 2, FORMAT_VERSION])?;
+        let (version, header, weights) = unframe(bytes, H::MAGIC, H::READS)?;
+        Ok(Self {
+            header: H::parse(version, header)?,
+            weights: weights.to_vec(),
+        })
+    }
+}
+
+impl Header for BundleHeader {
+    type Model = Amortizer;
+    const MAGIC: &'static [u8; 8] = MAGIC;
+    const VERSION: u32 = FORMAT_VERSION;
+    const READS: &'static [u32] = &[1, 2, FORMAT_VERSION];
+
+    fn parse(version: u32, json: &[u8]) -> Result<Self, WeightsError> {
         let header: BundleHeader = if version == 1 {
-            serde_json::from_slice::<HeaderV1>(header)
+            serde_json::from_slice::<HeaderV1>(json)
                 .map_err(|e| WeightsError::Header(e.to_string()))?
                 .upgrade()?
         } else {
             let mut h: BundleHeader =
-                serde_json::from_slice(header).map_err(|e| WeightsError::Header(e.to_string()))?;
+                serde_json::from_slice(json).map_err(|e| WeightsError::Header(e.to_string()))?;
             if version == 2 {
                 h.model.signal = crate::signal::legacy(h.model.signal);
             }
@@ -139,10 +174,12 @@ impl ModelBundle {
                 header.task.name()
             )));
         }
-        Ok(Self {
-            header,
-            weights: weights.to_vec(),
-        })
+        Ok(header)
+    }
+
+    fn init(&self, device: &Device) -> Result<Amortizer, WeightsError> {
+        self.model.validate().map_err(WeightsError::Header)?;
+        Ok(self.model.init(device))
     }
 }
 
@@ -216,57 +253,20 @@ pub struct OrderHeader {
     pub provenance: serde_json::Value,
 }
 
-/// A topological-order model (paper §9.4) and its header, in the same framing as
-/// [`ModelBundle`] under the magic `AMZORDER`.
-#[derive(Debug, Clone)]
-pub struct OrderBundle {
-    /// Config and provenance.
-    pub header: OrderHeader,
-    /// Burnpack bytes of the module's record.
-    pub weights: Vec<u8>,
-}
+impl Header for OrderHeader {
+    type Model = OrderAmortizer;
+    const MAGIC: &'static [u8; 8] = ORDER_MAGIC;
+    const VERSION: u32 = ORDER_FORMAT_VERSION;
+    const READS: &'static [u32] = &[ORDER_FORMAT_VERSION];
 
-impl OrderBundle {
-    /// Captures a trained model.
-    pub fn from_model(header: OrderHeader, model: OrderAmortizer) -> Result<Self, WeightsError> {
-        let bytes = model
-            .into_record()
-            .into_bytes()
-            .map_err(|e| WeightsError::Architecture(e.to_string()))?;
-        Ok(Self {
-            header,
-            weights: bytes.to_vec(),
-        })
+    fn parse(_version: u32, json: &[u8]) -> Result<Self, WeightsError> {
+        serde_json::from_slice(json).map_err(|e| WeightsError::Header(e.to_string()))
     }
 
-    /// Rebuilds the model on `device`.
-    pub fn model(&self, device: &Device) -> Result<OrderAmortizer, WeightsError> {
-        self.header.model.validate().map_err(WeightsError::Header)?;
-        self.header.task.validate().map_err(WeightsError::Header)?;
-        let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(self.weights.clone()))
-            .map_err(|e| WeightsError::Architecture(e.to_string()))?;
-        self.header
-            .model
-            .init(device)
-            .try_load_record(record)
-            .map_err(|e| WeightsError::Architecture(e.to_string()))
-    }
-
-    /// Serialises to the file format.
-    pub fn encode(&self) -> Vec<u8> {
-        let header = serde_json::to_vec(&self.header).expect("the header serialises");
-        frame(ORDER_MAGIC, ORDER_FORMAT_VERSION, &header, &self.weights)
-    }
-
-    /// Parses the file format, checking magic, version, lengths and checksum.
-    pub fn decode(bytes: &[u8]) -> Result<Self, WeightsError> {
-        let (_, header, weights) = unframe(bytes, ORDER_MAGIC, &[ORDER_FORMAT_VERSION])?;
-        let header: OrderHeader =
-            serde_json::from_slice(header).map_err(|e| WeightsError::Header(e.to_string()))?;
-        Ok(Self {
-            header,
-            weights: weights.to_vec(),
-        })
+    fn init(&self, device: &Device) -> Result<OrderAmortizer, WeightsError> {
+        self.model.validate().map_err(WeightsError::Header)?;
+        self.task.validate().map_err(WeightsError::Header)?;
+        Ok(self.model.init(device))
     }
 }
 

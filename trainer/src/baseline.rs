@@ -86,27 +86,35 @@ fn mean(t: Tensor<1>) -> f64 {
     t.mean().into_scalar::<f32>() as f64
 }
 
+/// What every optimiser is run on: the tasks, the mini-batch each step reads (the amortizer's),
+/// and the steps after which the query loss is reported (0 = the start).
+#[derive(Clone, Copy)]
+pub struct Episodes<'a> {
+    /// The tasks.
+    pub batch: &'a TaskBatch,
+    /// The context indices step i reads.
+    pub schedule: &'a [Vec<usize>],
+    /// The steps reported.
+    pub report: &'a [usize],
+}
+
 /// Runs `optim` from `init` for `schedule.len()` steps at each learning rate of the grid and keeps
 /// the best by final query loss, reporting the loss after each of `report` steps (0 = the start).
 pub fn test_time(
-    batch: &TaskBatch,
-    schedule: &[Vec<usize>],
-    report: &[usize],
+    episodes: Episodes,
     optim: Optim,
     init: Init,
     seed: u64,
     device: &Device,
 ) -> TestTimeRun {
     let grid: Vec<(f64, Option<Tensor<1>>)> = lr_grid(optim).iter().map(|&lr| (lr, None)).collect();
-    run_grid(batch, schedule, report, optim, init, &grid, seed, device)
+    run_grid(episodes, (optim, init), &grid, seed, device)
 }
 
 /// SGD from MAML-learned initialisations: one θ₀ per inner learning rate (`learned`), the best
 /// by final query loss.
 pub fn from_maml(
-    batch: &TaskBatch,
-    schedule: &[Vec<usize>],
-    report: &[usize],
+    episodes: Episodes,
     learned: &[(f64, Tensor<1>)],
     seed: u64,
     device: &Device,
@@ -115,25 +123,16 @@ pub fn from_maml(
         .iter()
         .map(|(lr, t)| (*lr, Some(t.clone())))
         .collect();
-    run_grid(
+    run_grid(episodes, (Optim::Sgd, Init::Maml), &grid, seed, device)
+}
+
+fn run_grid(
+    Episodes {
         batch,
         schedule,
         report,
-        Optim::Sgd,
-        Init::Maml,
-        &grid,
-        seed,
-        device,
-    )
-}
-
-#[allow(clippy::too_many_arguments)]
-fn run_grid(
-    batch: &TaskBatch,
-    schedule: &[Vec<usize>],
-    report: &[usize],
-    optim: Optim,
-    init: Init,
+    }: Episodes,
+    (optim, init): (Optim, Init),
     grid: &[(f64, Option<Tensor<1>>)],
     seed: u64,
     device: &Device,
@@ -202,7 +201,6 @@ fn run_grid(
 /// Meta-learns θ₀ by first-order MAML for each inner learning rate of SGD's grid: `iters`
 /// Adam steps (lr 1e-2) on batches of `tasks` fresh tasks from `sample`, each adapted by SGD over
 /// `k` mini-batches of `b` context points. Returns (inner lr, θ₀) pairs.
-#[allow(clippy::too_many_arguments)]
 pub fn maml<F>(
     mut sample: F,
     dims: &TaskDims,

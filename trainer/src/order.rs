@@ -275,21 +275,39 @@ pub fn sortability(scms: &[ScmTask]) -> Vec<(String, f64)> {
     ]
 }
 
+/// What `eval` of an order model scores.
+pub struct OrderEval {
+    /// SCMs per mechanism and split.
+    pub tasks: usize,
+    /// The seed of the SCMs and the mini-batches.
+    pub seed: u64,
+    /// Variables per SCM (default: as trained).
+    pub nodes: Option<usize>,
+    /// The most refinement steps (default: as trained).
+    pub max_steps: Option<usize>,
+    /// Score the training distribution.
+    pub in_dist: bool,
+    /// Score the shifted distribution (graphs, noise, weights).
+    pub out_dist: bool,
+}
+
 /// `eval` of an order model: one report per mechanism it was trained on and per split, on
 /// SCMs of `nodes` variables (default: as trained; the model reads any number, so more is an
 /// out-of-distribution test, the paper's 50-node columns). Each step reads a fresh mini-batch
 /// of samples: the datasets hold at least `max_steps` × b.
-#[allow(clippy::too_many_arguments)]
 pub fn reports(
     bundle: &OrderBundle,
-    tasks: usize,
-    seed: u64,
-    nodes: Option<usize>,
-    max_steps: Option<usize>,
-    in_dist: bool,
-    out_dist: bool,
+    which: &OrderEval,
     device: &Device,
 ) -> anyhow::Result<(Vec<EvalReport>, Vec<usize>)> {
+    let &OrderEval {
+        tasks,
+        seed,
+        nodes,
+        max_steps,
+        in_dist,
+        out_dist,
+    } = which;
     let model = bundle.model(device)?;
     let h = &bundle.header;
     let max_steps = max_steps.unwrap_or(h.refine.steps);

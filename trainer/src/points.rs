@@ -6,16 +6,15 @@
 use std::path::Path;
 
 use amortize::flow::{self, OdeMethod};
-use amortize::model::Amortizer;
 use amortize::refine::{predictions, refine, schedule, TaskBatch};
 use amortize::task::flow_matching::FlowTarget;
 use amortize::task::linear::LinearRegression;
 use amortize::task::regression::FunctionRegression;
 use amortize::task::{Episode, TaskConfig};
-use amortize::RefineConfig;
 use anyhow::Context;
-use burn::tensor::Device;
 use rand::{rngs::StdRng, SeedableRng};
+
+use crate::eval::Setup;
 
 /// At most this many points are read.
 pub const MAX_POINTS: usize = 4096;
@@ -45,17 +44,19 @@ fn need(task: &TaskConfig, cols: usize, c: usize, what: &str) -> anyhow::Result<
 }
 
 /// Runs `model` on `rows` and returns the CSV text.
-#[allow(clippy::too_many_arguments)]
 pub fn run(
-    model: &Amortizer,
+    setup: Setup,
     task: &TaskConfig,
-    refine_cfg: &RefineConfig,
     rows: &[Vec<f64>],
     steps: &[usize],
-    seed: u64,
-    (method, ode_steps): (OdeMethod, usize),
-    device: &Device,
+    ode: (OdeMethod, usize),
 ) -> anyhow::Result<String> {
+    let Setup {
+        model,
+        refine: refine_cfg,
+        seed,
+        device,
+    } = setup;
     let n = rows.len();
     let cols = rows[0].len();
     let mut rng = StdRng::seed_from_u64(seed);
@@ -96,7 +97,7 @@ pub fn run(
         TaskConfig::Gmm(_) | TaskConfig::Alphabet(_) => {
             let d = task.dims().output_dim;
             need(task, cols, d, "one coordinate per dimension")?;
-            return generate(model, &flat(&|r| r.clone()), d, steps, &sched, seed, (method, ode_steps), device);
+            return generate(setup, &flat(&|r| r.clone()), d, steps, &sched, ode);
         }
         _ => anyhow::bail!(
             "--points: runs regression (function, linear) and generation (gmm, alphabet) models, not {}",
@@ -126,16 +127,18 @@ pub fn run(
 
 /// Samples from noise given the context `points` `[n, d]`: as many samples as points (at least
 /// 256), after each reported number of refinement steps per field evaluation. CSV: `steps,x1..xd`.
-#[allow(clippy::too_many_arguments)]
 fn generate(
-    model: &Amortizer,
+    Setup {
+        model,
+        seed,
+        device,
+        ..
+    }: Setup,
     points: &[f32],
     d: usize,
     steps: &[usize],
     sched: &[Vec<usize>],
-    seed: u64,
     (method, ode_steps): (OdeMethod, usize),
-    device: &Device,
 ) -> anyhow::Result<String> {
     let n = points.len() / d;
     let samples = n.max(256);

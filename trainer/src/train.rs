@@ -18,13 +18,13 @@ use amortize::weights::{BundleHeader, ModelBundle};
 use amortize::RefineConfig;
 use anyhow::Context;
 use burn::module::Module;
-use burn::optim::{GradientsAccumulator, GradientsParams};
+use burn::optim::{GradientsAccumulator, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::{rngs::StdRng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
-use crate::eval::{eval_steps, evaluate};
+use crate::eval::{eval_steps, evaluate, Setup};
 use crate::run::{write_atomic, RunFiles, FROM_STEP, INTERRUPTED};
 
 /// Everything a run depends on; a run is reproducible from it.
@@ -322,6 +322,206 @@ pub enum Ended {
     Interrupted(usize),
 }
 
+/// A run in progress: the model and its optimiser (on the autodiff device), the step to run
+/// next, and what the run's files record about it.
+struct Progress {
+    model: Amortizer,
+    optim: ModuleOptimizer,
+    /// The next step to run.
+    next_step: usize,
+    /// The smoothed loss shown beside the progress bar.
+    ema: Option<f64>,
+    /// Training seconds before this process started.
+    seconds_before: f64,
+    /// The command that started the run, then each resume's (the model card lists them).
+    commands: Vec<String>,
+    /// How the model the run started from was made (`--init`; null for a fresh start).
+    init_provenance: serde_json::Value,
+}
+
+impl Progress {
+    /// Continues from the checkpoint in `files`: the log is cut back to its step.
+    fn resume(
+        cfg: &TrainConfig,
+        files: &RunFiles,
+        command: &str,
+        ad: &Device,
+    ) -> anyhow::Result<Self> {
+        let ck = Checkpoint::read(&files.checkpoint)?;
+        anyhow::ensure!(
+            ck.state.config == cfg.as_of(ck.state.step),
+            "{} was written by another configuration",
+            files.checkpoint.display()
+        );
+        let mut commands = ck.state.commands.clone();
+        if ck.state.step < cfg.steps {
+            commands.push(format!("{command}{FROM_STEP}{})", ck.state.step + 1));
+        }
+        // A device count changed on resuming is part of the run's configuration from now on.
+        write_atomic(&files.config, serde_json::to_string_pretty(cfg)?.as_bytes())?;
+        let model = ModelBundle {
+            header: BundleHeader {
+                model: cfg.model.clone(),
+                task: cfg.task.clone(),
+                refine: cfg.refine.clone(),
+                provenance: serde_json::Value::Null,
+            },
+            weights: ck.model,
+        }
+        .model(ad)
+        .with_context(|| format!("loading the weights in {}", files.checkpoint.display()))?;
+        let optim = adamw()
+            .init()
+            .from_bytes(burn::tensor::Bytes::from_bytes_vec(ck.optimizer))
+            .map_err(|e| anyhow::anyhow!("loading the optimiser state: {e:?}"))?;
+        truncate_log(&files.log, ck.state.step)?;
+        Ok(Self {
+            model,
+            optim,
+            next_step: ck.state.step + 1,
+            ema: ck.state.ema,
+            seconds_before: ck.state.seconds,
+            commands,
+            init_provenance: ck.state.init_provenance,
+        })
+    }
+
+    /// A new run: its configuration and an empty log written, the model drawn from the seed (or
+    /// read from `--init`).
+    fn start(
+        cfg: &TrainConfig,
+        files: &RunFiles,
+        command: &str,
+        ad: &Device,
+    ) -> anyhow::Result<Self> {
+        write_atomic(&files.config, serde_json::to_string_pretty(cfg)?.as_bytes())?;
+        fs::File::create(&files.log)
+            .with_context(|| format!("creating {}", files.log.display()))?;
+        burn::tensor::Device::seed(ad, cfg.seed);
+        let (model, init_provenance) = match &cfg.init {
+            Some(init) => init.load(cfg, ad)?,
+            None => (cfg.model.init(ad), serde_json::Value::Null),
+        };
+        // Draw the lazily initialised weights now, from the seed, rather than at their first use
+        // (where the stream would be step 1's, or on several devices whichever came first).
+        materialise(&model);
+        Ok(Self {
+            model,
+            optim: adamw().init(),
+            next_step: 1,
+            ema: None,
+            seconds_before: 0.0,
+            commands: vec![command.to_string()],
+            init_provenance,
+        })
+    }
+
+    /// Writes the model as of `step` to `path`, with its card's provenance.
+    fn save(
+        &self,
+        cfg: &TrainConfig,
+        path: &Path,
+        step: usize,
+        seconds: f64,
+    ) -> anyhow::Result<()> {
+        save(
+            cfg,
+            &self.model.valid(),
+            path,
+            &self.commands,
+            &self.init_provenance,
+            step,
+            seconds,
+        )
+    }
+
+    /// Writes the checkpoint after `step`, and a model snapshot to evaluate while the run goes
+    /// on (the final save replaces it).
+    fn checkpoint(
+        &self,
+        cfg: &TrainConfig,
+        files: &RunFiles,
+        step: usize,
+        seconds: f64,
+    ) -> anyhow::Result<()> {
+        let model_bytes = self.model.valid().into_record().into_bytes()?.to_vec();
+        let optimizer = self
+            .optim
+            .into_bytes()
+            .map_err(|e| anyhow::anyhow!("saving the optimiser state: {e:?}"))?
+            .to_vec();
+        Checkpoint {
+            state: CheckpointState {
+                step,
+                ema: self.ema,
+                seconds,
+                config: cfg.clone(),
+                commands: self.commands.clone(),
+                init_provenance: self.init_provenance.clone(),
+            },
+            model: model_bytes,
+            optimizer,
+        }
+        .write(&files.checkpoint)?;
+        if step < cfg.steps {
+            self.save(cfg, &files.model, step, seconds)?;
+        }
+        Ok(())
+    }
+}
+
+/// The held-out evaluation logged every `eval_every` steps, printed above the progress bar.
+fn held_out(
+    cfg: &TrainConfig,
+    model: &Amortizer,
+    sampler: &Sampler,
+    device: &Device,
+    step: usize,
+    bar: &ProgressBar,
+) -> anyhow::Result<serde_json::Value> {
+    let setup = Setup {
+        model,
+        refine: &cfg.refine,
+        // Evaluation tasks come from their own stream, the same at every evaluation.
+        seed: cfg.seed.wrapping_add(0x5eed_e7a1),
+        device,
+    };
+    let report = evaluate(
+        setup,
+        sampler,
+        cfg.eval_tasks,
+        &eval_steps(cfg.refine.steps),
+    )?;
+    bar.println(format!(
+        "step {step}: eval {} {}{}",
+        report.metric,
+        report
+            .model
+            .iter()
+            .map(|(s, v)| format!("k={s}: {v:.4}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        report
+            .bayes
+            .map(|b| format!(" (Bayes {b:.4})"))
+            .unwrap_or_default()
+    ));
+    Ok(serde_json::to_value(&report)?)
+}
+
+fn progress_bar(steps: usize, done: usize) -> ProgressBar {
+    let bar = ProgressBar::new(steps as u64);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}] {per_sec} {msg}",
+        )
+        .expect("valid template"),
+    );
+    bar.set_position(done as u64);
+    bar.reset_eta();
+    bar
+}
+
 /// Trains per `cfg` on `replicas` (one device, or several for data parallelism: the first holds
 /// the model and the optimiser), writing `config.json`, `log.jsonl`, `checkpoint.bin` and
 /// `model.amz` into `out`. With `resume`, continues from `out`'s checkpoint: the log is cut back
@@ -344,94 +544,30 @@ pub fn train(
     let device = &replicas[0];
     let files = RunFiles::new(out);
     fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    let task = &cfg.task;
     anyhow::ensure!(
-        &sampler.config == task,
+        sampler.config == cfg.task,
         "the sampler is not the configured task"
     );
     let ad = device.clone().autodiff();
-    let mut optim = adamw().init();
-    // The command that started the run, then each resume's (the model card lists them).
-    let mut commands = vec![command.to_string()];
-    // How the model the run started from was made (`--init`; null for a fresh start).
-    let mut init_provenance = serde_json::Value::Null;
-    let (mut model, first_step, mut ema, seconds_before) = if resume {
-        let ck = Checkpoint::read(&files.checkpoint)?;
-        anyhow::ensure!(
-            ck.state.config == cfg.as_of(ck.state.step),
-            "{} was written by another configuration",
-            files.checkpoint.display()
-        );
-        commands = ck.state.commands.clone();
-        init_provenance = ck.state.init_provenance.clone();
-        if ck.state.step < cfg.steps {
-            commands.push(format!("{command}{FROM_STEP}{})", ck.state.step + 1));
-        }
-        // A device count changed on resuming is part of the run's configuration from now on.
-        write_atomic(&files.config, serde_json::to_string_pretty(cfg)?.as_bytes())?;
-        let model = ModelBundle {
-            header: BundleHeader {
-                model: cfg.model.clone(),
-                task: cfg.task.clone(),
-                refine: cfg.refine.clone(),
-                provenance: serde_json::Value::Null,
-            },
-            weights: ck.model,
-        }
-        .model(&ad)
-        .with_context(|| format!("loading the weights in {}", files.checkpoint.display()))?;
-        optim = optim
-            .from_bytes(burn::tensor::Bytes::from_bytes_vec(ck.optimizer))
-            .map_err(|e| anyhow::anyhow!("loading the optimiser state: {e:?}"))?;
-        truncate_log(&files.log, ck.state.step)?;
-        (model, ck.state.step + 1, ck.state.ema, ck.state.seconds)
+    let mut run = if resume {
+        Progress::resume(cfg, &files, command, &ad)?
     } else {
-        write_atomic(&files.config, serde_json::to_string_pretty(cfg)?.as_bytes())?;
-        fs::File::create(&files.log)
-            .with_context(|| format!("creating {}", files.log.display()))?;
-        burn::tensor::Device::seed(&ad, cfg.seed);
-        let model = match &cfg.init {
-            Some(init) => {
-                let (model, provenance) = init.load(cfg, &ad)?;
-                init_provenance = provenance;
-                model
-            }
-            None => cfg.model.init(&ad),
-        };
-        // Draw the lazily initialised weights now, from the seed, rather than at their first use
-        // (where the stream would be step 1's, or on several devices whichever came first).
-        materialise(&model);
-        (model, 1, None, 0.0)
+        Progress::start(cfg, &files, command, &ad)?
     };
     let mut log = fs::OpenOptions::new()
         .append(true)
         .open(&files.log)
         .with_context(|| format!("opening {}", files.log.display()))?;
-    if first_step > cfg.steps {
-        save(
-            cfg,
-            &model.valid(),
-            &files.model,
-            &commands,
-            &init_provenance,
-            cfg.steps,
-            seconds_before,
-        )?;
+    if run.next_step > cfg.steps {
+        run.save(cfg, &files.model, cfg.steps, run.seconds_before)?;
         return Ok(Ended::Finished(files.model));
     }
 
     let started = Instant::now();
-    let seconds = |started: &Instant| seconds_before + started.elapsed().as_secs_f64();
-    let bar = ProgressBar::new(cfg.steps as u64);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}] {per_sec} {msg}",
-        )
-        .expect("valid template"),
-    );
-    bar.set_position(first_step as u64 - 1);
-    bar.reset_eta();
-    for step in first_step..=cfg.steps {
+    let before = run.seconds_before;
+    let seconds = move |started: &Instant| before + started.elapsed().as_secs_f64();
+    let bar = progress_bar(cfg.steps, run.next_step - 1);
+    for step in run.next_step..=cfg.steps {
         let mut rng = StdRng::seed_from_u64(step_seed(cfg.seed, step));
         burn::tensor::Device::seed(&ad, step_seed(cfg.seed ^ 0xde71ce, step));
         let MetaBatch { data, schedule } = MetaBatch::draw(
@@ -442,7 +578,7 @@ pub fn train(
             &mut rng,
         );
         let (grads, per_step) = meta_grads(
-            &model,
+            &run.model,
             &replicas[..cfg.data_parallel_at(step)],
             &data,
             &schedule,
@@ -451,14 +587,14 @@ pub fn train(
             step,
         )?;
         let lr = learning_rate(cfg, step);
-        model = optim.step(lr, model, grads);
+        run.model = run.optim.step(lr, run.model, grads);
 
         let total = per_step.iter().sum::<f64>() / per_step.len() as f64;
         if !total.is_finite() {
             anyhow::bail!("the loss became {total} at step {step}; lower --lr");
         }
-        let smoothed = ema.map_or(total, |e| 0.98 * e + 0.02 * total);
-        ema = Some(smoothed);
+        let smoothed = run.ema.map_or(total, |e| 0.98 * e + 0.02 * total);
+        run.ema = Some(smoothed);
         let mut record = serde_json::json!({
             "step": step,
             "loss": total,
@@ -467,72 +603,18 @@ pub fn train(
             "lr": lr,
             "seconds": seconds(&started),
         });
-        let eval_now = step == cfg.steps || (cfg.eval_every > 0 && step % cfg.eval_every == 0);
-        if eval_now {
-            let report = evaluate(
-                &model.valid(),
-                sampler,
-                &cfg.refine,
-                cfg.eval_tasks,
-                // Evaluation tasks come from their own stream, the same at every evaluation.
-                cfg.seed.wrapping_add(0x5eed_e7a1),
-                &eval_steps(cfg.refine.steps),
-                device,
-            )?;
-            record["eval"] = serde_json::to_value(&report)?;
-            bar.println(format!(
-                "step {step}: eval {} {}{}",
-                report.metric,
-                report
-                    .model
-                    .iter()
-                    .map(|(s, v)| format!("k={s}: {v:.4}"))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                report
-                    .bayes
-                    .map(|b| format!(" (Bayes {b:.4})"))
-                    .unwrap_or_default()
-            ));
+        if step == cfg.steps || (cfg.eval_every > 0 && step % cfg.eval_every == 0) {
+            record["eval"] = held_out(cfg, &run.model.valid(), sampler, device, step, &bar)?;
         }
         writeln!(log, "{record}")?;
         log.flush()?;
         let interrupted = INTERRUPTED.load(Ordering::SeqCst);
-        let checkpoint_now = step == cfg.steps
+        if step == cfg.steps
             || interrupted
-            || (cfg.checkpoint_every > 0 && step % cfg.checkpoint_every == 0);
-        if checkpoint_now {
+            || (cfg.checkpoint_every > 0 && step % cfg.checkpoint_every == 0)
+        {
             log.sync_data()?;
-            let model_bytes = model.valid().into_record().into_bytes()?.to_vec();
-            let optimizer = optim
-                .into_bytes()
-                .map_err(|e| anyhow::anyhow!("saving the optimiser state: {e:?}"))?
-                .to_vec();
-            Checkpoint {
-                state: CheckpointState {
-                    step,
-                    ema,
-                    seconds: seconds(&started),
-                    config: cfg.clone(),
-                    commands: commands.clone(),
-                    init_provenance: init_provenance.clone(),
-                },
-                model: model_bytes,
-                optimizer,
-            }
-            .write(&files.checkpoint)?;
-            if step < cfg.steps {
-                // A snapshot to evaluate while the run goes on (the final save replaces it).
-                save(
-                    cfg,
-                    &model.valid(),
-                    &files.model,
-                    &commands,
-                    &init_provenance,
-                    step,
-                    seconds(&started),
-                )?;
-            }
+            run.checkpoint(cfg, &files, step, seconds(&started))?;
         }
         bar.set_message(format!("loss {smoothed:.4} lr {lr:.2e}"));
         bar.inc(1);
@@ -542,15 +624,7 @@ pub fn train(
         }
     }
     bar.finish();
-    save(
-        cfg,
-        &model.valid(),
-        &files.model,
-        &commands,
-        &init_provenance,
-        cfg.steps,
-        seconds(&started),
-    )?;
+    run.save(cfg, &files.model, cfg.steps, seconds(&started))?;
     Ok(Ended::Finished(files.model))
 }
 

@@ -1,0 +1,279 @@
+//! The reports as Markdown: one evaluation's tables, and the paper's layout across evaluations.
+
+use super::{EvalReport, SampleScore, ORDER_ERROR};
+use serde::Serialize;
+
+/// The paper's table layout: rows (model, steps), columns (task, split).
+#[derive(Debug, Clone, Serialize)]
+pub struct PaperTable {
+    /// Column headings: "task (split)".
+    pub columns: Vec<String>,
+    /// Rows: model label, steps, one cell per column (absent where that model was not run).
+    pub rows: Vec<(String, usize, Vec<Option<f64>>)>,
+    /// What each column measures.
+    pub measures: Vec<String>,
+    /// The paper's number for each cell of `rows` (same shape), where its tables have one.
+    pub paper: Vec<Vec<Option<String>>>,
+}
+
+impl PaperTable {
+    /// Lays out `reports` for `steps`.
+    pub fn new(reports: &[EvalReport], steps: &[usize]) -> Self {
+        let mut columns: Vec<String> = Vec::new();
+        let mut measures = Vec::new();
+        let mut labels: Vec<String> = Vec::new();
+        for r in reports {
+            let c = format!("{} ({})", r.task, r.split);
+            if !columns.contains(&c) {
+                columns.push(c);
+                measures.push(r.headline_name().to_string());
+            }
+            if !labels.contains(&r.label) {
+                labels.push(r.label.clone());
+            }
+        }
+        let mut rows = Vec::new();
+        let mut paper = Vec::new();
+        for label in &labels {
+            for &step in steps {
+                let found: Vec<Option<&EvalReport>> = columns
+                    .iter()
+                    .map(|c| {
+                        reports.iter().find(|r| {
+                            &r.label == label && &format!("{} ({})", r.task, r.split) == c
+                        })
+                    })
+                    .collect();
+                rows.push((
+                    label.clone(),
+                    step,
+                    found
+                        .iter()
+                        .map(|r| r.and_then(|r| r.headline(step)))
+                        .collect(),
+                ));
+                paper.push(
+                    found
+                        .iter()
+                        .map(|r| {
+                            let p = (*r)?.paper.as_ref()?;
+                            p.values.iter().find(|v| v.0 == step).map(|v| v.1.clone())
+                        })
+                        .collect(),
+                );
+            }
+        }
+        Self {
+            columns,
+            rows,
+            measures,
+            paper,
+        }
+    }
+
+    /// As Markdown.
+    pub fn markdown(&self) -> String {
+        let mut s = format!(
+            "| model | steps | {} |\n|---|---|{}\n",
+            self.columns.join(" | "),
+            "---|".repeat(self.columns.len())
+        );
+        s += &format!(
+            "| | | {} |\n",
+            self.measures
+                .iter()
+                .map(|m| format!("*{m}*"))
+                .collect::<Vec<_>>()
+                .join(" | ")
+        );
+        for ((label, step, cells), paper) in self.rows.iter().zip(&self.paper) {
+            s += &format!(
+                "| {label} | {step} | {} |\n",
+                cells
+                    .iter()
+                    .zip(paper)
+                    .map(|(c, p)| {
+                        let ours = c.map(|v| format!("{v:.4}")).unwrap_or_else(|| "–".into());
+                        match p {
+                            Some(p) => format!("{ours} (paper {p})"),
+                            None => ours,
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" | ")
+            );
+        }
+        s
+    }
+}
+
+impl EvalReport {
+    /// A Markdown table.
+    pub fn markdown(&self) -> String {
+        let mut s = format!(
+            "{} ({}), {}: {} fresh tasks, {} context points, mini-batches of {}, seed {}\n\n",
+            self.task, self.split, self.label, self.tasks, self.context, self.batch_size, self.seed
+        );
+        s += &match (&self.bayes_read, &self.least_squares_read) {
+            (Some(bayes), Some(ls)) => self.regression_rows(bayes, ls),
+            _ => self.step_rows(),
+        };
+        if let Some(g) = &self.generation {
+            s += &generation_rows(g);
+        }
+        if let Some(p) = &self.paper {
+            s += &format!(
+                "\nThe paper's numbers ({}): {}.\n",
+                p.source,
+                p.values
+                    .iter()
+                    .map(|(k, v)| format!("{k} step{} {v}", if *k == 1 { "" } else { "s" }))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        if let Some(t) = &self.test_time {
+            s += &self.test_time_rows(t);
+        }
+        s
+    }
+
+    /// Regression: each step beside the best use of the points read by then.
+    fn regression_rows(&self, bayes: &[(usize, f64)], ls: &[(usize, f64)]) -> String {
+        let mut s = String::new();
+        s += "| steps | points read | amortizer (query MSE) | Bayes posterior mean on the points read | least squares on them | amortizer ÷ Bayes |\n|---|---|---|---|---|---|\n";
+        for (i, (step, v)) in self.model.iter().enumerate() {
+            let read = self
+                .points_read
+                .iter()
+                .find(|x| x.0 == *step)
+                .map_or("–".to_string(), |x| x.1.to_string());
+            s += &format!(
+                "| {step} | {read} | {v:.4} | {:.4} | {:.4} | {:.2}× |\n",
+                bayes[i].1,
+                ls[i].1,
+                v / bayes[i].1
+            );
+        }
+        if let (Some(b), Some(l)) = (self.bayes, self.least_squares) {
+            s += &format!(
+                "\nOn all {} context points: Bayes posterior mean {b:.4}, least squares {l:.4}.\n",
+                self.context
+            );
+        }
+        s
+    }
+
+    /// The query loss (and error rate) after each step, then the baselines without steps.
+    fn step_rows(&self) -> String {
+        let mut s = String::new();
+        let has_err = self.error_rate.is_some();
+        s += &format!(
+            "| predictor | {}{} |\n|---|---{}|\n",
+            if self.metric == ORDER_ERROR {
+                self.metric.clone()
+            } else {
+                format!("query {}", self.metric)
+            },
+            if has_err { " | error %" } else { "" },
+            if has_err { "|---" } else { "" },
+        );
+        for (i, (step, v)) in self.model.iter().enumerate() {
+            let err = self
+                .error_rate
+                .as_ref()
+                .map(|e| format!(" | {:.1}", e[i].1))
+                .unwrap_or_default();
+            s += &format!(
+                "| amortizer, {step} step{} | {v:.4}{err} |\n",
+                if *step == 1 { "" } else { "s" },
+            );
+        }
+        for (name, v) in &self.baselines {
+            s += &format!("| {name} | {v:.4}{} |\n", if has_err { " | –" } else { "" });
+        }
+        s
+    }
+
+    /// The amortizer beside the test-time optimisers, step by step.
+    fn test_time_rows(&self, t: &super::TestTimeReport) -> String {
+        let mut s = String::new();
+        let steps: Vec<usize> = t.amortizer.iter().map(|x| x.0).collect();
+        s += &format!(
+            "\nTest-time optimisation on the first {} tasks, same mini-batches (query {}; learning rate: best of the grid by final loss):\n\n\
+             | method | {} | seconds |\n|---|{}---|\n",
+            t.tasks,
+            self.metric,
+            steps.iter().map(|k| format!("{k} steps")).collect::<Vec<_>>().join(" | "),
+            "---|".repeat(steps.len())
+        );
+        let cells = |v: &[(usize, f64)]| {
+            steps
+                .iter()
+                .map(|k| {
+                    v.iter()
+                        .find(|x| x.0 == *k)
+                        .map(|x| format!("{:.4}", x.1))
+                        .unwrap_or_else(|| "–".into())
+                })
+                .collect::<Vec<_>>()
+                .join(" | ")
+        };
+        s += &format!(
+            "| amortizer ({}) | {} | {:.3} |\n",
+            self.label,
+            cells(&t.amortizer),
+            t.amortizer_seconds
+        );
+        for r in &t.runs {
+            let name = if r.init == crate::baseline::Init::Maml {
+                format!(
+                    "MAML-style: Sgd from a learned θ₀ (first-order, {} × {} tasks, {:.1} s), lr {}",
+                    t.maml_iters, t.maml_tasks, t.maml_meta_seconds, r.lr
+                )
+            } else {
+                format!("{:?} from {:?}, lr {}", r.optimizer, r.init, r.lr)
+            };
+            s += &format!("| {name} | {} | {:.3} |\n", cells(&r.loss), r.seconds);
+        }
+        s
+    }
+}
+
+/// The generated samples' scores, step by step, beside the noise, the floor and the optimum.
+fn generation_rows(g: &super::GenerationReport) -> String {
+    let mut s = String::new();
+    s += &format!(
+        "\nGenerated samples ({} tasks, {} samples each, {}): W1 and W2 of the first {} to as many held-out points of the task; \
+         precision (samples within δ = {} of a context point) and recall (context points with a sample within δ) of all:\n\n\
+         | samples | W1 | W2 | precision | recall |\n|---|---|---|---|---|\n",
+        g.tasks, g.samples, g.ode, g.compared, g.delta
+    );
+    let row = |name: String, v: &SampleScore| {
+        format!(
+            "| {name} | {:.4} | {:.4} | {:.3} | {:.3} |\n",
+            v.w1, v.w2, v.precision, v.recall
+        )
+    };
+    for (k, v) in &g.steps {
+        s += &row(
+            format!("amortizer, {k} step{}", if *k == 1 { "" } else { "s" }),
+            v,
+        );
+    }
+    s += &row("no information: N(0, I) samples".into(), &g.none);
+    if let Some(f) = &g.floor {
+        s += &row("sampling floor: a second sample of the task".into(), f);
+    }
+    s += &row(
+        format!(
+            "optimal: exact field of the context, σ = {}",
+            g.optimal_sigma
+        ),
+        &g.optimal,
+    );
+    if let Some(r) = g.w2_over_floor() {
+        s += &format!("\nW2 after the most steps is {r:.2}× the sampling floor's.\n");
+    }
+    s
+}
