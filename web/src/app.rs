@@ -9,7 +9,7 @@ use leptos::task::spawn_local;
 use rand::{rngs::StdRng, SeedableRng};
 
 use crate::animation::Frames;
-use crate::browser::{keyboard, now, sleep};
+use crate::browser::{chosen_file, file_bytes, keyboard, now, sleep};
 use crate::engine::{fetch_bytes, Engine, Run, Shown};
 use crate::gmm::{GenDemo, GenKind};
 use crate::plot::regression::{
@@ -298,22 +298,14 @@ fn RegressionDemo(settings: Settings) -> impl IntoView {
     let on_model_file = {
         let choice = settings.backend;
         move |ev: web_sys::Event| {
-            use wasm_bindgen::JsCast;
-            let Some(input) = ev
-                .target()
-                .and_then(|t| t.dyn_into::<web_sys::HtmlInputElement>().ok())
-            else {
+            let Some(file) = chosen_file(&ev) else {
                 return;
             };
-            let Some(file) = input.files().and_then(|f| f.get(0)) else {
-                return;
-            };
-            input.set_value("");
             spawn_local(async move {
                 let name = file.name();
-                let bytes = match wasm_bindgen_futures::JsFuture::from(file.array_buffer()).await {
-                    Ok(buf) => js_sys::Uint8Array::new(&buf).to_vec(),
-                    Err(e) => return ctx.error.set(Some(format!("Could not read {name}: {e:?}"))),
+                let bytes = match file_bytes(&file).await {
+                    Ok(b) => b,
+                    Err(e) => return ctx.error.set(Some(format!("Could not read {name}: {e}"))),
                 };
                 status.set(Status::Loading(format!(
                     "Preparing the model in {name} ({} kB)…",

@@ -22,7 +22,7 @@ use rand::{rngs::StdRng, Rng, SeedableRng};
 
 use crate::animation::Frames;
 use crate::browser::{keyboard, now, sleep};
-use crate::engine::{build_fastest, fetch_bytes};
+use crate::engine::{build_fastest, fetch_bytes, read};
 use crate::io::quantize;
 use crate::state::{Demo, Settings, MAX_POINTS};
 use crate::status::{Status, StatusView};
@@ -191,11 +191,7 @@ impl GmmEngine {
             &self.device,
         );
         let last = path.last().expect("integrate returns the start").clone();
-        last.into_data_async()
-            .await
-            .map_err(|e| format!("reading samples from the device: {e:?}"))?
-            .try_into_vec::<f32>()
-            .map_err(|e| format!("{e:?}"))
+        read(last, "samples").await
     }
 }
 
@@ -228,11 +224,7 @@ impl GmmEngine {
             &plan[..k.min(plan.len())],
             &self.device,
         );
-        v.into_data_async()
-            .await
-            .map_err(|e| format!("reading the field from the device: {e:?}"))?
-            .try_into_vec::<f32>()
-            .map_err(|e| format!("{e:?}"))
+        read(v, "the field").await
     }
 }
 

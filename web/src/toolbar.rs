@@ -4,8 +4,6 @@
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use wasm_bindgen::JsCast;
-use wasm_bindgen_futures::JsFuture;
 
 use crate::animation::{self, Frames, Gif};
 use crate::io;
@@ -103,20 +101,13 @@ pub fn PointsIo(
         }
     };
     let on_import = move |ev: web_sys::Event| {
-        let Some(input) = ev
-            .target()
-            .and_then(|t| t.dyn_into::<web_sys::HtmlInputElement>().ok())
-        else {
+        let Some(file) = crate::browser::chosen_file(&ev) else {
             return;
         };
-        let Some(file) = input.files().and_then(|f| f.get(0)) else {
-            return;
-        };
-        input.set_value("");
         spawn_local(async move {
-            let text = match JsFuture::from(file.text()).await {
-                Ok(t) => t.as_string().unwrap_or_default(),
-                Err(e) => return error.set(Some(format!("Could not read the file: {e:?}"))),
+            let text = match crate::browser::file_text(&file).await {
+                Ok(t) => t,
+                Err(e) => return error.set(Some(format!("Could not read the file: {e}"))),
             };
             let (max, bounds) = demo.limits();
             match io::parse_points(&text, max, bounds) {

@@ -21,13 +21,13 @@ use amortize::signal::Signal;
 use amortize::task::regression::{FunctionRegression, FunctionRegressionConfig};
 use amortize::task::{Sampler, TaskConfig};
 use amortize::{AmortizerConfig, RefineConfig};
-use burn::tensor::{Device, Tensor};
+use burn::tensor::Device;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use rand::{rngs::StdRng, SeedableRng};
 
 use crate::browser::{now, sleep};
-use crate::engine::{build_fastest, refine_points, Engine};
+use crate::engine::{build_fastest, read, refine_points, Engine};
 use crate::plot::regression::{curve_x, from_px, path, to_px, CURVE_POINTS, H, W, Y_MAX};
 use crate::state::{
     BackendChoice, Settings, TrainSettings, MAX_LR, MAX_POINTS, MAX_TASKS, TRAIN_REGIMES,
@@ -103,7 +103,7 @@ async fn build(
         let mut part = learner.begin();
         let started = now();
         let loss = learner.work(&mut part, n)?;
-        read(loss).await?;
+        read(loss, "a result").await?;
         per_task = (now() - started) / n as f64;
     }
     let part_tasks = part_size(per_task, learner.settings.tasks_per_step);
@@ -128,14 +128,6 @@ fn part_size(ms_per_task: f64, tasks: usize) -> usize {
         return 1;
     }
     ((SLICE_MS * 0.5 / ms_per_task) as usize).clamp(1, tasks.max(1))
-}
-
-async fn read(t: Tensor<1>) -> Result<Vec<f32>, String> {
-    t.into_data_async()
-        .await
-        .map_err(|e| format!("reading a result from the device: {e:?}"))?
-        .try_into_vec::<f32>()
-        .map_err(|e| format!("{e:?}"))
 }
 
 /// One evaluation: after which meta-step, and the model's mean query MSE after each of
@@ -279,7 +271,7 @@ impl Ctx {
                     (loss, share, tasks, complete.then_some(s.learner.step))
                 };
                 // On WebGPU the work runs while this read waits; on the CPU it is done already.
-                let values = read(loss).await?;
+                let values = read(loss, "a result").await?;
                 let ms = now() - started;
                 let mean =
                     values.iter().map(|&v| v as f64).sum::<f64>() / values.len().max(1) as f64;
@@ -336,7 +328,11 @@ impl Ctx {
             let s = cell.borrow();
             (s.probe.losses(&s.learner.current()), s.learner.step)
         };
-        let model: Vec<f64> = read(losses).await?.into_iter().map(|v| v as f64).collect();
+        let model: Vec<f64> = read(losses, "a result")
+            .await?
+            .into_iter()
+            .map(|v| v as f64)
+            .collect();
         let seconds = self.seconds.get_untracked();
         self.evals.update(|e| {
             if e.last().map(|l| l.step) != Some(step) {
