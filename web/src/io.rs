@@ -141,6 +141,24 @@ pub fn download(name: &str, mime: &str, bytes: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
+/// Offers `bytes` as a download named `name`, and keeps it in `last` (file name, object URL)
+/// so that the page can offer it again; the URL it replaces is revoked.
+pub fn offer(
+    last: leptos::prelude::RwSignal<Option<(String, String)>>,
+    name: String,
+    mime: &str,
+    bytes: &[u8],
+) -> Result<(), String> {
+    use leptos::prelude::*;
+    let url = blob_url(mime, bytes)?;
+    if let Some((_, old)) = last.get_untracked() {
+        let _ = web_sys::Url::revoke_object_url(&old);
+    }
+    let _ = download(&name, mime, bytes);
+    last.set(Some((name, url)));
+    Ok(())
+}
+
 /// A new `<tag>` element of the page's document, as the element type `T` (`wrong` is the
 /// error when it is not one).
 fn create<T: JsCast>(tag: &str, wrong: &str) -> Result<T, String> {

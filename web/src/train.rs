@@ -929,16 +929,10 @@ fn TrainPlot(ctx: Ctx) -> impl IntoView {
 
 #[component]
 fn Downloads(ctx: Ctx) -> impl IntoView {
-    let offer = move |name: String, mime: &str, bytes: &[u8]| match crate::io::blob_url(mime, bytes)
-    {
-        Ok(url) => {
-            if let Some((_, old)) = ctx.offered.get_untracked() {
-                let _ = web_sys::Url::revoke_object_url(&old);
-            }
-            let _ = crate::io::download(&name, mime, bytes);
-            ctx.offered.set(Some((name, url)));
+    let offer = move |name: String, mime: &str, bytes: &[u8]| {
+        if let Err(e) = crate::io::offer(ctx.offered, name, mime, bytes) {
+            ctx.error.set(Some(format!("Download failed: {e}")));
         }
-        Err(e) => ctx.error.set(Some(format!("Download failed: {e}"))),
     };
     let name = move |ext: &str| {
         format!(
