@@ -3,9 +3,11 @@
 mod animation;
 mod app;
 mod browser;
+mod demos;
 mod engine;
 mod gmm;
 mod io;
+mod player;
 mod plot;
 mod state;
 mod status;

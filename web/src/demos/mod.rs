@@ -1,0 +1,4 @@
+//! The demos, one file each: regression, generation (Gaussian mixture and alphabet) and the
+//! Train tab.
+
+pub mod regression;
