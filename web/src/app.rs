@@ -3,10 +3,10 @@
 
 use leptos::prelude::*;
 
+use crate::demos::generation::{GenDemo, GenKind};
 use crate::demos::regression::RegressionDemo;
-use crate::gmm::{GenDemo, GenKind};
+use crate::demos::train::TrainDemo;
 use crate::state::{Demo, Settings};
-use crate::train::TrainDemo;
 
 /// The app: header, demo tabs (each its own URL), URL warnings, the chosen demo.
 #[component]

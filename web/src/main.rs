@@ -5,14 +5,12 @@ mod app;
 mod browser;
 mod demos;
 mod engine;
-mod gmm;
 mod io;
 mod player;
 mod plot;
 mod state;
 mod status;
 mod toolbar;
-mod train;
 
 fn main() {
     std::panic::set_hook(Box::new(|info| {
