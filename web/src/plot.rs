@@ -16,6 +16,16 @@ pub struct Frame {
 }
 
 impl Frame {
+    /// A square plot `side` units wide showing [-r, r]² (the generation demos').
+    pub const fn square(side: f64, r: f64) -> Self {
+        Self {
+            w: side,
+            h: side,
+            x: (-r, r),
+            y: (-r, r),
+        }
+    }
+
     /// The plot units of the data point (x, y).
     pub fn pixel(self, x: f64, y: f64) -> (f64, f64) {
         (

@@ -21,11 +21,13 @@ use leptos::task::spawn_local;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
 use crate::animation::Frames;
-use crate::browser::{keyboard, now, sleep};
-use crate::engine::{build_fastest, fetch_bytes, read};
+use crate::browser::now;
+use crate::engine::{build_fastest, read};
 use crate::io::quantize;
+use crate::player::{readout, Controls, Player, StepReadout, Timeline};
+use crate::plot::Frame;
 use crate::state::{Demo, Settings, MAX_POINTS};
-use crate::status::{Status, StatusView};
+use crate::status::{ModelState, Status, StatusView};
 use crate::toolbar::{PointsIo, RefineControls};
 
 /// Plot side in SVG units (square).
@@ -36,6 +38,8 @@ pub const ODE_STEPS: usize = 10;
 const BRUSH: usize = 8;
 /// Distance between the points of a drawn stroke, in data units (alphabet demo).
 const STROKE_GAP: f64 = 0.06;
+/// Milliseconds between two steps while playing.
+const PLAY_MS: u32 = 200;
 
 /// The two generation demos: one component, configured here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,14 +70,11 @@ impl GenKind {
             GenKind::Alphabet => "alphabet",
         }
     }
-}
 
-fn to_px(r: f64, x: f64, y: f64) -> (f64, f64) {
-    ((x + r) / (2.0 * r) * S, (r - y) / (2.0 * r) * S)
-}
-
-fn from_px(r: f64, px: f64, py: f64) -> (f64, f64) {
-    (px / S * 2.0 * r - r, r - py / S * 2.0 * r)
+    /// The plot's frame: [-r, r]² on a square `S` units wide, r the half-width.
+    fn frame(self) -> Frame {
+        Frame::square(S, self.half_width())
+    }
 }
 
 /// A loaded generative model on its device.
@@ -344,12 +345,12 @@ fn preset(seed: u64) -> Vec<(f32, f32)> {
     pts
 }
 
-/// Generated points `[n, 2]` as SVG dots of `class` on a plot of half-width `r`.
-fn sample_dots(r: f64, samples: &[f32], class: &'static str, radius: f64) -> impl IntoView {
+/// Generated points `[n, 2]` as SVG dots of `class` on the plot `frame`.
+fn sample_dots(frame: Frame, samples: &[f32], class: &'static str, radius: f64) -> impl IntoView {
     samples
         .chunks(2)
         .map(|p| {
-            let (cx, cy) = to_px(r, p[0] as f64, p[1] as f64);
+            let (cx, cy) = frame.pixel(p[0] as f64, p[1] as f64);
             view! { <circle class=class cx=format!("{cx:.1}") cy=format!("{cy:.1}") r=radius.to_string()></circle> }
         })
         .collect_view()
@@ -379,180 +380,267 @@ impl Generation {
     }
 }
 
-/// The mixture demo.
-#[component]
-pub fn GenDemo(settings: Settings, kind: GenKind) -> impl IntoView {
-    let r = kind.half_width();
-    let status = RwSignal::new(Status::Loading("Fetching the model…".to_string()));
-    let backend = RwSignal::new(String::from("—"));
-    let note = RwSignal::new(None::<crate::status::Note>);
-    // Bytes of the weights downloaded so far, and the total when known.
-    let fetched = RwSignal::new(None::<(usize, Option<usize>)>);
-    let engine: StoredValue<Option<Rc<GmmEngine>>, LocalStorage> = StoredValue::new_local(None);
-    let points = RwSignal::new(settings.points.clone());
-    let embed = settings.embed;
-    // The generations computed so far, by refinement steps per field evaluation (each one is
-    // generated from the same noise, independently of the others, so any step can be shown
-    // first); `shown` is the step on screen (0: no samples yet).
-    let cache = RwSignal::new(BTreeMap::<usize, Generation>::new());
-    let shown = RwSignal::new(0usize);
-    let n_samples = settings.samples;
-    let latency = RwSignal::new(None::<f64>);
-    let max_steps = RwSignal::new(0usize);
-    let refine = RwSignal::new((0usize, 0usize));
-    // Field arrows: the flow time they are drawn at (None: off), and (x, y, vx, vy) per arrow.
-    let field_t = RwSignal::new(settings.field);
-    let arrows = RwSignal::new(Vec::<(f32, f32, f32, f32)>::new());
-    let field_ticket = StoredValue::new(0u64);
-    let busy = RwSignal::new(false);
-    let playing = RwSignal::new(false);
-    let brush = RwSignal::new(false);
-    // The preset letter on the plot (alphabet), for the held-out marker.
-    let letter = RwSignal::new(None::<char>);
-    let painting = RwSignal::new(false);
-    let error = RwSignal::new(None::<String>);
-    // Steps to replay once the model is loaded (a shared link's step); then Ready.
-    let replay = RwSignal::new(None::<usize>);
-    let seed = settings.seed;
-    let show_optimal = RwSignal::new(settings.optimal);
+/// Everything a generation demo reads and writes; all handles are `Copy`.
+#[derive(Clone, Copy)]
+struct Gen {
+    kind: GenKind,
+    seed: u64,
+    /// Samples per generation.
+    n_samples: usize,
+    /// Where the model stands, and its backend.
+    model: ModelState,
+    engine: StoredValue<Option<Rc<GmmEngine>>, LocalStorage>,
+    points: RwSignal<Vec<(f32, f32)>>,
+    /// The generations computed so far, by refinement steps per field evaluation (each one is
+    /// generated from the same noise, independently of the others, so any step can be shown
+    /// first); `shown` is the step on screen (0: no samples yet).
+    cache: RwSignal<BTreeMap<usize, Generation>>,
+    shown: RwSignal<usize>,
+    latency: RwSignal<Option<f64>>,
+    max_steps: RwSignal<usize>,
+    /// (k, mini-batch size) in use; (0, 0) until the model loads.
+    refine: RwSignal<(usize, usize)>,
+    /// Field arrows: the flow time they are drawn at (None: off), and (x, y, vx, vy) per arrow.
+    field_t: RwSignal<Option<f32>>,
+    arrows: RwSignal<Vec<(f32, f32, f32, f32)>>,
+    field_ticket: StoredValue<u64>,
+    busy: RwSignal<bool>,
+    playing: RwSignal<bool>,
+    brush: RwSignal<bool>,
+    /// The preset letter on the plot (alphabet), for the held-out marker.
+    letter: RwSignal<Option<char>>,
+    painting: RwSignal<bool>,
+    /// The last point of the stroke being drawn (alphabet): a new one every STROKE_GAP.
+    last: StoredValue<Option<(f64, f64)>>,
+    error: RwSignal<Option<String>>,
+    /// Steps to replay once the model is loaded (a shared link's step); then Ready.
+    replay: RwSignal<Option<usize>>,
+    show_optimal: RwSignal<bool>,
+}
 
-    {
-        let settings = settings.clone();
-        spawn_local(async move {
-            let bytes = match fetch_bytes(&settings.weights, |got, total| {
-                fetched.set(Some((got, total)));
-                status.set(Status::Loading(crate::engine::progress_text(got, total)));
-            })
-            .await
-            {
-                Ok(b) => b,
-                Err(e) => return status.set(Status::Failed(e)),
-            };
-            status.set(Status::Loading(format!(
-                "Preparing the model ({} kB)…",
-                bytes.len() / 1024
-            )));
-            match GmmEngine::load(&bytes, kind, settings.backend).await {
-                Ok((mut e, n)) => {
-                    settings.apply_refine(&mut e.refine);
-                    backend.set(e.backend.clone());
-                    note.set(n);
-                    max_steps.set(e.refine.steps);
-                    refine.set((e.refine.steps, e.refine.batch_size));
-                    engine.set_value(Some(Rc::new(e)));
-                    replay.set(Some(settings.step));
-                }
-                Err(e) => status.set(Status::Failed(format!(
-                    "Could not load the model {}: {e}",
-                    settings.weights
-                ))),
+impl Gen {
+    /// The demo's state for `settings`, before the model is loaded.
+    fn new(settings: &Settings, kind: GenKind) -> Self {
+        Self {
+            kind,
+            seed: settings.seed,
+            n_samples: settings.samples,
+            model: ModelState::fetching(),
+            engine: StoredValue::new_local(None),
+            points: RwSignal::new(settings.points.clone()),
+            cache: RwSignal::new(BTreeMap::new()),
+            shown: RwSignal::new(0),
+            latency: RwSignal::new(None),
+            max_steps: RwSignal::new(0),
+            refine: RwSignal::new((0, 0)),
+            field_t: RwSignal::new(settings.field),
+            arrows: RwSignal::new(Vec::new()),
+            field_ticket: StoredValue::new(0),
+            busy: RwSignal::new(false),
+            playing: RwSignal::new(false),
+            brush: RwSignal::new(false),
+            letter: RwSignal::new(None),
+            painting: RwSignal::new(false),
+            last: StoredValue::new(None),
+            error: RwSignal::new(None),
+            replay: RwSignal::new(None),
+            show_optimal: RwSignal::new(settings.optimal),
+        }
+    }
+
+    /// Loads the model `settings` names; the step of a shared link is replayed after that.
+    async fn load(self, settings: Settings) {
+        let Some(bytes) = self.model.fetch(&settings.weights, "").await else {
+            return;
+        };
+        match GmmEngine::load(&bytes, self.kind, settings.backend).await {
+            Ok((mut e, n)) => {
+                settings.apply_refine(&mut e.refine);
+                self.model.backend.set(e.backend.clone());
+                self.model.note.set(n);
+                self.max_steps.set(e.refine.steps);
+                self.refine.set((e.refine.steps, e.refine.batch_size));
+                self.engine.set_value(Some(Rc::new(e)));
+                self.replay.set(Some(settings.step));
+            }
+            Err(e) => self.model.status.set(Status::Failed(format!(
+                "Could not load the model {}: {e}",
+                settings.weights
+            ))),
+        }
+    }
+
+    /// Once the model is loaded: shows the step of a shared link, then the demo is ready.
+    fn replay_when_loaded(self) {
+        Effect::new(move |_| {
+            if let Some(n) = self.replay.get() {
+                self.replay.update_untracked(|r| *r = None);
+                spawn_local(async move {
+                    let k = self.max_steps.get_untracked();
+                    self.go(n.min(k)).await;
+                    self.model.status.set(Status::Ready);
+                });
             }
         });
     }
 
-    let reset = move || {
-        playing.set(false);
-        cache.set(BTreeMap::new());
-        shown.set(0);
-    };
-    // Shows step `s` (generating it first unless it is cached); false when it cannot.
-    let go = move |s: usize| async move {
-        let Some(e) = engine.get_value() else {
-            return false;
-        };
-        let pts = points.get_untracked();
-        if s > e.refine.steps || (s > 0 && pts.is_empty()) {
-            return false;
-        }
-        if s == 0 || cache.with_untracked(|c| c.contains_key(&s)) {
-            shown.set(s);
-            return true;
-        }
-        if busy.get_untracked() {
-            return false;
-        }
-        busy.set(true);
-        let started = now();
-        let result = e.generate(&pts, s, seed, n_samples).await;
-        let ms = now() - started;
-        busy.set(false);
-        match result {
-            Ok(samples) => {
-                if points.get_untracked() != pts {
-                    return false;
-                }
-                latency.set(Some(ms));
-                let g = Generation::score(samples, &pts, e.delta);
-                cache.update(|c| {
-                    c.insert(s, g);
-                });
-                shown.set(s);
-                true
-            }
-            Err(err) => {
-                error.set(Some(err));
-                false
-            }
-        }
-    };
-    let step = move || async move { go(shown.get_untracked() + 1).await };
-
-    Effect::new(move |_| {
-        if let Some(n) = replay.get() {
-            replay.update_untracked(|r| *r = None);
-            spawn_local(async move {
-                let k = max_steps.get_untracked();
-                go(n.min(k)).await;
-                status.set(Status::Ready);
-            });
-        }
-    });
-    {
-        let settings = settings.clone();
+    /// The address bar always holds a link to this view.
+    fn keep_url(self, settings: Settings) {
         Effect::new(move |_| {
-            let pts = points.get();
-            let s = shown.get();
+            let pts = self.points.get();
+            let s = self.shown.get();
             let mut view = settings.clone();
-            view.field = field_t.get();
-            view.optimal = show_optimal.get();
-            if status.get() == Status::Ready {
+            view.field = self.field_t.get();
+            view.optimal = self.show_optimal.get();
+            if self.model.status.get() == Status::Ready {
                 crate::io::replace_query(&view.view_query(&pts, s));
             }
         });
     }
-    let back = move || {
-        let s = shown.get_untracked();
-        if busy.get_untracked() || s == 0 {
+
+    /// Back to step 0, no samples (e.g. after the points changed).
+    fn reset(self) {
+        self.playing.set(false);
+        self.cache.set(BTreeMap::new());
+        self.shown.set(0);
+    }
+
+    /// Shows step `s` (generating it first unless it is cached); false when it cannot.
+    async fn go(self, s: usize) -> bool {
+        let Some(e) = self.engine.get_value() else {
+            return false;
+        };
+        let pts = self.points.get_untracked();
+        if s > e.refine.steps || (s > 0 && pts.is_empty()) {
+            return false;
+        }
+        if s == 0 || self.cache.with_untracked(|c| c.contains_key(&s)) {
+            self.shown.set(s);
+            return true;
+        }
+        if self.busy.get_untracked() {
+            return false;
+        }
+        self.busy.set(true);
+        let started = now();
+        let result = e.generate(&pts, s, self.seed, self.n_samples).await;
+        let ms = now() - started;
+        self.busy.set(false);
+        match result {
+            Ok(samples) => {
+                if self.points.get_untracked() != pts {
+                    return false;
+                }
+                self.latency.set(Some(ms));
+                let g = Generation::score(samples, &pts, e.delta);
+                self.cache.update(|c| {
+                    c.insert(s, g);
+                });
+                self.shown.set(s);
+                true
+            }
+            Err(err) => {
+                self.error.set(Some(err));
+                false
+            }
+        }
+    }
+
+    /// Back one step (nothing at step 0 or while a step is generated).
+    fn back(self) {
+        let s = self.shown.get_untracked();
+        if self.busy.get_untracked() || s == 0 {
             return;
         }
-        playing.set(false);
+        self.playing.set(false);
         spawn_local(async move {
-            go(s - 1).await;
+            self.go(s - 1).await;
         });
-    };
-    let scrub = move |s: usize| {
-        playing.set(false);
-        spawn_local(async move {
-            go(s).await;
-        });
-    };
+    }
 
-    // The data coordinates under the mouse, when inside the plot.
-    let locate = move |ev: &web_sys::MouseEvent| -> Option<(f64, f64)> {
+    /// Shows step `s` (the timeline); play stops.
+    fn scrub(self, s: usize) {
+        self.playing.set(false);
+        spawn_local(async move {
+            self.go(s).await;
+        });
+    }
+
+    /// Step, play, back and the timeline over this demo's steps.
+    fn player(self) -> Player {
+        Player::new(
+            self.model.status,
+            self.playing,
+            PLAY_MS,
+            move || Box::pin(async move { self.go(self.shown.get_untracked() + 1).await }),
+            move || self.back(),
+        )
+    }
+
+    /// The refinement as the animation export walks through it.
+    fn frames(self) -> Frames {
+        Frames {
+            last: self.max_steps,
+            current: Rc::new(move || self.shown.get_untracked()),
+            show: Rc::new(move |s| {
+                self.playing.set(false);
+                Box::pin(self.go(s))
+            }),
+        }
+    }
+
+    /// The field at the shown step (k = 0: the learned initial field), recomputed when the
+    /// step, the points or t change; a stale answer is dropped.
+    fn follow_field(self) {
+        let r = self.kind.half_width();
+        Effect::new(move |_| {
+            let t = self.field_t.get();
+            let s = self.shown.get();
+            let pts = self.points.get();
+            let ready = self.model.status.get() == Status::Ready;
+            let ticket = self.field_ticket.get_value() + 1;
+            self.field_ticket.set_value(ticket);
+            let (Some(t), Some(e), true) = (t, self.engine.get_value(), ready && !pts.is_empty())
+            else {
+                self.arrows.set(Vec::new());
+                return;
+            };
+            spawn_local(async move {
+                let grid = field_grid(r);
+                match e.field(&pts, s, self.seed, &grid, t).await {
+                    Ok(v) if self.field_ticket.get_value() == ticket => self.arrows.set(
+                        grid.iter()
+                            .zip(v.chunks(2))
+                            .map(|(&(x, y), v)| (x, y, v[0], v[1]))
+                            .collect(),
+                    ),
+                    Ok(_) => {}
+                    Err(err) => self.error.set(Some(err)),
+                }
+            });
+        });
+    }
+
+    /// The data coordinates under the pointer, when inside the plot.
+    fn locate(self, ev: &web_sys::MouseEvent) -> Option<(f64, f64)> {
+        let r = self.kind.half_width();
         let (px, py) = crate::plot::pointer_at(ev, S, S)?;
-        let (x, y) = from_px(r, px, py);
+        let (x, y) = self.kind.frame().data(px, py);
         (x.is_finite() && y.is_finite() && x.abs() <= r && y.abs() <= r).then_some((x, y))
-    };
-    // Adds a point at (x, y), or a brush's worth around it.
-    let add_at = move |(x, y): (f64, f64), spread: bool| {
-        let n = points.get_untracked().len();
+    }
+
+    /// Adds a point at (x, y), or a brush's worth around it.
+    fn add_at(self, (x, y): (f64, f64), spread: bool) {
+        let n = self.points.get_untracked().len();
         let want = if spread { BRUSH } else { 1 };
         if n + want > MAX_POINTS {
-            error.set(Some(format!("At most {MAX_POINTS} points.")));
+            self.error
+                .set(Some(format!("At most {MAX_POINTS} points.")));
             return;
         }
-        let mut rng = StdRng::seed_from_u64(seed ^ (n as u64 + 1).wrapping_mul(0x2545_f491));
-        points.update(|p| {
+        let mut rng = StdRng::seed_from_u64(self.seed ^ (n as u64 + 1).wrapping_mul(0x2545_f491));
+        let r = self.kind.half_width() as f32;
+        self.points.update(|p| {
             for i in 0..want {
                 let (dx, dy) = if i == 0 && !spread {
                     (0.0, 0.0)
@@ -562,383 +650,148 @@ pub fn GenDemo(settings: Settings, kind: GenKind) -> impl IntoView {
                         0.5 * rand_distr_shim::standard_normal(&mut rng),
                     )
                 };
-                let r = r as f32;
                 p.push((
                     quantize((x as f32 + dx).clamp(-r, r)),
                     quantize((y as f32 + dy).clamp(-r, r)),
                 ));
             }
         });
-        reset();
-    };
-    // The last point of the stroke being drawn (alphabet): a new one every STROKE_GAP.
-    let last: StoredValue<Option<(f64, f64)>> = StoredValue::new(None);
-    // Pointer events: a mouse, a finger or a pen draws alike (the plot has `touch-action: none`,
-    // so a drag on it does not scroll the page); the plot captures the pointer while it is down.
-    let on_down = move |ev: web_sys::PointerEvent| {
-        if status.get_untracked() != Status::Ready || !ev.is_primary() {
+        self.reset();
+    }
+
+    /// A press on the plot (pointer events: a mouse, a finger or a pen draws alike; the plot
+    /// has `touch-action: none`, so a drag on it does not scroll the page, and it captures the
+    /// pointer while it is down).
+    fn down(self, ev: web_sys::PointerEvent) {
+        if self.model.status.get_untracked() != Status::Ready || !ev.is_primary() {
             return;
         }
-        let Some(at) = locate(&ev) else {
+        let Some(at) = self.locate(&ev) else {
             return;
         };
         crate::plot::capture(&ev);
-        painting.set(true);
-        last.set_value(Some(at));
-        add_at(at, kind == GenKind::Gmm && brush.get_untracked());
-    };
-    let on_move = move |ev: web_sys::PointerEvent| {
-        if !painting.get_untracked() || !ev.is_primary() || ev.buttons() & 1 != 1 {
+        self.painting.set(true);
+        self.last.set_value(Some(at));
+        self.add_at(at, self.kind == GenKind::Gmm && self.brush.get_untracked());
+    }
+
+    /// A drag: the brush paints (mixture), a stroke adds a point every STROKE_GAP (alphabet).
+    fn moved(self, ev: web_sys::PointerEvent) {
+        if !self.painting.get_untracked() || !ev.is_primary() || ev.buttons() & 1 != 1 {
             return;
         }
-        let Some(at) = locate(&ev) else {
+        let Some(at) = self.locate(&ev) else {
             return;
         };
-        match kind {
-            GenKind::Gmm if brush.get_untracked() => add_at(at, true),
+        match self.kind {
+            GenKind::Gmm if self.brush.get_untracked() => self.add_at(at, true),
             GenKind::Gmm => {}
             GenKind::Alphabet => {
-                let far = last
+                let far = self
+                    .last
                     .get_value()
                     .is_none_or(|(x, y)| (at.0 - x).hypot(at.1 - y) >= STROKE_GAP);
                 if far {
-                    last.set_value(Some(at));
-                    add_at(at, false);
+                    self.last.set_value(Some(at));
+                    self.add_at(at, false);
                 }
             }
         }
-    };
-    let on_up = move |_| painting.set(false);
+    }
 
-    let step_once = move || {
-        playing.set(false);
-        spawn_local(async move {
-            step().await;
-        });
-    };
-    let on_step = move |_| step_once();
-    let play = move || {
-        if playing.get_untracked() {
-            playing.set(false);
-            return;
-        }
-        playing.set(true);
-        spawn_local(async move {
-            while playing.get_untracked() && step().await {
-                sleep(200).await;
-            }
-            playing.set(false);
-        });
-    };
-    let on_play = move |_| play();
-    keyboard(
-        move || status.get_untracked() == Status::Ready,
-        play,
-        step_once,
-        back,
-    );
-    let on_reset = move |_| reset();
-    let on_clear = move |_| {
-        points.set(Vec::new());
-        letter.set(None);
-        error.set(None);
-        reset();
-    };
-    let on_preset = move |_| {
-        let n = points.get_untracked().len() as u64;
-        points.set(preset(seed.wrapping_add(n)));
-        error.set(None);
-        reset();
-    };
-    let pick_letter = move |c: char| {
-        let n = points.get_untracked().len() as u64;
-        let size = engine.get_value().map_or(80, |e| e.context);
-        points.set(letter_points(c, size, seed.wrapping_add(n)));
-        letter.set(Some(c));
-        error.set(None);
-        reset();
-    };
-    let on_random_letter = move |_| {
-        let n = points.get_untracked().len() as u64;
-        let mut rng = StdRng::seed_from_u64(seed.wrapping_add(n) ^ 0x1e77e5);
-        pick_letter((b'A' + rng.random_range(0..26u8)) as char);
-    };
+    /// No points.
+    fn clear(self) {
+        self.points.set(Vec::new());
+        self.letter.set(None);
+        self.error.set(None);
+        self.reset();
+    }
 
-    let current = move || shown.get();
-    let w2_text = move || {
-        let s = shown.get();
-        cache
-            .with(|c| c.get(&s).and_then(|g| g.w2))
-            .map_or("—".to_string(), |w| format!("{w:.4}"))
-    };
-    let share_text = move |pick: fn(&Generation) -> f64| {
-        move || {
-            let s = shown.get();
-            cache
-                .with(|c| c.get(&s).map(pick))
-                .map_or("—".to_string(), |v| format!("{v:.3}"))
-        }
-    };
-    // The optimal answer (toggle): the exact field of the drawn points, from the same noise;
-    // recomputed when the points change (it does not depend on the step).
-    let optimal_answer = Memo::new(move |_| {
-        if !show_optimal.get() || status.get() != Status::Ready {
-            return None;
-        }
-        let pts = points.get();
-        let e = engine.get_value()?;
-        (!pts.is_empty())
-            .then(|| Generation::score(optimal(&pts, e.sigma, seed, n_samples), &pts, e.delta))
-    });
-    let optimal_text = move |pick: fn(&Generation) -> Option<f64>| {
-        move || {
-            optimal_answer
-                .get()
-                .and_then(|g| pick(&g))
-                .map_or("—".to_string(), |v| format!("{v:.3}"))
-        }
-    };
-    let optimal_view = move || {
-        optimal_answer
-            .get()
-            .map(|g| sample_dots(r, &g.samples, "optimal", 2.0))
-    };
-    let dots = move || {
-        let s = shown.get();
-        let batch = if s > 0 {
-            engine
-                .get_value()
-                .map(|e| plan(points.get().len(), &e.refine, seed))
-                .and_then(|p| p.get(s - 1).cloned())
-                .unwrap_or_default()
-        } else {
-            Vec::new()
-        };
-        points
-            .get()
-            .into_iter()
-            .enumerate()
-            .map(|(i, (x, y))| {
-                let (cx, cy) = to_px(r, x as f64, y as f64);
-                let class = if batch.contains(&i) { "point in-batch" } else { "point" };
-                view! { <circle class=class cx=format!("{cx:.1}") cy=format!("{cy:.1}") r="4"></circle> }
-            })
-            .collect_view()
-    };
-    let generated = move || {
-        let s = shown.get();
-        cache.with(|c| c.get(&s).map(|g| sample_dots(r, &g.samples, "sample", 2.5)))
-    };
-    // The field at the shown step (k = 0: the learned initial field), recomputed when the step,
-    // the points or t change; a stale answer is dropped.
-    Effect::new(move |_| {
-        let t = field_t.get();
-        let s = shown.get();
-        let pts = points.get();
-        let ready = status.get() == Status::Ready;
-        let ticket = field_ticket.get_value() + 1;
-        field_ticket.set_value(ticket);
-        let (Some(t), Some(e), true) = (t, engine.get_value(), ready && !pts.is_empty()) else {
-            arrows.set(Vec::new());
-            return;
-        };
-        spawn_local(async move {
-            let grid = field_grid(r);
-            match e.field(&pts, s, seed, &grid, t).await {
-                Ok(v) if field_ticket.get_value() == ticket => arrows.set(
-                    grid.iter()
-                        .zip(v.chunks(2))
-                        .map(|(&(x, y), v)| (x, y, v[0], v[1]))
-                        .collect(),
-                ),
-                Ok(_) => {}
-                Err(err) => error.set(Some(err)),
+    /// A random mixture.
+    fn preset(self) {
+        let n = self.points.get_untracked().len() as u64;
+        self.points.set(preset(self.seed.wrapping_add(n)));
+        self.error.set(None);
+        self.reset();
+    }
+
+    /// The letter `c` at a random scale and rotation, as many points as the model's context.
+    fn pick_letter(self, c: char) {
+        let n = self.points.get_untracked().len() as u64;
+        let size = self.engine.get_value().map_or(80, |e| e.context);
+        self.points
+            .set(letter_points(c, size, self.seed.wrapping_add(n)));
+        self.letter.set(Some(c));
+        self.error.set(None);
+        self.reset();
+    }
+
+    /// A random letter.
+    fn random_letter(self) {
+        let n = self.points.get_untracked().len() as u64;
+        let mut rng = StdRng::seed_from_u64(self.seed.wrapping_add(n) ^ 0x1e77e5);
+        self.pick_letter((b'A' + rng.random_range(0..26u8)) as char);
+    }
+
+    /// `pick` of the generation on screen, with `digits` decimals ("—" without one).
+    fn shown_text(self, pick: fn(&Generation) -> Option<f64>, digits: usize) -> String {
+        let s = self.shown.get();
+        self.cache
+            .with(|c| c.get(&s).and_then(pick))
+            .map_or("—".to_string(), |v| format!("{v:.digits$}"))
+    }
+
+    /// The optimal answer (toggle): the exact field of the drawn points, from the same noise;
+    /// recomputed when the points change (it does not depend on the step).
+    fn optimal_answer(self) -> Memo<Option<Generation>> {
+        Memo::new(move |_| {
+            if !self.show_optimal.get() || self.model.status.get() != Status::Ready {
+                return None;
             }
-        });
-    });
-    let arrow_view = move || {
-        // Each arrow is the displacement over a tenth of the flow (one Euler step), capped at a
-        // grid cell.
-        let cap = 0.9 * 2.0 * r / FIELD_GRID as f64;
-        arrows
-            .get()
-            .into_iter()
-            .map(|(x, y, vx, vy)| {
-                let (mut dx, mut dy) = (0.1 * vx as f64, 0.1 * vy as f64);
-                let len = dx.hypot(dy);
-                if len > cap {
-                    dx *= cap / len;
-                    dy *= cap / len;
-                }
-                let (x1, y1) = to_px(r, x as f64, y as f64);
-                let (x2, y2) = to_px(r, x as f64 + dx, y as f64 + dy);
-                view! { <path class="arrow" d=arrow_path(x1, y1, x2, y2)></path> }
+            let pts = self.points.get();
+            let e = self.engine.get_value()?;
+            (!pts.is_empty()).then(|| {
+                let samples = optimal(&pts, e.sigma, self.seed, self.n_samples);
+                Generation::score(samples, &pts, e.delta)
             })
-            .collect_view()
-    };
-    let (ax0, ax1) = (to_px(r, -r, 0.0), to_px(r, r, 0.0));
-    let (ay0, ay1) = (to_px(r, 0.0, -r), to_px(r, 0.0, r));
+        })
+    }
+}
+
+/// A generation demo: the Gaussian mixture or the alphabet (`kind`).
+#[component]
+pub fn GenDemo(settings: Settings, kind: GenKind) -> impl IntoView {
+    let embed = settings.embed;
+    let g = Gen::new(&settings, kind);
+    spawn_local(g.load(settings.clone()));
+    g.replay_when_loaded();
+    g.keep_url(settings.clone());
+    let player = g.player();
+    player.keys();
+    let optimal = g.optimal_answer();
+    g.follow_field();
+    let model = g.model;
 
     view! {
-        <StatusView status=status fetched=fetched error=error note=note />
+        <StatusView status=model.status fetched=model.fetched error=g.error note=model.note />
         <section class="demo">
             <h2>{match kind {
                 GenKind::Gmm => "Gaussian mixture · implicit regime · flow matching",
                 GenKind::Alphabet => "Alphabet · implicit regime · flow matching",
             }}</h2>
-            <svg
-                class="plot square"
-                data-testid="plot"
-                viewBox=format!("0 0 {S} {S}")
-                role="img"
-                aria-label=match kind {
-                    GenKind::Gmm => "Plot: click to add points or paint with the brush; small blue dots are samples the model generates from noise given your points",
-                    GenKind::Alphabet => "Plot: drag to draw a letter's strokes; small blue dots are samples the model generates from noise given your points",
-                }
-                on:pointerdown=on_down
-                on:pointermove=on_move
-                on:pointerup=on_up
-                on:pointercancel=on_up
-            >
-                <rect class="frame" x="0" y="0" width=S.to_string() height=S.to_string()></rect>
-                <line class="axis" x1=ax0.0.to_string() y1=ax0.1.to_string() x2=ax1.0.to_string() y2=ax1.1.to_string()></line>
-                <line class="axis" x1=ay0.0.to_string() y1=ay0.1.to_string() x2=ay1.0.to_string() y2=ay1.1.to_string()></line>
-                {arrow_view}
-                {generated}
-                {optimal_view}
-                {dots}
-            </svg>
-            <div class="controls">
-                <button data-testid="step-button" on:click=on_step
-                    disabled=move || status.get() != Status::Ready>"Step"</button>
-                <button data-testid="play-button" on:click=on_play
-                    disabled=move || status.get() != Status::Ready>
-                    {move || if playing.get() { "Pause" } else { "Play" }}
-                </button>
-                <button data-testid="reset-button" on:click=on_reset
-                    disabled=move || status.get() != Status::Ready>"Reset"</button>
-                {(!embed).then(|| view! {
-                    <button data-testid="clear-button" on:click=on_clear
-                        disabled=move || status.get() != Status::Ready>"Clear points"</button>
-                    {(kind == GenKind::Gmm).then(|| view! {
-                        <button data-testid="preset-button" on:click=on_preset
-                            disabled=move || status.get() != Status::Ready>"Random mixture"</button>
-                        <label class="toggle">
-                            <input type="checkbox" data-testid="brush-toggle"
-                                prop:checked=move || brush.get()
-                                on:change=move |ev| brush.set(event_target_checked(&ev)) />
-                            "Brush (paint clusters)"
-                        </label>
-                    })}
-                    {(kind == GenKind::Alphabet).then(|| view! {
-                        <button data-testid="preset-button" on:click=on_random_letter
-                            disabled=move || status.get() != Status::Ready>"Random letter"</button>
-                        <label class="toggle">
-                            "Letter "
-                            <select data-testid="letter-select"
-                                disabled=move || status.get() != Status::Ready
-                                on:change=move |ev| {
-                                    if let Some(c) = event_target_value(&ev).chars().next() {
-                                        pick_letter(c);
-                                    }
-                                }>
-                                <option value="" selected=true disabled=true>"A–Z…"</option>
-                                {('A'..='Z').map(|c| {
-                                    let label = if HELD_OUT.contains(&c) {
-                                        format!("{c} (held out)")
-                                    } else {
-                                        c.to_string()
-                                    };
-                                    view! { <option value=c.to_string()>{label}</option> }
-                                }).collect_view()}
-                            </select>
-                        </label>
-                    })}
-                })}
-            </div>
-            <label class="timeline">
-                <span>"Timeline"</span>
-                <input type="range" data-testid="timeline" min="0"
-                    max=move || max_steps.get().to_string()
-                    prop:value=move || shown.get().to_string()
-                    disabled=move || status.get() != Status::Ready || points.get().is_empty()
-                    aria-label="Refinement step shown"
-                    on:change=move |ev| {
-                        if let Ok(v) = event_target_value(&ev).parse::<usize>() {
-                            scrub(v);
-                        }
-                    } />
-            </label>
-            <div class="options">
-                <label>
-                    <input type="checkbox" data-testid="field-toggle"
-                        prop:checked=move || field_t.get().is_some()
-                        on:change=move |ev| {
-                            field_t.set(event_target_checked(&ev).then_some(0.5));
-                        } />
-                    " Field arrows at t = "
-                    <span data-testid="field-t-value">
-                        {move || field_t.get().map_or("—".to_string(), |t| format!("{t:.1}"))}
-                    </span>
-                </label>
-                <input type="range" data-testid="field-t" min="0" max="1" step="0.1"
-                    aria-label="Flow time t of the field arrows"
-                    prop:value=move || format!("{:.1}", field_t.get().unwrap_or(0.5))
-                    disabled=move || field_t.get().is_none()
-                    on:input=move |ev| {
-                        if let Ok(t) = event_target_value(&ev).parse::<f32>() {
-                            if (0.0..=1.0).contains(&t) {
-                                field_t.set(Some(t));
-                            }
-                        }
-                    } />
-                <label>
-                    <input type="checkbox" data-testid="optimal-toggle"
-                        prop:checked=move || show_optimal.get()
-                        on:change=move |ev| show_optimal.set(event_target_checked(&ev)) />
-                    " Optimal answer (exact field of your points)"
-                </label>
-                <RefineControls settings=settings.clone() points=points refine=refine />
-            </div>
-            <dl class="readouts">
-                <div><dt>"Step"</dt><dd>
-                    <span data-testid="step">{current}</span>" / "{move || max_steps.get()}
-                </dd></div>
-                <div><dt>"W2 to your points"</dt><dd data-testid="w2">{w2_text}</dd></div>
-                <div><dt>"Precision"</dt><dd data-testid="precision"
-                    title="Share of samples within δ of one of your points">{share_text(|g| g.precision)}</dd></div>
-                <div><dt>"Recall"</dt><dd data-testid="recall"
-                    title="Share of your points with a sample within δ">{share_text(|g| g.recall)}</dd></div>
-                <div><dt>"Optimal: W2 · precision · recall"</dt><dd>
-                    <span data-testid="optimal-w2">{optimal_text(|g| g.w2)}</span>" · "
-                    <span data-testid="optimal-precision">{optimal_text(|g| Some(g.precision))}</span>" · "
-                    <span data-testid="optimal-recall">{optimal_text(|g| Some(g.recall))}</span>
-                </dd></div>
-                {(kind == GenKind::Alphabet).then(|| view! {
-                    <div><dt>"Letter"</dt><dd data-testid="letter">{move || match letter.get() {
-                        Some(c) if HELD_OUT.contains(&c) => format!("{c} · held out (out of distribution)"),
-                        Some(c) => format!("{c} · seen in training"),
-                        None => "drawn".to_string(),
-                    }}</dd></div>
-                })}
-                <div><dt>"Points"</dt><dd data-testid="points">{move || points.get().len()}</dd></div>
-                <div><dt>"Samples"</dt><dd data-testid="samples">{n_samples}</dd></div>
-                <div><dt>"Step latency"</dt><dd data-testid="latency">
-                    {move || latency.get().map_or("—".to_string(), |ms| format!("{ms:.0} ms"))}
-                </dd></div>
-                <div><dt>"Backend"</dt><dd data-testid="backend">{move || backend.get()}</dd></div>
-            </dl>
+            <GenPlot g=g optimal=optimal />
+            <Controls player=player on_reset=Callback::new(move |_| g.reset())>
+                {(!embed).then(|| view! { <PointButtons g=g /> })}
+            </Controls>
+            <Timeline player=player last=g.max_steps points=g.points
+                current=Signal::derive(move || g.shown.get())
+                seek=Callback::new(move |v| g.scrub(v)) />
+            <GenOptions g=g settings=settings.clone() />
+            <GenReadouts g=g optimal=optimal />
             {(!embed).then(|| view! {
-                <PointsIo points=points demo=kind.demo() error=error
-                    reset=Callback::new(move |_| reset())
-                    frames=Frames {
-                        last: max_steps,
-                        current: Rc::new(move || shown.get_untracked()),
-                        show: Rc::new(move |s| {
-                            playing.set(false);
-                            Box::pin(go(s))
-                        }),
-                    } />
+                <PointsIo points=g.points demo=kind.demo() error=g.error
+                    reset=Callback::new(move |_| g.reset())
+                    frames=g.frames() />
             })}
             <p class="help" hidden=embed>
                 {match kind {
@@ -946,9 +799,228 @@ pub fn GenDemo(settings: Settings, kind: GenKind) -> impl IntoView {
                     GenKind::Alphabet => "Drag to draw a letter's strokes (a point every few pixels), or pick a letter: A–Z at a random scale and rotation; the letters marked held out were never seen in training. ",
                 }}
                 "Step s generates "
-                {n_samples}" samples from noise by integrating the learned velocity field ("{ODE_STEPS}
+                {g.n_samples}" samples from noise by integrating the learned velocity field ("{ODE_STEPS}
                 " Euler steps); every evaluation of the field runs s refinement steps over mini-batches of your points (the mini-batch of step s is highlighted). W2 matches the samples, in groups as large as your set of points, to your points and averages over the groups. Precision is the share of samples within δ of one of your points (a blob around your shape scores low), recall the share of your points with a sample within δ (δ = 0.12 for letters, 3 × the jitter of the letters the model learned from; 0.6 for mixtures). The optimal answer (green, toggle) carries the same noise with the exact field of your points' empirical distribution, slightly widened: what a perfect amortizer would draw. Drag the timeline to jump to any step. Keys: space plays or pauses, → steps, ← goes back."
             </p>
         </section>
+    }
+}
+
+/// The plot: the field arrows, the generated samples, the optimal answer and the points (the
+/// shown step's mini-batch highlighted).
+#[component]
+fn GenPlot(g: Gen, optimal: Memo<Option<Generation>>) -> impl IntoView {
+    let kind = g.kind;
+    let (frame, r) = (kind.frame(), kind.half_width());
+    let generated = move || {
+        let s = g.shown.get();
+        g.cache.with(|c| {
+            c.get(&s)
+                .map(|gen| sample_dots(frame, &gen.samples, "sample", 2.5))
+        })
+    };
+    let optimal_view = move || {
+        optimal
+            .get()
+            .map(|o| sample_dots(frame, &o.samples, "optimal", 2.0))
+    };
+    let (ax0, ax1) = (frame.pixel(-r, 0.0), frame.pixel(r, 0.0));
+    let (ay0, ay1) = (frame.pixel(0.0, -r), frame.pixel(0.0, r));
+    view! {
+        <svg
+            class="plot square"
+            data-testid="plot"
+            viewBox=frame.view_box()
+            role="img"
+            aria-label=match kind {
+                GenKind::Gmm => "Plot: click to add points or paint with the brush; small blue dots are samples the model generates from noise given your points",
+                GenKind::Alphabet => "Plot: drag to draw a letter's strokes; small blue dots are samples the model generates from noise given your points",
+            }
+            on:pointerdown=move |ev| g.down(ev)
+            on:pointermove=move |ev| g.moved(ev)
+            on:pointerup=move |_| g.painting.set(false)
+            on:pointercancel=move |_| g.painting.set(false)
+        >
+            <rect class="frame" x="0" y="0" width=S.to_string() height=S.to_string()></rect>
+            <line class="axis" x1=ax0.0.to_string() y1=ax0.1.to_string() x2=ax1.0.to_string() y2=ax1.1.to_string()></line>
+            <line class="axis" x1=ay0.0.to_string() y1=ay0.1.to_string() x2=ay1.0.to_string() y2=ay1.1.to_string()></line>
+            {move || arrows(g)}
+            {generated}
+            {optimal_view}
+            {move || dots(g)}
+        </svg>
+    }
+}
+
+/// The field arrows: each the displacement over a tenth of the flow (one Euler step), capped
+/// at a grid cell.
+fn arrows(g: Gen) -> impl IntoView {
+    let (frame, r) = (g.kind.frame(), g.kind.half_width());
+    let cap = 0.9 * 2.0 * r / FIELD_GRID as f64;
+    g.arrows
+        .get()
+        .into_iter()
+        .map(|(x, y, vx, vy)| {
+            let (mut dx, mut dy) = (0.1 * vx as f64, 0.1 * vy as f64);
+            let len = dx.hypot(dy);
+            if len > cap {
+                dx *= cap / len;
+                dy *= cap / len;
+            }
+            let (x1, y1) = frame.pixel(x as f64, y as f64);
+            let (x2, y2) = frame.pixel(x as f64 + dx, y as f64 + dy);
+            view! { <path class="arrow" d=arrow_path(x1, y1, x2, y2)></path> }
+        })
+        .collect_view()
+}
+
+/// The drawn points, those of the shown step's mini-batch highlighted.
+fn dots(g: Gen) -> impl IntoView {
+    let frame = g.kind.frame();
+    let s = g.shown.get();
+    let batch = if s > 0 {
+        g.engine
+            .get_value()
+            .map(|e| plan(g.points.get().len(), &e.refine, g.seed))
+            .and_then(|p| p.get(s - 1).cloned())
+            .unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    g.points
+        .get()
+        .into_iter()
+        .enumerate()
+        .map(|(i, (x, y))| {
+            let (cx, cy) = frame.pixel(x as f64, y as f64);
+            let class = if batch.contains(&i) { "point in-batch" } else { "point" };
+            view! { <circle class=class cx=format!("{cx:.1}") cy=format!("{cy:.1}") r="4"></circle> }
+        })
+        .collect_view()
+}
+
+/// The buttons that edit the points (not in an embed): clear, then a random mixture and the
+/// brush, or a random letter and the letter picker.
+#[component]
+fn PointButtons(g: Gen) -> impl IntoView {
+    let ready = move || g.model.status.get() == Status::Ready;
+    view! {
+        <button data-testid="clear-button" on:click=move |_| g.clear()
+            disabled=move || !ready()>"Clear points"</button>
+        {(g.kind == GenKind::Gmm).then(|| view! {
+            <button data-testid="preset-button" on:click=move |_| g.preset()
+                disabled=move || !ready()>"Random mixture"</button>
+            <label class="toggle">
+                <input type="checkbox" data-testid="brush-toggle"
+                    prop:checked=move || g.brush.get()
+                    on:change=move |ev| g.brush.set(event_target_checked(&ev)) />
+                "Brush (paint clusters)"
+            </label>
+        })}
+        {(g.kind == GenKind::Alphabet).then(|| view! {
+            <button data-testid="preset-button" on:click=move |_| g.random_letter()
+                disabled=move || !ready()>"Random letter"</button>
+            <label class="toggle">
+                "Letter "
+                <select data-testid="letter-select"
+                    disabled=move || !ready()
+                    on:change=move |ev| {
+                        if let Some(c) = event_target_value(&ev).chars().next() {
+                            g.pick_letter(c);
+                        }
+                    }>
+                    <option value="" selected=true disabled=true>"A–Z…"</option>
+                    {('A'..='Z').map(|c| {
+                        let label = if HELD_OUT.contains(&c) {
+                            format!("{c} (held out)")
+                        } else {
+                            c.to_string()
+                        };
+                        view! { <option value=c.to_string()>{label}</option> }
+                    }).collect_view()}
+                </select>
+            </label>
+        })}
+    }
+}
+
+/// The options: the field arrows and their flow time, the optimal answer, k, mini-batch and
+/// seed.
+#[component]
+fn GenOptions(g: Gen, settings: Settings) -> impl IntoView {
+    let field_t = g.field_t;
+    view! {
+        <div class="options">
+            <label>
+                <input type="checkbox" data-testid="field-toggle"
+                    prop:checked=move || field_t.get().is_some()
+                    on:change=move |ev| {
+                        field_t.set(event_target_checked(&ev).then_some(0.5));
+                    } />
+                " Field arrows at t = "
+                <span data-testid="field-t-value">
+                    {move || field_t.get().map_or("—".to_string(), |t| format!("{t:.1}"))}
+                </span>
+            </label>
+            <input type="range" data-testid="field-t" min="0" max="1" step="0.1"
+                aria-label="Flow time t of the field arrows"
+                prop:value=move || format!("{:.1}", field_t.get().unwrap_or(0.5))
+                disabled=move || field_t.get().is_none()
+                on:input=move |ev| {
+                    if let Ok(t) = event_target_value(&ev).parse::<f32>() {
+                        if (0.0..=1.0).contains(&t) {
+                            field_t.set(Some(t));
+                        }
+                    }
+                } />
+            <label>
+                <input type="checkbox" data-testid="optimal-toggle"
+                    prop:checked=move || g.show_optimal.get()
+                    on:change=move |ev| g.show_optimal.set(event_target_checked(&ev)) />
+                " Optimal answer (exact field of your points)"
+            </label>
+            <RefineControls settings=settings points=g.points refine=g.refine />
+        </div>
+    }
+}
+
+/// The readouts: step, W2, precision and recall of the samples on screen and of the optimal
+/// answer, the letter (alphabet), points, samples, step latency, backend.
+#[component]
+fn GenReadouts(g: Gen, optimal: Memo<Option<Generation>>) -> impl IntoView {
+    let optimal_text = move |pick: fn(&Generation) -> Option<f64>| {
+        move || {
+            optimal
+                .get()
+                .and_then(|o| pick(&o))
+                .map_or("—".to_string(), |v| format!("{v:.3}"))
+        }
+    };
+    view! {
+        <dl class="readouts">
+            <StepReadout current=Signal::derive(move || g.shown.get()) last=g.max_steps />
+            {readout("W2 to your points", "w2", move || g.shown_text(|o| o.w2, 4))}
+            <div><dt>"Precision"</dt><dd data-testid="precision"
+                title="Share of samples within δ of one of your points">{move || g.shown_text(|o| Some(o.precision), 3)}</dd></div>
+            <div><dt>"Recall"</dt><dd data-testid="recall"
+                title="Share of your points with a sample within δ">{move || g.shown_text(|o| Some(o.recall), 3)}</dd></div>
+            <div><dt>"Optimal: W2 · precision · recall"</dt><dd>
+                <span data-testid="optimal-w2">{optimal_text(|o| o.w2)}</span>" · "
+                <span data-testid="optimal-precision">{optimal_text(|o| Some(o.precision))}</span>" · "
+                <span data-testid="optimal-recall">{optimal_text(|o| Some(o.recall))}</span>
+            </dd></div>
+            {(g.kind == GenKind::Alphabet).then(|| view! {
+                <div><dt>"Letter"</dt><dd data-testid="letter">{move || match g.letter.get() {
+                    Some(c) if HELD_OUT.contains(&c) => format!("{c} · held out (out of distribution)"),
+                    Some(c) => format!("{c} · seen in training"),
+                    None => "drawn".to_string(),
+                }}</dd></div>
+            })}
+            {readout("Points", "points", move || g.points.get().len().to_string())}
+            <div><dt>"Samples"</dt><dd data-testid="samples">{g.n_samples}</dd></div>
+            {readout("Step latency", "latency",
+                move || g.latency.get().map_or("—".to_string(), |ms| format!("{ms:.0} ms")))}
+            {readout("Backend", "backend", move || g.model.backend.get())}
+        </dl>
     }
 }
