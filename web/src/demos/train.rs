@@ -28,10 +28,10 @@ use rand::{rngs::StdRng, SeedableRng};
 
 use crate::browser::{now, sleep};
 use crate::engine::{build_fastest, read, refine_points, Engine};
-use crate::plot::regression::{curve_x, from_px, path, to_px, CURVE_POINTS, H, W, Y_MAX};
-use crate::state::{
-    BackendChoice, Settings, TrainSettings, MAX_LR, MAX_POINTS, MAX_TASKS, TRAIN_REGIMES,
+use crate::plot::regression::{
+    add_point, curve_x, erase_point, path, to_px, CURVE_POINTS, H, W, Y_MAX,
 };
+use crate::state::{BackendChoice, Settings, TrainSettings, MAX_LR, MAX_TASKS, TRAIN_REGIMES};
 use crate::status::{Note, Status, StatusView};
 
 /// Milliseconds of training between two yields to the browser.
@@ -704,19 +704,15 @@ fn LossChart(ctx: Ctx) -> impl IntoView {
         })
     };
     view! {
-        <figure class="chart">
-            <figcaption>"Meta-training loss (greedy k-step query MSE, smoothed)"</figcaption>
-            <svg data-testid="loss-chart" viewBox=format!("0 0 {CW} {CH}") role="img"
-                aria-label="Meta-training loss against meta-steps, log scale">
-                <rect class="frame" x="0" y="0" width=CW.to_string() height=CH.to_string()></rect>
-                <path class="curve current" d=move || drawn().0></path>
-                <text x="4" y="12" class="tick">{move || format!("1e{}", drawn().2)}</text>
-                <text x="4" y=(CH - 4.0).to_string() class="tick">{move || format!("1e{}", drawn().1)}</text>
-                <text x=(CW - 4.0).to_string() y=(CH - 4.0).to_string() class="tick end">
-                    {move || format!("step {}", drawn().3)}
-                </text>
-            </svg>
-        </figure>
+        <Chart caption="Meta-training loss (greedy k-step query MSE, smoothed)" testid="loss-chart"
+            label="Meta-training loss against meta-steps, log scale">
+            <path class="curve current" d=move || drawn().0></path>
+            <text x="4" y="12" class="tick">{move || format!("1e{}", drawn().2)}</text>
+            <text x="4" y=(CH - 4.0).to_string() class="tick">{move || format!("1e{}", drawn().1)}</text>
+            <text x=(CW - 4.0).to_string() y=(CH - 4.0).to_string() class="tick end">
+                {move || format!("step {}", drawn().3)}
+            </text>
+        </Chart>
     }
 }
 
@@ -744,18 +740,35 @@ fn EvalChart(ctx: Ctx) -> impl IntoView {
         (lines, level(ls.last()), level(bayes.last()), lo, hi)
     };
     view! {
+        <Chart caption="Error on fresh tasks after 1, 5, 10 refinement steps (dashed: least squares and Bayes after 10)"
+            testid="eval-chart"
+            label="Query MSE on fresh tasks after 1, 5 and 10 refinement steps against meta-steps, log scale">
+            <path class="level least-squares" d=move || drawn().1.unwrap_or_default()></path>
+            <path class="level bayes" d=move || drawn().2.unwrap_or_default()></path>
+            <path class="curve step-1" d=move || drawn().0[0].clone()></path>
+            <path class="curve step-5" d=move || drawn().0[1].clone()></path>
+            <path class="curve step-10" d=move || drawn().0[2].clone()></path>
+            <text x="4" y="12" class="tick">{move || format!("1e{}", drawn().4)}</text>
+            <text x="4" y=(CH - 4.0).to_string() class="tick">{move || format!("1e{}", drawn().3)}</text>
+        </Chart>
+    }
+}
+
+/// A chart of the tab: `caption` above a framed `CW × CH` plot (`testid`, described by
+/// `label`) that holds `children`.
+#[component]
+fn Chart(
+    caption: &'static str,
+    testid: &'static str,
+    label: &'static str,
+    children: Children,
+) -> impl IntoView {
+    view! {
         <figure class="chart">
-            <figcaption>"Error on fresh tasks after 1, 5, 10 refinement steps (dashed: least squares and Bayes after 10)"</figcaption>
-            <svg data-testid="eval-chart" viewBox=format!("0 0 {CW} {CH}") role="img"
-                aria-label="Query MSE on fresh tasks after 1, 5 and 10 refinement steps against meta-steps, log scale">
+            <figcaption>{caption}</figcaption>
+            <svg data-testid=testid viewBox=format!("0 0 {CW} {CH}") role="img" aria-label=label>
                 <rect class="frame" x="0" y="0" width=CW.to_string() height=CH.to_string()></rect>
-                <path class="level least-squares" d=move || drawn().1.unwrap_or_default()></path>
-                <path class="level bayes" d=move || drawn().2.unwrap_or_default()></path>
-                <path class="curve step-1" d=move || drawn().0[0].clone()></path>
-                <path class="curve step-5" d=move || drawn().0[1].clone()></path>
-                <path class="curve step-10" d=move || drawn().0[2].clone()></path>
-                <text x="4" y="12" class="tick">{move || format!("1e{}", drawn().4)}</text>
-                <text x="4" y=(CH - 4.0).to_string() class="tick">{move || format!("1e{}", drawn().3)}</text>
+                {children()}
             </svg>
         </figure>
     }
@@ -807,41 +820,18 @@ fn press(ctx: Ctx, ev: &web_sys::PointerEvent) {
     if !ev.is_primary() {
         return;
     }
-    let Some((px, py)) = crate::plot::pointer_at(ev, W, H) else {
+    let Some(at) = crate::plot::pointer_at(ev, W, H) else {
         return;
     };
     ev.prevent_default();
-    if ev.button() == 2 {
-        let near = ctx.points.with_untracked(|pts| {
-            pts.iter()
-                .enumerate()
-                .map(|(i, &(x, y))| {
-                    let (qx, qy) = to_px(x as f64, y as f64);
-                    (i, (qx - px).hypot(qy - py))
-                })
-                .filter(|&(_, d)| d <= 16.0)
-                .min_by(|a, b| a.1.total_cmp(&b.1))
-                .map(|(i, _)| i)
-        });
-        if let Some(i) = near {
-            ctx.points.update(|p| {
-                p.remove(i);
-            });
-            ctx.points_changed();
-        }
-        return;
+    let changed = if ev.button() == 2 {
+        erase_point(ctx.points, at)
+    } else {
+        add_point(ctx.points, ctx.error, at)
+    };
+    if changed {
+        ctx.points_changed();
     }
-    let (x, y) = from_px(px, py);
-    if !(x.is_finite() && y.is_finite() && (-1.0..=1.0).contains(&x)) {
-        return;
-    }
-    if ctx.points.get_untracked().len() >= MAX_POINTS {
-        ctx.error.set(Some(format!("At most {MAX_POINTS} points.")));
-        return;
-    }
-    ctx.points
-        .update(|p| p.push((crate::io::quantize(x as f32), crate::io::quantize(y as f32))));
-    ctx.points_changed();
 }
 
 /// The Bayes-optimal curve through `points` (the posterior mean under the task's prior).
