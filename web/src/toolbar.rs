@@ -1,4 +1,4 @@
-//! Export and import, shared by the demos: PNG and SVG of the plot, the refinement as an
+//! Export and import, shared by the demos (with the refinement controls and a checkbox): PNG and SVG of the plot, the refinement as an
 //! animated GIF (steps 0..=k), JSON and CSV of the points, and an import of either. The last export stays on the page as a link (`data-testid=
 //! "export-link"`) so it can be downloaded again.
 
@@ -265,6 +265,18 @@ fn refine_field(
                         apply(v);
                     }
                 } />
+        </label>
+    }
+}
+
+/// A labelled checkbox (`testid`) that shows and sets `on`.
+pub fn checkbox(testid: &'static str, on: RwSignal<bool>, label: &'static str) -> impl IntoView {
+    view! {
+        <label>
+            <input type="checkbox" data-testid=testid
+                prop:checked=move || on.get()
+                on:change=move |ev| on.set(event_target_checked(&ev)) />
+            {label}
         </label>
     }
 }

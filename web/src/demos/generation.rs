@@ -28,7 +28,7 @@ use crate::player::{readout, Controls, Player, StepReadout, Timeline};
 use crate::plot::Frame;
 use crate::state::{Demo, Settings, MAX_POINTS};
 use crate::status::{ModelState, Status, StatusView};
-use crate::toolbar::{PointsIo, RefineControls};
+use crate::toolbar::{checkbox, PointsIo, RefineControls};
 
 /// Plot side in SVG units (square).
 const S: f64 = 480.0;
@@ -973,12 +973,7 @@ fn GenOptions(g: Gen, settings: Settings) -> impl IntoView {
                         }
                     }
                 } />
-            <label>
-                <input type="checkbox" data-testid="optimal-toggle"
-                    prop:checked=move || g.show_optimal.get()
-                    on:change=move |ev| g.show_optimal.set(event_target_checked(&ev)) />
-                " Optimal answer (exact field of your points)"
-            </label>
+            {checkbox("optimal-toggle", g.show_optimal, " Optimal answer (exact field of your points)")}
             <RefineControls settings=settings points=g.points refine=g.refine />
         </div>
     }

@@ -19,7 +19,7 @@ use crate::plot::regression::{
 };
 use crate::state::{BackendChoice, Demo, Settings};
 use crate::status::{ModelState, Status, StatusView};
-use crate::toolbar::{PointsIo, RefineControls};
+use crate::toolbar::{checkbox, PointsIo, RefineControls};
 
 /// Plot units between two points a drag adds.
 const DRAG_GAP: f64 = 24.0;
@@ -743,12 +743,7 @@ fn Options(ctx: Ctx, settings: Settings) -> impl IntoView {
     view! {
         <div class="options">
             <RegimeSelect ctx=ctx settings=settings.clone() />
-            <label>
-                <input type="checkbox" data-testid="bayes-toggle"
-                    prop:checked=move || ctx.show_bayes.get()
-                    on:change=move |ev| ctx.show_bayes.set(event_target_checked(&ev)) />
-                " Bayes-optimal curve"
-            </label>
+            {checkbox("bayes-toggle", ctx.show_bayes, " Bayes-optimal curve")}
             <RefineControls settings=settings points=ctx.points refine=ctx.refine />
             {(!embed).then(|| view! {
                 <label class="import">
