@@ -1,5 +1,5 @@
-//! The browser around the app: the clock, timers, the keyboard and the panel that reports a
-//! panic. Every demo uses these; they use nothing of the app.
+//! The browser around the app: the clock, timers, the keyboard, files the visitor chooses and the
+//! panel that reports a panic. Every demo uses these; they use nothing of the app.
 
 use leptos::prelude::*;
 use wasm_bindgen::JsCast;
@@ -68,4 +68,31 @@ pub fn show_fatal(message: &str) {
         el.set_text_content(Some(&format!("The app stopped with an error: {message}")));
         let _ = el.remove_attribute("hidden");
     }
+}
+
+/// The file chosen in the `<input type=file>` that `ev` comes from (None when none is), the
+/// input emptied so that choosing the same file again is another change.
+pub fn chosen_file(ev: &web_sys::Event) -> Option<web_sys::File> {
+    let input = ev
+        .target()
+        .and_then(|t| t.dyn_into::<web_sys::HtmlInputElement>().ok())?;
+    let file = input.files().and_then(|f| f.get(0))?;
+    input.set_value("");
+    Some(file)
+}
+
+/// The bytes of a file the visitor chose.
+pub async fn file_bytes(file: &web_sys::File) -> Result<Vec<u8>, String> {
+    let buf = wasm_bindgen_futures::JsFuture::from(file.array_buffer())
+        .await
+        .map_err(|e| format!("{e:?}"))?;
+    Ok(js_sys::Uint8Array::new(&buf).to_vec())
+}
+
+/// The text of a file the visitor chose.
+pub async fn file_text(file: &web_sys::File) -> Result<String, String> {
+    let text = wasm_bindgen_futures::JsFuture::from(file.text())
+        .await
+        .map_err(|e| format!("{e:?}"))?;
+    Ok(text.as_string().unwrap_or_default())
 }

@@ -288,7 +288,7 @@ impl Engine {
         let rs = run.states.get(step).ok_or("no such step")?;
         let p = predictions(&self.model, &rs.state, &run.batch);
         let [b, q, o] = p.dims();
-        let all = read(p.reshape([b, q * o])).await?;
+        let all = read(p.reshape([b, q * o]), "a result").await?;
         let (curve, at_points) = all.split_at(CURVE_POINTS + 1);
         debug_assert_eq!(at_points.len(), run.points);
         Ok(Shown {
@@ -364,10 +364,12 @@ impl Run {
     }
 }
 
-async fn read(t: Tensor<2>) -> Result<Vec<f32>, String> {
+/// The values of `t`, read from its device asynchronously (a synchronous read panics on
+/// WebGPU); `what` names them in the error.
+pub async fn read<const D: usize>(t: Tensor<D>, what: &str) -> Result<Vec<f32>, String> {
     t.into_data_async()
         .await
-        .map_err(|e| format!("reading a result from the device: {e:?}"))?
+        .map_err(|e| format!("reading {what} from the device: {e:?}"))?
         .try_into_vec::<f32>()
         .map_err(|e| format!("{e:?}"))
 }

@@ -134,18 +134,41 @@ pub fn parse_points(text: &str, max: usize, bounds: Bounds) -> Result<Vec<(f32, 
 /// Offers `bytes` as a download named `name`.
 pub fn download(name: &str, mime: &str, bytes: &[u8]) -> Result<(), String> {
     let url = blob_url(mime, bytes)?;
-    let doc = web_sys::window()
-        .and_then(|w| w.document())
-        .ok_or("no document")?;
-    let a: web_sys::HtmlAnchorElement = doc
-        .create_element("a")
-        .map_err(|e| format!("{e:?}"))?
-        .dyn_into()
-        .map_err(|_| "not an anchor")?;
+    let a: web_sys::HtmlAnchorElement = create("a", "not an anchor")?;
     a.set_href(&url);
     a.set_download(name);
     a.click();
     Ok(())
+}
+
+/// Offers `bytes` as a download named `name`, and keeps it in `last` (file name, object URL)
+/// so that the page can offer it again; the URL it replaces is revoked.
+pub fn offer(
+    last: leptos::prelude::RwSignal<Option<(String, String)>>,
+    name: String,
+    mime: &str,
+    bytes: &[u8],
+) -> Result<(), String> {
+    use leptos::prelude::*;
+    let url = blob_url(mime, bytes)?;
+    if let Some((_, old)) = last.get_untracked() {
+        let _ = web_sys::Url::revoke_object_url(&old);
+    }
+    let _ = download(&name, mime, bytes);
+    last.set(Some((name, url)));
+    Ok(())
+}
+
+/// A new `<tag>` element of the page's document, as the element type `T` (`wrong` is the
+/// error when it is not one).
+fn create<T: JsCast>(tag: &str, wrong: &str) -> Result<T, String> {
+    let doc = web_sys::window()
+        .and_then(|w| w.document())
+        .ok_or("no document")?;
+    doc.create_element(tag)
+        .map_err(|e| format!("{e:?}"))?
+        .dyn_into()
+        .map_err(|_| wrong.to_string())
 }
 
 /// An object URL for `bytes`.
@@ -243,14 +266,7 @@ async fn plot_canvas(
     let decoded = wasm_bindgen_futures::JsFuture::from(img.decode()).await;
     let _ = web_sys::Url::revoke_object_url(&url);
     decoded.map_err(|e| format!("the plot did not render as an image: {e:?}"))?;
-    let doc = web_sys::window()
-        .and_then(|w| w.document())
-        .ok_or("no document")?;
-    let canvas: web_sys::HtmlCanvasElement = doc
-        .create_element("canvas")
-        .map_err(|e| format!("{e:?}"))?
-        .dyn_into()
-        .map_err(|_| "not a canvas")?;
+    let canvas: web_sys::HtmlCanvasElement = create("canvas", "not a canvas")?;
     let (w, h) = (img.natural_width().max(1), img.natural_height().max(1));
     let height = ((width as f64 * h as f64 / w as f64).round() as u32).max(1);
     canvas.set_width(width);

@@ -3,14 +3,14 @@
 mod animation;
 mod app;
 mod browser;
+mod demos;
 mod engine;
-mod gmm;
 mod io;
+mod player;
 mod plot;
 mod state;
 mod status;
 mod toolbar;
-mod train;
 
 fn main() {
     std::panic::set_hook(Box::new(|info| {

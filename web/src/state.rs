@@ -208,24 +208,7 @@ pub const DEFAULT_WEIGHTS: &str = "weights/regression-parametric.amz";
 impl Settings {
     /// Parses a query string such as `?backend=cpu&seed=3`.
     pub fn from_query(query: &str) -> Self {
-        let mut s = Settings {
-            demo: Demo::Regression,
-            backend: BackendChoice::Auto,
-            weights: String::new(),
-            seed: 0,
-            points: Vec::new(),
-            step: 0,
-            embed: false,
-            samples: DEFAULT_SAMPLES,
-            steps: None,
-            batch: None,
-            bayes: true,
-            field: None,
-            optimal: false,
-            compare: false,
-            train: TrainSettings::default(),
-            warnings: Vec::new(),
-        };
+        let mut s = Settings::defaults();
         let mut raw_points: Option<String> = None;
         let mut regime: Option<String> = None;
         let query = query.trim_start_matches('?');
@@ -236,158 +219,22 @@ impl Settings {
                 .and_then(|v| v.as_string())
                 .unwrap_or_default();
             match key {
-                "backend" => match value.as_str() {
-                    "auto" => s.backend = BackendChoice::Auto,
-                    "webgpu" => s.backend = BackendChoice::WebGpu,
-                    "cpu" => s.backend = BackendChoice::Cpu,
-                    _ => s.warnings.push(format!(
-                        "backend={value:?} is not one of auto, webgpu, cpu; using auto"
-                    )),
-                },
-                "demo" => match value.as_str() {
-                    "regression" => s.demo = Demo::Regression,
-                    "gmm" => s.demo = Demo::Gmm,
-                    "alphabet" => s.demo = Demo::Alphabet,
-                    "train" => s.demo = Demo::Train,
-                    _ => s.warnings.push(format!(
-                        "demo={value:?} is not one of regression, gmm, alphabet, train; showing regression"
-                    )),
-                },
-                "preset" => match amortize::meta::Preset::named(&value) {
-                    Some(p) => s.train.preset = p,
-                    None => s.warnings.push(format!(
-                        "preset={value:?} is not one of {}; using {}",
-                        amortize::meta::PRESETS.map(|p| p.name).join(", "),
-                        amortize::meta::PRESETS[0].name
-                    )),
-                },
-                "tasks" => match value.parse::<usize>() {
-                    Ok(v) if (1..=MAX_TASKS).contains(&v) => s.train.tasks = Some(v),
-                    _ => s.warnings.push(format!(
-                        "tasks={value:?} is not a whole number in 1..={MAX_TASKS}; using the preset's"
-                    )),
-                },
-                "lr" => match value.parse::<f64>() {
-                    Ok(v) if v > 0.0 && v <= MAX_LR => s.train.lr = Some(v),
-                    _ => s.warnings.push(format!(
-                        "lr={value:?} is not a learning rate in (0, {MAX_LR}]; using the preset's"
-                    )),
-                },
                 "pts" => raw_points = Some(value),
-                "step" => match value.parse::<usize>() {
-                    Ok(v) if v <= MAX_STEP => s.step = v,
-                    _ => s.warnings.push(format!(
-                        "step={value:?} is not a whole number in 0..={MAX_STEP}; showing step 0"
-                    )),
-                },
-                "embed" => {
-                    if let Some(on) = flag(key, &value, &mut s.warnings) {
-                        s.embed = on;
-                    }
-                }
-                "samples" => match value.parse::<usize>() {
-                    Ok(v) if SAMPLES_RANGE.contains(&v) => s.samples = v,
-                    _ => s.warnings.push(format!(
-                        "samples={value:?} is not a whole number in {}..={}; using {DEFAULT_SAMPLES}",
-                        SAMPLES_RANGE.start(),
-                        SAMPLES_RANGE.end()
-                    )),
-                },
-                "k" => match value.parse::<usize>() {
-                    Ok(v) if (1..=MAX_STEP).contains(&v) => s.steps = Some(v),
-                    _ => s.warnings.push(format!(
-                        "k={value:?} is not a whole number in 1..={MAX_STEP}; using the model's k"
-                    )),
-                },
-                "batch" => match value.parse::<usize>() {
-                    Ok(v) if (1..=MAX_BATCH).contains(&v) => s.batch = Some(v),
-                    _ => s.warnings.push(format!(
-                        "batch={value:?} is not a whole number in 1..={MAX_BATCH}; using the model's mini-batch size"
-                    )),
-                },
-                "bayes" => {
-                    if let Some(on) = flag(key, &value, &mut s.warnings) {
-                        s.bayes = on;
-                    }
-                }
-                "field" => match value.parse::<f32>() {
-                    Ok(t) if (0.0..=1.0).contains(&t) => s.field = Some(t),
-                    _ => s.warnings.push(format!(
-                        "field={value:?} is not a flow time in [0, 1]; no field arrows"
-                    )),
-                },
-                "optimal" => {
-                    if let Some(on) = flag(key, &value, &mut s.warnings) {
-                        s.optimal = on;
-                    }
-                }
                 "regime" => regime = Some(value),
-                "compare" => {
-                    if let Some(on) = flag(key, &value, &mut s.warnings) {
-                        s.compare = on;
-                    }
-                }
-                "seed" => match value.parse::<u64>() {
-                    Ok(v) => s.seed = v,
-                    Err(_) => s
-                        .warnings
-                        .push(format!("seed={value:?} is not a whole number; using 0")),
-                },
-                "weights" => {
-                    if is_safe_weights_path(&value) {
-                        s.weights = value;
-                    } else {
-                        s.warnings.push(format!(
-                            "weights={value:?} must be a .amz file under weights/; using the shipped model"
-                        ));
-                    }
-                }
+                "backend" | "demo" | "seed" | "weights" => s.read_source(key, value),
+                "preset" | "tasks" | "lr" => s.read_train(key, &value),
+                "step" | "samples" | "k" | "batch" | "field" => s.read_view(key, &value),
+                "embed" | "bayes" | "optimal" | "compare" => s.read_flag(key, &value),
                 _ => s
                     .warnings
                     .push(format!("unknown URL parameter {key:?} was ignored")),
             }
         }
         if s.demo == Demo::Train {
-            // The Train tab trains its own model: `regime=` picks the regime it trains, and the
-            // shipped models' parameters do not apply.
-            if let Some(r) = regime.take() {
-                match r.parse::<amortize::regime::Regime>() {
-                    Ok(r) if TRAIN_REGIMES.contains(&r) => s.train.regime = r,
-                    _ => s.warnings.push(format!(
-                        "regime={r:?}: the Train tab trains parametric or implicit; training parametric"
-                    )),
-                }
-            }
-            let given: Vec<&str> = [(s.compare, "compare="), (!s.weights.is_empty(), "weights=")]
-                .into_iter()
-                .filter_map(|(on, key)| on.then_some(key))
-                .collect();
-            if !given.is_empty() {
-                s.warnings.push(format!(
-                    "{} ignored: the Train tab trains a model of its own",
-                    given.join(", ")
-                ));
-            }
-            s.compare = false;
-            s.weights.clear();
+            s.train_rules(&mut regime);
         }
         if let Some(r) = regime {
-            match s.demo.shipped_file(&r) {
-                Some(_) if !s.weights.is_empty() => s.warnings.push(format!(
-                    "regime={r:?} and weights= both given; using the weights"
-                )),
-                Some(file) => s.weights = file.to_string(),
-                None => s.warnings.push(format!(
-                    "regime={r:?} has no shipped model for this demo (shipped: {}); using {}",
-                    s.demo
-                        .shipped()
-                        .iter()
-                        .map(|(r, _)| *r)
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                    s.demo.shipped().first().map_or("none", |s| s.0)
-                )),
-            }
+            s.choose_regime(&r);
         }
         if s.weights.is_empty() {
             s.weights = s.demo.default_weights().to_string();
@@ -409,6 +256,220 @@ impl Settings {
             }
         }
         s
+    }
+
+    /// The settings of a URL without parameters.
+    fn defaults() -> Self {
+        Settings {
+            demo: Demo::Regression,
+            backend: BackendChoice::Auto,
+            weights: String::new(),
+            seed: 0,
+            points: Vec::new(),
+            step: 0,
+            embed: false,
+            samples: DEFAULT_SAMPLES,
+            steps: None,
+            batch: None,
+            bayes: true,
+            field: None,
+            optimal: false,
+            compare: false,
+            train: TrainSettings::default(),
+            warnings: Vec::new(),
+        }
+    }
+
+    /// `value` as a `T` that `ok` accepts; otherwise None and the warning "`key`=`value` is not
+    /// `what`; `instead`".
+    fn parsed<T: std::str::FromStr>(
+        &mut self,
+        key: &str,
+        value: &str,
+        ok: impl Fn(&T) -> bool,
+        what: &str,
+        instead: &str,
+    ) -> Option<T> {
+        match value.parse::<T>() {
+            Ok(v) if ok(&v) => Some(v),
+            _ => {
+                self.warnings
+                    .push(format!("{key}={value:?} is not {what}; {instead}"));
+                None
+            }
+        }
+    }
+
+    /// `value` as a whole number in `range`; otherwise None and a warning that says so and
+    /// what is done `instead`.
+    fn whole(
+        &mut self,
+        key: &str,
+        value: &str,
+        range: std::ops::RangeInclusive<usize>,
+        instead: &str,
+    ) -> Option<usize> {
+        let what = format!("a whole number in {}..={}", range.start(), range.end());
+        self.parsed(key, value, |v| range.contains(v), &what, instead)
+    }
+
+    /// `backend=`, `demo=`, `seed=` and `weights=`: what runs, and on what.
+    fn read_source(&mut self, key: &str, value: String) {
+        match key {
+            "backend" => match value.as_str() {
+                "auto" => self.backend = BackendChoice::Auto,
+                "webgpu" => self.backend = BackendChoice::WebGpu,
+                "cpu" => self.backend = BackendChoice::Cpu,
+                _ => self.warnings.push(format!(
+                    "backend={value:?} is not one of auto, webgpu, cpu; using auto"
+                )),
+            },
+            "demo" => match value.as_str() {
+                "regression" => self.demo = Demo::Regression,
+                "gmm" => self.demo = Demo::Gmm,
+                "alphabet" => self.demo = Demo::Alphabet,
+                "train" => self.demo = Demo::Train,
+                _ => self.warnings.push(format!(
+                    "demo={value:?} is not one of regression, gmm, alphabet, train; showing regression"
+                )),
+            },
+            "seed" => {
+                if let Some(v) = self.parsed(key, &value, |_| true, "a whole number", "using 0") {
+                    self.seed = v;
+                }
+            }
+            _ => {
+                if is_safe_weights_path(&value) {
+                    self.weights = value;
+                } else {
+                    self.warnings.push(format!(
+                        "weights={value:?} must be a .amz file under weights/; using the shipped model"
+                    ));
+                }
+            }
+        }
+    }
+
+    /// `preset=`, `tasks=` and `lr=`: what the Train tab trains.
+    fn read_train(&mut self, key: &str, value: &str) {
+        match key {
+            "preset" => match amortize::meta::Preset::named(value) {
+                Some(p) => self.train.preset = p,
+                None => self.warnings.push(format!(
+                    "preset={value:?} is not one of {}; using {}",
+                    amortize::meta::PRESETS.map(|p| p.name).join(", "),
+                    amortize::meta::PRESETS[0].name
+                )),
+            },
+            "tasks" => {
+                if let Some(v) = self.whole(key, value, 1..=MAX_TASKS, "using the preset's") {
+                    self.train.tasks = Some(v);
+                }
+            }
+            _ => {
+                let what = format!("a learning rate in (0, {MAX_LR}]");
+                let ok = |v: &f64| *v > 0.0 && *v <= MAX_LR;
+                if let Some(v) = self.parsed(key, value, ok, &what, "using the preset's") {
+                    self.train.lr = Some(v);
+                }
+            }
+        }
+    }
+
+    /// `step=`, `samples=`, `k=`, `batch=` and `field=`: the numbers of the view.
+    fn read_view(&mut self, key: &str, value: &str) {
+        match key {
+            "step" => {
+                if let Some(v) = self.whole(key, value, 0..=MAX_STEP, "showing step 0") {
+                    self.step = v;
+                }
+            }
+            "samples" => {
+                let instead = format!("using {DEFAULT_SAMPLES}");
+                if let Some(v) = self.whole(key, value, SAMPLES_RANGE, &instead) {
+                    self.samples = v;
+                }
+            }
+            "k" => {
+                if let Some(v) = self.whole(key, value, 1..=MAX_STEP, "using the model's k") {
+                    self.steps = Some(v);
+                }
+            }
+            "batch" => {
+                let instead = "using the model's mini-batch size";
+                if let Some(v) = self.whole(key, value, 1..=MAX_BATCH, instead) {
+                    self.batch = Some(v);
+                }
+            }
+            _ => {
+                let (what, instead) = ("a flow time in [0, 1]", "no field arrows");
+                if let Some(t) = self.parsed(key, value, |t| (0.0..=1.0).contains(t), what, instead)
+                {
+                    self.field = Some(t);
+                }
+            }
+        }
+    }
+
+    /// `embed=`, `bayes=`, `optimal=` and `compare=`: the view's switches.
+    fn read_flag(&mut self, key: &str, value: &str) {
+        let Some(on) = flag(key, value, &mut self.warnings) else {
+            return;
+        };
+        match key {
+            "embed" => self.embed = on,
+            "bayes" => self.bayes = on,
+            "optimal" => self.optimal = on,
+            _ => self.compare = on,
+        }
+    }
+
+    /// The Train tab trains its own model: `regime=` picks the regime it trains (and is taken
+    /// out of `regime`), and the shipped models' parameters do not apply.
+    fn train_rules(&mut self, regime: &mut Option<String>) {
+        if let Some(r) = regime.take() {
+            match r.parse::<amortize::regime::Regime>() {
+                Ok(r) if TRAIN_REGIMES.contains(&r) => self.train.regime = r,
+                _ => self.warnings.push(format!(
+                    "regime={r:?}: the Train tab trains parametric or implicit; training parametric"
+                )),
+            }
+        }
+        let given: Vec<&str> = [
+            (self.compare, "compare="),
+            (!self.weights.is_empty(), "weights="),
+        ]
+        .into_iter()
+        .filter_map(|(on, key)| on.then_some(key))
+        .collect();
+        if !given.is_empty() {
+            self.warnings.push(format!(
+                "{} ignored: the Train tab trains a model of its own",
+                given.join(", ")
+            ));
+        }
+        self.compare = false;
+        self.weights.clear();
+    }
+
+    /// `regime=r`: the demo's shipped model of that regime, unless `weights=` named one.
+    fn choose_regime(&mut self, r: &str) {
+        match self.demo.shipped_file(r) {
+            Some(_) if !self.weights.is_empty() => self.warnings.push(format!(
+                "regime={r:?} and weights= both given; using the weights"
+            )),
+            Some(file) => self.weights = file.to_string(),
+            None => self.warnings.push(format!(
+                "regime={r:?} has no shipped model for this demo (shipped: {}); using {}",
+                self.demo
+                    .shipped()
+                    .iter()
+                    .map(|(r, _)| *r)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                self.demo.shipped().first().map_or("none", |s| s.0)
+            )),
+        }
     }
 
     /// The query string of this view: demo, settings, points and step (a shareable link).

@@ -32,6 +32,56 @@ impl Note {
     }
 }
 
+/// A demo's model as the page shows it: where it stands, the download's progress, the note on
+/// the backend and the backend's name. All handles are `Copy`.
+#[derive(Clone, Copy)]
+pub struct ModelState {
+    pub status: RwSignal<Status>,
+    /// Bytes of the weights downloaded so far, and the total when known.
+    pub fetched: RwSignal<Option<(usize, Option<usize>)>>,
+    pub note: RwSignal<Option<Note>>,
+    /// The backend in use, in words ("—" until the model loads).
+    pub backend: RwSignal<String>,
+}
+
+impl ModelState {
+    /// A model about to be fetched.
+    pub fn fetching() -> Self {
+        Self {
+            status: RwSignal::new(Status::Loading("Fetching the model…".to_string())),
+            fetched: RwSignal::new(None),
+            note: RwSignal::new(None),
+            backend: RwSignal::new(String::from("—")),
+        }
+    }
+
+    /// Downloads the weights `file`, the panel showing the progress (`of` after the words, such
+    /// as " (1 of 2)"), then that the model is being prepared; None, the panel saying why, when
+    /// the download fails.
+    pub async fn fetch(self, file: &str, of: &str) -> Option<Vec<u8>> {
+        let bytes = match crate::engine::fetch_bytes(file, |got, total| {
+            self.fetched.set(Some((got, total)));
+            self.status.set(Status::Loading(format!(
+                "{}{of}",
+                crate::engine::progress_text(got, total)
+            )));
+        })
+        .await
+        {
+            Ok(b) => b,
+            Err(e) => {
+                self.status.set(Status::Failed(e));
+                return None;
+            }
+        };
+        self.status.set(Status::Loading(format!(
+            "Preparing the model{of} ({} kB)…",
+            bytes.len() / 1024
+        )));
+        Some(bytes)
+    }
+}
+
 /// The status panel: a spinner with the download's progress bar while loading, the message
 /// on failure; then the error of the last action and the backend note, when there are any.
 #[component]

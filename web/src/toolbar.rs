@@ -1,11 +1,9 @@
-//! Export and import, shared by the demos: PNG and SVG of the plot, the refinement as an
+//! Export and import, shared by the demos (with the refinement controls and a checkbox): PNG and SVG of the plot, the refinement as an
 //! animated GIF (steps 0..=k), JSON and CSV of the points, and an import of either. The last export stays on the page as a link (`data-testid=
 //! "export-link"`) so it can be downloaded again.
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use wasm_bindgen::JsCast;
-use wasm_bindgen_futures::JsFuture;
 
 use crate::animation::{self, Frames, Gif};
 use crate::io;
@@ -21,121 +19,21 @@ pub fn PointsIo(
     /// The refinement, for the animation.
     frames: Frames,
 ) -> impl IntoView {
-    let last = RwSignal::new(None::<(String, String)>);
-    // (frame being drawn, frames in all) while the animation is made.
-    let making = RwSignal::new(None::<(usize, usize)>);
-    let last_step = frames.last;
-    let offer = move |name: String, mime: &str, bytes: &[u8]| match io::blob_url(mime, bytes) {
-        Ok(url) => {
-            if let Some((_, old)) = last.get_untracked() {
-                let _ = web_sys::Url::revoke_object_url(&old);
-            }
-            let _ = io::download(&name, mime, bytes);
-            last.set(Some((name, url)));
-        }
-        Err(e) => error.set(Some(format!("Export failed: {e}"))),
+    let io = Exports {
+        points,
+        demo,
+        error,
+        reset,
+        last: RwSignal::new(None),
+        making: RwSignal::new(None),
     };
-    let base = format!("amortize-{}", demo.key());
-    let on_json = {
-        let base = base.clone();
-        move |_| {
-            let text = io::points_json(&points.get_untracked());
-            offer(
-                format!("{base}-points.json"),
-                "application/json",
-                text.as_bytes(),
-            );
-        }
-    };
-    let on_csv = {
-        let base = base.clone();
-        move |_| {
-            let text = io::points_csv(&points.get_untracked());
-            offer(format!("{base}-points.csv"), "text/csv", text.as_bytes());
-        }
-    };
-    let on_svg = {
-        let base = base.clone();
-        move |_| match io::plot_svg() {
-            Ok(svg) => offer(format!("{base}.svg"), "image/svg+xml", svg.as_bytes()),
-            Err(e) => error.set(Some(format!("Export failed: {e}"))),
-        }
-    };
-    let on_png = {
-        let base = base.clone();
-        move |_| {
-            let base = base.clone();
-            spawn_local(async move {
-                match io::plot_png(1200).await {
-                    Ok(bytes) => offer(format!("{base}.png"), "image/png", &bytes),
-                    Err(e) => error.set(Some(format!("Export failed: {e}"))),
-                }
-            });
-        }
-    };
-    let on_gif = {
-        let base = base.clone();
-        move |_| {
-            if making.get_untracked().is_some() {
-                return;
-            }
-            if points.with_untracked(|p| p.is_empty()) {
-                error.set(Some(
-                    "Add points first: the animation shows the refinement of your points."
-                        .to_string(),
-                ));
-                return;
-            }
-            let (base, frames) = (base.clone(), frames.clone());
-            spawn_local(async move {
-                let k = frames.last.get_untracked();
-                let back_to = (frames.current)();
-                making.set(Some((0, k + 1)));
-                let made = animate(&frames, k, making).await;
-                // Back to the step the visitor was looking at.
-                (frames.show)(back_to).await;
-                making.set(None);
-                match made {
-                    Ok(bytes) => offer(format!("{base}-steps-0-{k}.gif"), "image/gif", &bytes),
-                    Err(e) => error.set(Some(format!("Animation failed: {e}"))),
-                }
-            });
-        }
-    };
-    let on_import = move |ev: web_sys::Event| {
-        let Some(input) = ev
-            .target()
-            .and_then(|t| t.dyn_into::<web_sys::HtmlInputElement>().ok())
-        else {
-            return;
-        };
-        let Some(file) = input.files().and_then(|f| f.get(0)) else {
-            return;
-        };
-        input.set_value("");
-        spawn_local(async move {
-            let text = match JsFuture::from(file.text()).await {
-                Ok(t) => t.as_string().unwrap_or_default(),
-                Err(e) => return error.set(Some(format!("Could not read the file: {e:?}"))),
-            };
-            let (max, bounds) = demo.limits();
-            match io::parse_points(&text, max, bounds) {
-                Ok(p) => {
-                    error.set(None);
-                    points.set(p);
-                    reset.run(());
-                }
-                Err(e) => error.set(Some(format!("Import failed: {e}"))),
-            }
-        });
-    };
-
+    let (last, making, last_step) = (io.last, io.making, frames.last);
     view! {
         <div class="io" role="group" aria-label="Export and import">
             <span class="io-label">"Export"</span>
-            <button data-testid="export-png" on:click=on_png>"PNG"</button>
-            <button data-testid="export-svg" on:click=on_svg>"SVG"</button>
-            <button data-testid="export-gif" on:click=on_gif
+            <button data-testid="export-png" on:click=move |_| io.png()>"PNG"</button>
+            <button data-testid="export-svg" on:click=move |_| io.svg()>"SVG"</button>
+            <button data-testid="export-gif" on:click=move |_| io.gif(frames.clone())
                 title="The refinement as an animated GIF, one frame per step from 0 to k, for slides"
                 disabled=move || making.get().is_some() || last_step.get() == 0>
                 {move || match making.get() {
@@ -143,17 +41,131 @@ pub fn PointsIo(
                     None => "GIF".to_string(),
                 }}
             </button>
-            <button data-testid="export-json" on:click=on_json>"JSON"</button>
-            <button data-testid="export-csv" on:click=on_csv>"CSV"</button>
+            <button data-testid="export-json" on:click=move |_| io.json()>"JSON"</button>
+            <button data-testid="export-csv" on:click=move |_| io.csv()>"CSV"</button>
             <label class="import">
                 "Import points (JSON/CSV) "
                 <input type="file" accept=".json,.csv,application/json,text/csv"
-                    data-testid="import-input" on:change=on_import />
+                    data-testid="import-input" on:change=move |ev| io.import(&ev) />
             </label>
             {move || last.get().map(|(name, url)| view! {
                 <a data-testid="export-link" href=url download=name.clone()>{format!("Download {name} again")}</a>
             })}
         </div>
+    }
+}
+
+/// What the export/import bar reads and writes; all handles are `Copy`.
+#[derive(Clone, Copy)]
+struct Exports {
+    points: RwSignal<Vec<(f32, f32)>>,
+    demo: Demo,
+    error: RwSignal<Option<String>>,
+    /// Runs after an import replaced the points.
+    reset: Callback<()>,
+    /// The last export: (file name, object URL), offered again as a link.
+    last: RwSignal<Option<(String, String)>>,
+    /// (frame being drawn, frames in all) while the animation is made.
+    making: RwSignal<Option<(usize, usize)>>,
+}
+
+impl Exports {
+    /// The file names' stem: `amortize-<demo>`.
+    fn base(self) -> String {
+        format!("amortize-{}", self.demo.key())
+    }
+
+    /// Downloads `bytes` as `name`, or says why it could not.
+    fn offer(self, name: String, mime: &str, bytes: &[u8]) {
+        if let Err(e) = io::offer(self.last, name, mime, bytes) {
+            self.error.set(Some(format!("Export failed: {e}")));
+        }
+    }
+
+    fn json(self) {
+        let text = io::points_json(&self.points.get_untracked());
+        let name = format!("{}-points.json", self.base());
+        self.offer(name, "application/json", text.as_bytes());
+    }
+
+    fn csv(self) {
+        let text = io::points_csv(&self.points.get_untracked());
+        let name = format!("{}-points.csv", self.base());
+        self.offer(name, "text/csv", text.as_bytes());
+    }
+
+    fn svg(self) {
+        match io::plot_svg() {
+            Ok(svg) => self.offer(
+                format!("{}.svg", self.base()),
+                "image/svg+xml",
+                svg.as_bytes(),
+            ),
+            Err(e) => self.error.set(Some(format!("Export failed: {e}"))),
+        }
+    }
+
+    fn png(self) {
+        spawn_local(async move {
+            match io::plot_png(1200).await {
+                Ok(bytes) => self.offer(format!("{}.png", self.base()), "image/png", &bytes),
+                Err(e) => self.error.set(Some(format!("Export failed: {e}"))),
+            }
+        });
+    }
+
+    /// The refinement as an animated GIF, then back to the step the visitor was looking at.
+    fn gif(self, frames: Frames) {
+        if self.making.get_untracked().is_some() {
+            return;
+        }
+        if self.points.with_untracked(|p| p.is_empty()) {
+            self.error.set(Some(
+                "Add points first: the animation shows the refinement of your points.".to_string(),
+            ));
+            return;
+        }
+        spawn_local(async move {
+            let k = frames.last.get_untracked();
+            let back_to = (frames.current)();
+            self.making.set(Some((0, k + 1)));
+            let made = animate(&frames, k, self.making).await;
+            (frames.show)(back_to).await;
+            self.making.set(None);
+            match made {
+                Ok(bytes) => {
+                    let name = format!("{}-steps-0-{k}.gif", self.base());
+                    self.offer(name, "image/gif", &bytes);
+                }
+                Err(e) => self.error.set(Some(format!("Animation failed: {e}"))),
+            }
+        });
+    }
+
+    /// Replaces the points with those of the file chosen in the import input.
+    fn import(self, ev: &web_sys::Event) {
+        let Some(file) = crate::browser::chosen_file(ev) else {
+            return;
+        };
+        spawn_local(async move {
+            let text = match crate::browser::file_text(&file).await {
+                Ok(t) => t,
+                Err(e) => {
+                    return self
+                        .error
+                        .set(Some(format!("Could not read the file: {e}")))
+                }
+            };
+            let (max, bounds) = self.demo.limits();
+            match io::parse_points(&text, max, bounds) {
+                Ok(p) => {
+                    self.error.set(None);
+                    self.points.set(p);
+                    self.reset.run(());
+                }
+                Err(e) => self.error.set(Some(format!("Import failed: {e}"))),
+            }
+        });
     }
 }
 
@@ -212,28 +224,10 @@ pub fn RefineControls(
     let apply_b = apply.clone();
     view! {
         <div class="refine-controls">
-            <label>"Steps k "
-                <input type="number" data-testid="k-input" min="1" max=MAX_STEP.to_string()
-                    prop:value=move || refine.get().0.to_string()
-                    disabled=move || refine.get().0 == 0
-                    aria-label="Number of refinement steps k"
-                    on:change=move |ev| {
-                        if let Ok(v) = event_target_value(&ev).trim().parse::<usize>() {
-                            apply_k(Some(v), None, None);
-                        }
-                    } />
-            </label>
-            <label>"Mini-batch "
-                <input type="number" data-testid="batch-input" min="1" max=MAX_BATCH.to_string()
-                    prop:value=move || refine.get().1.to_string()
-                    disabled=move || refine.get().0 == 0
-                    aria-label="Points per mini-batch"
-                    on:change=move |ev| {
-                        if let Ok(v) = event_target_value(&ev).trim().parse::<usize>() {
-                            apply_b(None, Some(v), None);
-                        }
-                    } />
-            </label>
+            {refine_field("Steps k ", "k-input", MAX_STEP, "Number of refinement steps k", refine, |r| r.0,
+                move |v| apply_k(Some(v), None, None))}
+            {refine_field("Mini-batch ", "batch-input", MAX_BATCH, "Points per mini-batch", refine, |r| r.1,
+                move |v| apply_b(None, Some(v), None))}
             <label>"Seed "
                 <input type="number" data-testid="seed-input" min="0"
                     prop:value=seed.to_string()
@@ -246,5 +240,43 @@ pub fn RefineControls(
                     } />
             </label>
         </div>
+    }
+}
+
+/// A number field of the refinement controls: k (`k-input`) or the mini-batch size
+/// (`batch-input`), showing `pick` of `refine` and disabled until the model loads.
+fn refine_field(
+    label: &'static str,
+    testid: &'static str,
+    max: usize,
+    aria: &'static str,
+    refine: RwSignal<(usize, usize)>,
+    pick: fn((usize, usize)) -> usize,
+    apply: impl Fn(usize) + 'static,
+) -> impl IntoView {
+    view! {
+        <label>{label}
+            <input type="number" data-testid=testid min="1" max=max.to_string()
+                prop:value=move || pick(refine.get()).to_string()
+                disabled=move || refine.get().0 == 0
+                aria-label=aria
+                on:change=move |ev| {
+                    if let Ok(v) = event_target_value(&ev).trim().parse::<usize>() {
+                        apply(v);
+                    }
+                } />
+        </label>
+    }
+}
+
+/// A labelled checkbox (`testid`) that shows and sets `on`.
+pub fn checkbox(testid: &'static str, on: RwSignal<bool>, label: &'static str) -> impl IntoView {
+    view! {
+        <label>
+            <input type="checkbox" data-testid=testid
+                prop:checked=move || on.get()
+                on:change=move |ev| on.set(event_target_checked(&ev)) />
+            {label}
+        </label>
     }
 }

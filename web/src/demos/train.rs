@@ -21,17 +21,17 @@ use amortize::signal::Signal;
 use amortize::task::regression::{FunctionRegression, FunctionRegressionConfig};
 use amortize::task::{Sampler, TaskConfig};
 use amortize::{AmortizerConfig, RefineConfig};
-use burn::tensor::{Device, Tensor};
+use burn::tensor::Device;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use rand::{rngs::StdRng, SeedableRng};
 
 use crate::browser::{now, sleep};
-use crate::engine::{build_fastest, refine_points, Engine};
-use crate::plot::regression::{curve_x, from_px, path, to_px, CURVE_POINTS, H, W, Y_MAX};
-use crate::state::{
-    BackendChoice, Settings, TrainSettings, MAX_LR, MAX_POINTS, MAX_TASKS, TRAIN_REGIMES,
+use crate::engine::{build_fastest, read, refine_points, Engine};
+use crate::plot::regression::{
+    add_point, curve_x, erase_point, path, to_px, CURVE_POINTS, H, W, Y_MAX,
 };
+use crate::state::{BackendChoice, Settings, TrainSettings, MAX_LR, MAX_TASKS, TRAIN_REGIMES};
 use crate::status::{Note, Status, StatusView};
 
 /// Milliseconds of training between two yields to the browser.
@@ -103,7 +103,7 @@ async fn build(
         let mut part = learner.begin();
         let started = now();
         let loss = learner.work(&mut part, n)?;
-        read(loss).await?;
+        read(loss, "a result").await?;
         per_task = (now() - started) / n as f64;
     }
     let part_tasks = part_size(per_task, learner.settings.tasks_per_step);
@@ -128,14 +128,6 @@ fn part_size(ms_per_task: f64, tasks: usize) -> usize {
         return 1;
     }
     ((SLICE_MS * 0.5 / ms_per_task) as usize).clamp(1, tasks.max(1))
-}
-
-async fn read(t: Tensor<1>) -> Result<Vec<f32>, String> {
-    t.into_data_async()
-        .await
-        .map_err(|e| format!("reading a result from the device: {e:?}"))?
-        .try_into_vec::<f32>()
-        .map_err(|e| format!("{e:?}"))
 }
 
 /// One evaluation: after which meta-step, and the model's mean query MSE after each of
@@ -279,7 +271,7 @@ impl Ctx {
                     (loss, share, tasks, complete.then_some(s.learner.step))
                 };
                 // On WebGPU the work runs while this read waits; on the CPU it is done already.
-                let values = read(loss).await?;
+                let values = read(loss, "a result").await?;
                 let ms = now() - started;
                 let mean =
                     values.iter().map(|&v| v as f64).sum::<f64>() / values.len().max(1) as f64;
@@ -336,7 +328,11 @@ impl Ctx {
             let s = cell.borrow();
             (s.probe.losses(&s.learner.current()), s.learner.step)
         };
-        let model: Vec<f64> = read(losses).await?.into_iter().map(|v| v as f64).collect();
+        let model: Vec<f64> = read(losses, "a result")
+            .await?
+            .into_iter()
+            .map(|v| v as f64)
+            .collect();
         let seconds = self.seconds.get_untracked();
         self.evals.update(|e| {
             if e.last().map(|l| l.step) != Some(step) {
@@ -708,19 +704,15 @@ fn LossChart(ctx: Ctx) -> impl IntoView {
         })
     };
     view! {
-        <figure class="chart">
-            <figcaption>"Meta-training loss (greedy k-step query MSE, smoothed)"</figcaption>
-            <svg data-testid="loss-chart" viewBox=format!("0 0 {CW} {CH}") role="img"
-                aria-label="Meta-training loss against meta-steps, log scale">
-                <rect class="frame" x="0" y="0" width=CW.to_string() height=CH.to_string()></rect>
-                <path class="curve current" d=move || drawn().0></path>
-                <text x="4" y="12" class="tick">{move || format!("1e{}", drawn().2)}</text>
-                <text x="4" y=(CH - 4.0).to_string() class="tick">{move || format!("1e{}", drawn().1)}</text>
-                <text x=(CW - 4.0).to_string() y=(CH - 4.0).to_string() class="tick end">
-                    {move || format!("step {}", drawn().3)}
-                </text>
-            </svg>
-        </figure>
+        <Chart caption="Meta-training loss (greedy k-step query MSE, smoothed)" testid="loss-chart"
+            label="Meta-training loss against meta-steps, log scale">
+            <path class="curve current" d=move || drawn().0></path>
+            <text x="4" y="12" class="tick">{move || format!("1e{}", drawn().2)}</text>
+            <text x="4" y=(CH - 4.0).to_string() class="tick">{move || format!("1e{}", drawn().1)}</text>
+            <text x=(CW - 4.0).to_string() y=(CH - 4.0).to_string() class="tick end">
+                {move || format!("step {}", drawn().3)}
+            </text>
+        </Chart>
     }
 }
 
@@ -748,18 +740,35 @@ fn EvalChart(ctx: Ctx) -> impl IntoView {
         (lines, level(ls.last()), level(bayes.last()), lo, hi)
     };
     view! {
+        <Chart caption="Error on fresh tasks after 1, 5, 10 refinement steps (dashed: least squares and Bayes after 10)"
+            testid="eval-chart"
+            label="Query MSE on fresh tasks after 1, 5 and 10 refinement steps against meta-steps, log scale">
+            <path class="level least-squares" d=move || drawn().1.unwrap_or_default()></path>
+            <path class="level bayes" d=move || drawn().2.unwrap_or_default()></path>
+            <path class="curve step-1" d=move || drawn().0[0].clone()></path>
+            <path class="curve step-5" d=move || drawn().0[1].clone()></path>
+            <path class="curve step-10" d=move || drawn().0[2].clone()></path>
+            <text x="4" y="12" class="tick">{move || format!("1e{}", drawn().4)}</text>
+            <text x="4" y=(CH - 4.0).to_string() class="tick">{move || format!("1e{}", drawn().3)}</text>
+        </Chart>
+    }
+}
+
+/// A chart of the tab: `caption` above a framed `CW × CH` plot (`testid`, described by
+/// `label`) that holds `children`.
+#[component]
+fn Chart(
+    caption: &'static str,
+    testid: &'static str,
+    label: &'static str,
+    children: Children,
+) -> impl IntoView {
+    view! {
         <figure class="chart">
-            <figcaption>"Error on fresh tasks after 1, 5, 10 refinement steps (dashed: least squares and Bayes after 10)"</figcaption>
-            <svg data-testid="eval-chart" viewBox=format!("0 0 {CW} {CH}") role="img"
-                aria-label="Query MSE on fresh tasks after 1, 5 and 10 refinement steps against meta-steps, log scale">
+            <figcaption>{caption}</figcaption>
+            <svg data-testid=testid viewBox=format!("0 0 {CW} {CH}") role="img" aria-label=label>
                 <rect class="frame" x="0" y="0" width=CW.to_string() height=CH.to_string()></rect>
-                <path class="level least-squares" d=move || drawn().1.unwrap_or_default()></path>
-                <path class="level bayes" d=move || drawn().2.unwrap_or_default()></path>
-                <path class="curve step-1" d=move || drawn().0[0].clone()></path>
-                <path class="curve step-5" d=move || drawn().0[1].clone()></path>
-                <path class="curve step-10" d=move || drawn().0[2].clone()></path>
-                <text x="4" y="12" class="tick">{move || format!("1e{}", drawn().4)}</text>
-                <text x="4" y=(CH - 4.0).to_string() class="tick">{move || format!("1e{}", drawn().3)}</text>
+                {children()}
             </svg>
         </figure>
     }
@@ -811,41 +820,18 @@ fn press(ctx: Ctx, ev: &web_sys::PointerEvent) {
     if !ev.is_primary() {
         return;
     }
-    let Some((px, py)) = crate::plot::pointer_at(ev, W, H) else {
+    let Some(at) = crate::plot::pointer_at(ev, W, H) else {
         return;
     };
     ev.prevent_default();
-    if ev.button() == 2 {
-        let near = ctx.points.with_untracked(|pts| {
-            pts.iter()
-                .enumerate()
-                .map(|(i, &(x, y))| {
-                    let (qx, qy) = to_px(x as f64, y as f64);
-                    (i, (qx - px).hypot(qy - py))
-                })
-                .filter(|&(_, d)| d <= 16.0)
-                .min_by(|a, b| a.1.total_cmp(&b.1))
-                .map(|(i, _)| i)
-        });
-        if let Some(i) = near {
-            ctx.points.update(|p| {
-                p.remove(i);
-            });
-            ctx.points_changed();
-        }
-        return;
+    let changed = if ev.button() == 2 {
+        erase_point(ctx.points, at)
+    } else {
+        add_point(ctx.points, ctx.error, at)
+    };
+    if changed {
+        ctx.points_changed();
     }
-    let (x, y) = from_px(px, py);
-    if !(x.is_finite() && y.is_finite() && (-1.0..=1.0).contains(&x)) {
-        return;
-    }
-    if ctx.points.get_untracked().len() >= MAX_POINTS {
-        ctx.error.set(Some(format!("At most {MAX_POINTS} points.")));
-        return;
-    }
-    ctx.points
-        .update(|p| p.push((crate::io::quantize(x as f32), crate::io::quantize(y as f32))));
-    ctx.points_changed();
 }
 
 /// The Bayes-optimal curve through `points` (the posterior mean under the task's prior).
@@ -933,16 +919,10 @@ fn TrainPlot(ctx: Ctx) -> impl IntoView {
 
 #[component]
 fn Downloads(ctx: Ctx) -> impl IntoView {
-    let offer = move |name: String, mime: &str, bytes: &[u8]| match crate::io::blob_url(mime, bytes)
-    {
-        Ok(url) => {
-            if let Some((_, old)) = ctx.offered.get_untracked() {
-                let _ = web_sys::Url::revoke_object_url(&old);
-            }
-            let _ = crate::io::download(&name, mime, bytes);
-            ctx.offered.set(Some((name, url)));
+    let offer = move |name: String, mime: &str, bytes: &[u8]| {
+        if let Err(e) = crate::io::offer(ctx.offered, name, mime, bytes) {
+            ctx.error.set(Some(format!("Download failed: {e}")));
         }
-        Err(e) => ctx.error.set(Some(format!("Download failed: {e}"))),
     };
     let name = move |ext: &str| {
         format!(
