@@ -62,11 +62,11 @@ pub fn bench(
 ) -> anyhow::Result<BenchResult> {
     let device = &replicas[0];
     let ad = device.clone().autodiff();
-    ad.seed(cfg.seed);
+    ad.seed(cfg.budget.seed);
     let mut model = cfg.model.init(&ad);
     let parameters = model.num_params();
     let mut optim = adamw().init();
-    let mut rng = StdRng::seed_from_u64(cfg.seed);
+    let mut rng = StdRng::seed_from_u64(cfg.budget.seed);
     let (n, b, k) = (
         cfg.task.context_len(),
         cfg.refine.batch_size,
@@ -75,7 +75,7 @@ pub fn bench(
     let mut step = 0;
     let train_step_ms = time(warmup, iters, || {
         step += 1;
-        let data: Vec<_> = (0..cfg.tasks_per_step)
+        let data: Vec<_> = (0..cfg.budget.tasks_per_step)
             .map(|_| sampler.sample(&mut rng))
             .collect();
         let sched = schedule(n, b, k, &mut rng);
@@ -86,7 +86,7 @@ pub fn bench(
     })?;
 
     let valid = model.valid();
-    let data: Vec<_> = (0..cfg.tasks_per_step)
+    let data: Vec<_> = (0..cfg.budget.tasks_per_step)
         .map(|_| sampler.sample(&mut rng))
         .collect();
     let refs: Vec<_> = data.iter().collect();
@@ -163,7 +163,7 @@ pub fn pytorch(
         ("--context", task.context.to_string()),
         ("--queries", task.queries.to_string()),
         ("--noise-std", task.noise_std.to_string()),
-        ("--tasks", cfg.tasks_per_step.to_string()),
+        ("--tasks", cfg.budget.tasks_per_step.to_string()),
         ("--k", cfg.refine.steps.to_string()),
         ("--batch-size", cfg.refine.batch_size.to_string()),
         ("--d-model", m.d_model.to_string()),
@@ -172,7 +172,7 @@ pub fn pytorch(
         ("--d-ff", m.d_ff.to_string()),
         ("--iters", iters.to_string()),
         ("--warmup", warmup.to_string()),
-        ("--seed", cfg.seed.to_string()),
+        ("--seed", cfg.budget.seed.to_string()),
     ]
     .into_iter()
     .flat_map(|(k, v)| [k.to_string(), v])

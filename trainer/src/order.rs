@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use amortize::baseline::{r2_sort_order, var_sort_order};
-use amortize::meta::{adamw, lr_at, step_seed};
+use amortize::meta::{adamw, step_seed};
 use amortize::model::order::{greedy_order_loss, predict_orders, OrderBatch, OrderModelConfig};
 use amortize::refine::schedule;
 use amortize::task::scm::{order_error, Mechanism, ScmConfig, ScmTask, Shift};
@@ -21,30 +21,19 @@ use anyhow::Context;
 use burn::module::Module;
 use burn::optim::GradientsParams;
 use burn::tensor::Device;
-use indicatif::{ProgressBar, ProgressStyle};
 use rand::{rngs::StdRng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 use crate::eval::{eval_steps, EvalReport, ORDER_ERROR as METRIC};
-use crate::run::{write_atomic, RunFiles, INTERRUPTED};
+use crate::run::{write_atomic, Budget, RunFiles, StepRecord, INTERRUPTED};
 
 /// Everything an SCM run depends on; a run is reproducible from it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OrderTrainConfig {
-    /// Seed of the SCM stream, the removed-node sets, the schedules and the initial weights.
-    pub seed: u64,
-    /// Meta-training steps.
-    pub steps: usize,
-    /// SCMs per meta-training step.
-    pub tasks_per_step: usize,
-    /// Peak learning rate (linear warm-up, then cosine to a tenth).
-    pub lr: f64,
-    /// Warm-up steps.
-    pub warmup: usize,
-    /// Evaluate every N steps (0: at the end only).
-    pub eval_every: usize,
-    /// SCMs per evaluation.
-    pub eval_tasks: usize,
+    /// Seed (of the SCM stream, the removed-node sets, the schedules and the initial weights),
+    /// steps, SCMs per step, learning-rate schedule, evaluations.
+    #[serde(flatten)]
+    pub budget: Budget,
     /// The architecture.
     pub model: OrderModelConfig,
     /// The SCM family.
@@ -56,24 +45,7 @@ pub struct OrderTrainConfig {
 impl OrderTrainConfig {
     /// Checks every field, naming the one at fault.
     pub fn validate(&self) -> anyhow::Result<()> {
-        if self.steps == 0 || self.steps > 10_000_000 {
-            anyhow::bail!("--steps must be in 1..=10000000, got {}", self.steps);
-        }
-        if self.tasks_per_step == 0 || self.tasks_per_step > 4096 {
-            anyhow::bail!(
-                "--tasks-per-step must be in 1..=4096, got {}",
-                self.tasks_per_step
-            );
-        }
-        if !(self.lr.is_finite() && self.lr > 0.0 && self.lr <= 1.0) {
-            anyhow::bail!("--lr must be in (0, 1], got {}", self.lr);
-        }
-        if self.eval_tasks == 0 || self.eval_tasks > 100_000 {
-            anyhow::bail!(
-                "--eval-tasks must be in 1..=100000, got {}",
-                self.eval_tasks
-            );
-        }
+        self.budget.validate()?;
         self.model.validate().map_err(|e| anyhow::anyhow!(e))?;
         self.task
             .validate()
@@ -108,23 +80,17 @@ pub fn train(
     let mut log = fs::File::create(&files.log)
         .with_context(|| format!("creating {}", files.log.display()))?;
     let ad = device.clone().autodiff();
-    burn::tensor::Device::seed(&ad, cfg.seed);
+    burn::tensor::Device::seed(&ad, cfg.budget.seed);
     let mut model = cfg.model.init(&ad);
     let mut optim = adamw().init();
     let started = Instant::now();
-    let bar = ProgressBar::new(cfg.steps as u64);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}] {per_sec} {msg}",
-        )
-        .expect("valid template"),
-    );
+    let bar = crate::train::progress_bar(cfg.budget.steps, 0);
     let mut ema: Option<f64> = None;
     let mut last_eval = serde_json::Value::Null;
     let mut done = 0;
-    for step in 1..=cfg.steps {
-        let mut rng = StdRng::seed_from_u64(step_seed(cfg.seed, step));
-        let tasks: Vec<_> = (0..cfg.tasks_per_step)
+    for step in 1..=cfg.budget.steps {
+        let mut rng = StdRng::seed_from_u64(step_seed(cfg.budget.seed, step));
+        let tasks: Vec<_> = (0..cfg.budget.tasks_per_step)
             .map(|_| cfg.task.sample(&mut rng))
             .collect();
         let batch = OrderBatch::new(tasks, &mut rng);
@@ -136,35 +102,23 @@ pub fn train(
         );
         let (loss, per_step) = greedy_order_loss(&model, &batch, &sched, &ad);
         let grads = GradientsParams::from_grads(loss.backward(), &model);
-        let lr = lr_at(cfg.lr, cfg.warmup, cfg.steps, step);
+        let lr = cfg.budget.lr_at(step);
         model = optim.step(lr, model, grads);
         let per_step: Vec<f64> = per_step
             .into_iter()
             .map(|l| l.into_scalar::<f32>() as f64)
             .collect();
-        let total = per_step.iter().sum::<f64>() / per_step.len() as f64;
-        if !total.is_finite() {
-            anyhow::bail!("the loss became {total} at step {step}; lower --lr");
-        }
-        let smoothed = ema.map_or(total, |e| 0.98 * e + 0.02 * total);
-        ema = Some(smoothed);
-        let mut record = serde_json::json!({
-            "step": step,
-            "loss": total,
-            "loss_first_step": per_step[0],
-            "loss_last_step": per_step[per_step.len() - 1],
-            "lr": lr,
-            "seconds": started.elapsed().as_secs_f64(),
-        });
+        let mut record = StepRecord::new(step, &per_step, lr, started.elapsed().as_secs_f64())?;
+        let smoothed = record.smoothed(&mut ema);
         let interrupted = INTERRUPTED.load(Ordering::SeqCst);
-        let eval_now = step == cfg.steps
+        let eval_now = step == cfg.budget.steps
             || interrupted
-            || (cfg.eval_every > 0 && step.is_multiple_of(cfg.eval_every));
+            || (cfg.budget.eval_every > 0 && step.is_multiple_of(cfg.budget.eval_every));
         if eval_now {
-            let seed = cfg.seed.wrapping_add(0x5eed_e7a1);
+            let seed = cfg.budget.seed.wrapping_add(0x5eed_e7a1);
             let acc = error(
                 &model.valid(),
-                &draw(&cfg.task, cfg.eval_tasks, seed),
+                &draw(&cfg.task, cfg.budget.eval_tasks, seed),
                 &cfg.refine,
                 seed,
                 &eval_steps(cfg.refine.steps),
@@ -178,9 +132,9 @@ pub fn train(
                     .join(", ")
             ));
             last_eval = serde_json::json!({ "metric": METRIC, "model": acc });
-            record["eval"] = last_eval.clone();
+            record.eval = Some(last_eval.clone());
         }
-        writeln!(log, "{record}")?;
+        writeln!(log, "{}", serde_json::to_string(&record)?)?;
         log.flush()?;
         bar.set_message(format!("loss {smoothed:.4} lr {lr:.2e}"));
         bar.inc(1);
@@ -198,10 +152,10 @@ pub fn train(
         refine: cfg.refine.clone(),
         provenance: serde_json::json!({
             "command": command,
-            "seed": cfg.seed,
+            "seed": cfg.budget.seed,
             "meta_steps": done,
-            "tasks_per_step": cfg.tasks_per_step,
-            "lr": cfg.lr,
+            "tasks_per_step": cfg.budget.tasks_per_step,
+            "lr": cfg.budget.lr,
             "train_seconds": started.elapsed().as_secs_f64(),
             "eval": last_eval,
         }),
@@ -360,20 +314,13 @@ pub fn reports(
                 seed,
                 metric: METRIC.into(),
                 model: acc,
-                error_rate: None,
-                bayes: None,
-                least_squares: None,
-                bayes_read: None,
-                least_squares_read: None,
-                points_read: Vec::new(),
                 baselines: sortability(&scms),
                 paper: crate::paper::scm_reference(
                     task.nodes,
                     mech == Mechanism::Rff,
                     shift == Shift::Out,
                 ),
-                generation: None,
-                test_time: None,
+                ..EvalReport::default()
             });
         }
     }

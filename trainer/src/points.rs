@@ -51,12 +51,7 @@ pub fn run(
     steps: &[usize],
     ode: (OdeMethod, usize),
 ) -> anyhow::Result<String> {
-    let Setup {
-        model,
-        refine: refine_cfg,
-        seed,
-        device,
-    } = setup;
+    let (model, refine_cfg, seed, device) = setup.parts();
     let n = rows.len();
     let cols = rows[0].len();
     let mut rng = StdRng::seed_from_u64(seed);

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
 use anyhow::Context;
+use serde::{Deserialize, Serialize};
 
 /// What a resume's command is followed by in the recorded commands, before the first step it ran
 /// and a closing parenthesis (the model card splits it off again).
@@ -34,6 +35,103 @@ impl RunFiles {
             model: out.join("model.amz"),
             checkpoint: out.join("checkpoint.bin"),
         }
+    }
+}
+
+/// The outer loop's budget and schedule, shared by every kind of run (written flat into its
+/// `config.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Budget {
+    /// Seed of the task stream, the mini-batch schedules and the initial weights.
+    pub seed: u64,
+    /// Meta-training steps (optimiser steps).
+    pub steps: usize,
+    /// Tasks per meta-training step.
+    pub tasks_per_step: usize,
+    /// Peak learning rate (AdamW), after a linear warm-up, decayed by a cosine to 10%.
+    pub lr: f64,
+    /// Warm-up steps.
+    pub warmup: usize,
+    /// Evaluate on fresh tasks every this many steps (0: only at the end).
+    pub eval_every: usize,
+    /// Tasks per periodic evaluation.
+    pub eval_tasks: usize,
+}
+
+impl Budget {
+    /// Checks the numbers, naming the flag at fault.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if self.steps == 0 || self.steps > 10_000_000 {
+            anyhow::bail!("--steps must be in 1..=10000000, got {}", self.steps);
+        }
+        if self.tasks_per_step == 0 || self.tasks_per_step > 4096 {
+            anyhow::bail!(
+                "--tasks-per-step must be in 1..=4096, got {}",
+                self.tasks_per_step
+            );
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0 && self.lr <= 1.0) {
+            anyhow::bail!("--lr must be in (0, 1], got {}", self.lr);
+        }
+        if self.eval_tasks == 0 || self.eval_tasks > 100_000 {
+            anyhow::bail!(
+                "--eval-tasks must be in 1..=100000, got {}",
+                self.eval_tasks
+            );
+        }
+        Ok(())
+    }
+
+    /// The learning rate at `step` (1-based): linear warm-up, then a cosine decay to 10%.
+    pub fn lr_at(&self, step: usize) -> f64 {
+        amortize::meta::lr_at(self.lr, self.warmup, self.steps, step)
+    }
+}
+
+/// One meta-step's line of `log.jsonl` (fields in the order the files have always had).
+#[derive(Debug, Serialize)]
+pub struct StepRecord {
+    /// The held-out evaluation, on the steps that ran one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub eval: Option<serde_json::Value>,
+    /// The greedy objective: the mean over the refinement steps of their query losses.
+    pub loss: f64,
+    /// The query loss after the first refinement step.
+    pub loss_first_step: f64,
+    /// The query loss after the last refinement step.
+    pub loss_last_step: f64,
+    /// The learning rate of this step.
+    pub lr: f64,
+    /// Training seconds so far.
+    pub seconds: f64,
+    /// The meta-step (1-based).
+    pub step: usize,
+}
+
+impl StepRecord {
+    /// The record of `step` from its per-refinement-step losses; a loss that is not finite stops
+    /// the run with advice.
+    pub fn new(step: usize, per_step: &[f64], lr: f64, seconds: f64) -> anyhow::Result<Self> {
+        let loss = per_step.iter().sum::<f64>() / per_step.len() as f64;
+        if !loss.is_finite() {
+            anyhow::bail!("the loss became {loss} at step {step}; lower --lr");
+        }
+        Ok(Self {
+            eval: None,
+            loss,
+            loss_first_step: per_step[0],
+            loss_last_step: per_step[per_step.len() - 1],
+            lr,
+            seconds,
+            step,
+        })
+    }
+
+    /// The loss smoothed over steps for the progress bar (`ema` carries it from step to step).
+    pub fn smoothed(&self, ema: &mut Option<f64>) -> f64 {
+        let s = ema.map_or(self.loss, |e| 0.98 * e + 0.02 * self.loss);
+        *ema = Some(s);
+        s
     }
 }
 

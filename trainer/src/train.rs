@@ -9,7 +9,7 @@ use std::sync::{Barrier, Mutex};
 use std::time::Instant;
 
 use amortize::meta::{
-    adamw, lr_at, materialise, meta_grads as greedy_grads, step_seed, MetaBatch, Objective,
+    adamw, materialise, meta_grads as greedy_grads, step_seed, MetaBatch, Objective,
 };
 use amortize::model::{Amortizer, AmortizerConfig};
 use amortize::refine::{greedy_loss_with, StepWeighting, TaskBatch};
@@ -25,25 +25,14 @@ use rand::{rngs::StdRng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 use crate::eval::{eval_steps, evaluate, Setup};
-use crate::run::{write_atomic, RunFiles, FROM_STEP, INTERRUPTED};
+use crate::run::{write_atomic, Budget, RunFiles, StepRecord, FROM_STEP, INTERRUPTED};
 
 /// Everything a run depends on; a run is reproducible from it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
-    /// Seed of the task stream, the mini-batch schedules and the initial weights.
-    pub seed: u64,
-    /// Meta-training steps (optimiser steps).
-    pub steps: usize,
-    /// Tasks per meta-training step.
-    pub tasks_per_step: usize,
-    /// Peak learning rate (AdamW), after a linear warm-up, decayed by a cosine to 10%.
-    pub lr: f64,
-    /// Warm-up steps.
-    pub warmup: usize,
-    /// Evaluate on fresh tasks every this many steps (0: only at the end).
-    pub eval_every: usize,
-    /// Tasks per periodic evaluation.
-    pub eval_tasks: usize,
+    /// Seed, steps, tasks per step, learning-rate schedule, evaluations.
+    #[serde(flatten)]
+    pub budget: Budget,
     /// Write a checkpoint every this many steps (0: only at the end).
     pub checkpoint_every: usize,
     /// The amortizer's architecture.
@@ -195,7 +184,7 @@ impl TrainConfig {
                 self.task.name()
             );
         }
-        if self.steps == 0 {
+        if self.budget.steps == 0 {
             anyhow::bail!("steps must be at least 1");
         }
         if let Some(h) = self.horizon {
@@ -220,10 +209,10 @@ impl TrainConfig {
                 "full_context_share applies to the implicit regime with causal attention (its queries read random prefixes)"
             );
         }
-        if self.tasks_per_step == 0 || self.tasks_per_step > 100_000 {
+        if self.budget.tasks_per_step == 0 || self.budget.tasks_per_step > 100_000 {
             anyhow::bail!(
                 "tasks_per_step must be in 1..=100000, got {}",
-                self.tasks_per_step
+                self.budget.tasks_per_step
             );
         }
         let counts = std::iter::once(self.data_parallel)
@@ -232,26 +221,26 @@ impl TrainConfig {
             if n == 0 || n > 64 {
                 anyhow::bail!("data_parallel must be in 1..=64, got {n}");
             }
-            if n > self.tasks_per_step {
+            if n > self.budget.tasks_per_step {
                 anyhow::bail!(
                     "data_parallel ({n}) exceeds tasks_per_step ({}): every device needs a task",
-                    self.tasks_per_step
+                    self.budget.tasks_per_step
                 );
             }
         }
         let mut after = 1;
         for c in &self.data_parallel_changes {
-            if c.from_step <= after || c.from_step > self.steps {
+            if c.from_step <= after || c.from_step > self.budget.steps {
                 anyhow::bail!(
                     "data_parallel_changes: from_step {} must be past the previous change and within the {} steps",
                     c.from_step,
-                    self.steps
+                    self.budget.steps
                 );
             }
             after = c.from_step;
         }
-        if !(self.lr.is_finite() && self.lr > 0.0 && self.lr < 1.0) {
-            anyhow::bail!("lr must be in (0, 1), got {}", self.lr);
+        if !(self.budget.lr.is_finite() && self.budget.lr > 0.0 && self.budget.lr < 1.0) {
+            anyhow::bail!("lr must be in (0, 1), got {}", self.budget.lr);
         }
         if self.model.task != self.task.dims() {
             anyhow::bail!(
@@ -299,7 +288,7 @@ pub fn resumed_on(cfg: &TrainConfig, out: &Path, n: usize) -> anyhow::Result<Tra
     let files = RunFiles::new(out);
     let step = Checkpoint::read(&files.checkpoint)?.state.step;
     let mut cfg = cfg.as_of(step);
-    if step < cfg.steps && cfg.data_parallel_at(step + 1) != n {
+    if step < cfg.budget.steps && cfg.data_parallel_at(step + 1) != n {
         cfg.data_parallel_changes.push(DataParallelChange {
             from_step: step + 1,
             data_parallel: n,
@@ -311,7 +300,7 @@ pub fn resumed_on(cfg: &TrainConfig, out: &Path, n: usize) -> anyhow::Result<Tra
 
 /// The learning rate at `step` (1-based): linear warm-up, then a cosine decay to 10% of `lr`.
 pub fn learning_rate(cfg: &TrainConfig, step: usize) -> f64 {
-    lr_at(cfg.lr, cfg.warmup, cfg.steps, step)
+    cfg.budget.lr_at(step)
 }
 
 /// How a call to [`train`] ended.
@@ -354,7 +343,7 @@ impl Progress {
             files.checkpoint.display()
         );
         let mut commands = ck.state.commands.clone();
-        if ck.state.step < cfg.steps {
+        if ck.state.step < cfg.budget.steps {
             commands.push(format!("{command}{FROM_STEP}{})", ck.state.step + 1));
         }
         // A device count changed on resuming is part of the run's configuration from now on.
@@ -397,7 +386,7 @@ impl Progress {
         write_atomic(&files.config, serde_json::to_string_pretty(cfg)?.as_bytes())?;
         fs::File::create(&files.log)
             .with_context(|| format!("creating {}", files.log.display()))?;
-        burn::tensor::Device::seed(ad, cfg.seed);
+        burn::tensor::Device::seed(ad, cfg.budget.seed);
         let (model, init_provenance) = match &cfg.init {
             Some(init) => init.load(cfg, ad)?,
             None => (cfg.model.init(ad), serde_json::Value::Null),
@@ -463,7 +452,7 @@ impl Progress {
             optimizer,
         }
         .write(&files.checkpoint)?;
-        if step < cfg.steps {
+        if step < cfg.budget.steps {
             self.save(cfg, &files.model, step, seconds)?;
         }
         Ok(())
@@ -483,13 +472,13 @@ fn held_out(
         model,
         refine: &cfg.refine,
         // Evaluation tasks come from their own stream, the same at every evaluation.
-        seed: cfg.seed.wrapping_add(0x5eed_e7a1),
+        seed: cfg.budget.seed.wrapping_add(0x5eed_e7a1),
         device,
     };
     let report = evaluate(
         setup,
         sampler,
-        cfg.eval_tasks,
+        cfg.budget.eval_tasks,
         &eval_steps(cfg.refine.steps),
     )?;
     bar.println(format!(
@@ -509,7 +498,8 @@ fn held_out(
     Ok(serde_json::to_value(&report)?)
 }
 
-fn progress_bar(steps: usize, done: usize) -> ProgressBar {
+/// The progress bar of a run of `steps` meta-steps, `done` of them already run.
+pub fn progress_bar(steps: usize, done: usize) -> ProgressBar {
     let bar = ProgressBar::new(steps as u64);
     bar.set_style(
         ProgressStyle::with_template(
@@ -558,21 +548,21 @@ pub fn train(
         .append(true)
         .open(&files.log)
         .with_context(|| format!("opening {}", files.log.display()))?;
-    if run.next_step > cfg.steps {
-        run.save(cfg, &files.model, cfg.steps, run.seconds_before)?;
+    if run.next_step > cfg.budget.steps {
+        run.save(cfg, &files.model, cfg.budget.steps, run.seconds_before)?;
         return Ok(Ended::Finished(files.model));
     }
 
     let started = Instant::now();
     let before = run.seconds_before;
     let seconds = move |started: &Instant| before + started.elapsed().as_secs_f64();
-    let bar = progress_bar(cfg.steps, run.next_step - 1);
-    for step in run.next_step..=cfg.steps {
-        let mut rng = StdRng::seed_from_u64(step_seed(cfg.seed, step));
-        burn::tensor::Device::seed(&ad, step_seed(cfg.seed ^ 0xde71ce, step));
+    let bar = progress_bar(cfg.budget.steps, run.next_step - 1);
+    for step in run.next_step..=cfg.budget.steps {
+        let mut rng = StdRng::seed_from_u64(step_seed(cfg.budget.seed, step));
+        burn::tensor::Device::seed(&ad, step_seed(cfg.budget.seed ^ 0xde71ce, step));
         let MetaBatch { data, schedule } = MetaBatch::draw(
             sampler,
-            cfg.tasks_per_step,
+            cfg.budget.tasks_per_step,
             &cfg.refine,
             cfg.horizon,
             &mut rng,
@@ -589,27 +579,24 @@ pub fn train(
         let lr = learning_rate(cfg, step);
         run.model = run.optim.step(lr, run.model, grads);
 
-        let total = per_step.iter().sum::<f64>() / per_step.len() as f64;
-        if !total.is_finite() {
-            anyhow::bail!("the loss became {total} at step {step}; lower --lr");
+        let mut record = StepRecord::new(step, &per_step, lr, seconds(&started))?;
+        let smoothed = record.smoothed(&mut run.ema);
+        if step == cfg.budget.steps
+            || (cfg.budget.eval_every > 0 && step % cfg.budget.eval_every == 0)
+        {
+            record.eval = Some(held_out(
+                cfg,
+                &run.model.valid(),
+                sampler,
+                device,
+                step,
+                &bar,
+            )?);
         }
-        let smoothed = run.ema.map_or(total, |e| 0.98 * e + 0.02 * total);
-        run.ema = Some(smoothed);
-        let mut record = serde_json::json!({
-            "step": step,
-            "loss": total,
-            "loss_first_step": per_step[0],
-            "loss_last_step": per_step[per_step.len() - 1],
-            "lr": lr,
-            "seconds": seconds(&started),
-        });
-        if step == cfg.steps || (cfg.eval_every > 0 && step % cfg.eval_every == 0) {
-            record["eval"] = held_out(cfg, &run.model.valid(), sampler, device, step, &bar)?;
-        }
-        writeln!(log, "{record}")?;
+        writeln!(log, "{}", serde_json::to_string(&record)?)?;
         log.flush()?;
         let interrupted = INTERRUPTED.load(Ordering::SeqCst);
-        if step == cfg.steps
+        if step == cfg.budget.steps
             || interrupted
             || (cfg.checkpoint_every > 0 && step % cfg.checkpoint_every == 0)
         {
@@ -618,13 +605,13 @@ pub fn train(
         }
         bar.set_message(format!("loss {smoothed:.4} lr {lr:.2e}"));
         bar.inc(1);
-        if interrupted && step < cfg.steps {
+        if interrupted && step < cfg.budget.steps {
             bar.abandon();
             return Ok(Ended::Interrupted(step));
         }
     }
     bar.finish();
-    run.save(cfg, &files.model, cfg.steps, seconds(&started))?;
+    run.save(cfg, &files.model, cfg.budget.steps, seconds(&started))?;
     Ok(Ended::Finished(files.model))
 }
 
@@ -779,7 +766,7 @@ fn data_parallel_grads(
                 let (losses, barrier, main, shares) = (&losses, &barrier, &main, &shares);
                 s.spawn(move || {
                     // Each device its own random stream (implicit prefixes, full-attention sizes).
-                    let seed = step_seed(cfg.seed ^ 0xda7a_0000 ^ r as u64, step);
+                    let seed = step_seed(cfg.budget.seed ^ 0xda7a_0000 ^ r as u64, step);
                     let mut rng = StdRng::seed_from_u64(seed);
                     burn::tensor::Device::seed(&ad, seed);
                     // Every worker reaches the barrier, even one whose forward pass panicked (its
@@ -898,10 +885,10 @@ fn save(
     let mut provenance = serde_json::json!({
         "command": commands.first().map_or("", String::as_str),
         "resumed": commands.get(1..).unwrap_or_default(),
-        "seed": cfg.seed,
+        "seed": cfg.budget.seed,
         "meta_steps": step,
-        "tasks_per_step": cfg.tasks_per_step,
-        "lr": cfg.lr,
+        "tasks_per_step": cfg.budget.tasks_per_step,
+        "lr": cfg.budget.lr,
         "train_seconds": seconds,
     });
     if let Some(init) = &cfg.init {
@@ -932,13 +919,15 @@ mod tests {
     fn config(signal: Signal) -> TrainConfig {
         let task = TaskConfig::LinearRegression(LinearRegressionConfig::default());
         TrainConfig {
-            seed: 3,
-            steps: 100,
-            tasks_per_step: 8,
-            lr: 1e-3,
-            warmup: 10,
-            eval_every: 0,
-            eval_tasks: 8,
+            budget: Budget {
+                seed: 3,
+                steps: 100,
+                tasks_per_step: 8,
+                lr: 1e-3,
+                warmup: 10,
+                eval_every: 0,
+                eval_tasks: 8,
+            },
             checkpoint_every: 0,
             model: AmortizerConfig::new(task.dims(), Regime::Parametric, signal),
             task,

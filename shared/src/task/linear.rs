@@ -85,17 +85,10 @@ impl LinearRegression {
                 .collect();
             (x, y)
         };
-        let (context_x, context_y) = draw(c.context, true, rng);
-        let (query_x, query_y) = draw(c.queries, false, rng);
+        let context = draw(c.context, true, rng);
+        let query = draw(c.queries, false, rng);
         LinearTask {
-            episode: Episode {
-                x_dim: d,
-                y_dim: 1,
-                context_x,
-                context_y,
-                query_x,
-                query_y,
-            },
+            episode: Episode::scalar(d, context, query),
             weights,
         }
     }

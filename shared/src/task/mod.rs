@@ -37,6 +37,22 @@ pub struct Episode {
 }
 
 impl Episode {
+    /// An episode of scalar targets (y_dim 1) from its (inputs, targets) pairs.
+    pub fn scalar(
+        x_dim: usize,
+        (context_x, context_y): (Vec<f32>, Vec<f32>),
+        (query_x, query_y): (Vec<f32>, Vec<f32>),
+    ) -> Self {
+        Self {
+            x_dim,
+            y_dim: 1,
+            context_x,
+            context_y,
+            query_x,
+            query_y,
+        }
+    }
+
     /// Number of context points.
     pub fn context_len(&self) -> usize {
         self.context_x.len() / self.x_dim

@@ -127,14 +127,7 @@ impl FunctionRegression {
         let query_x: Vec<f32> = (0..c.queries).map(|_| unit.sample(rng)).collect();
         let query_y = query_x.iter().map(|&x| self.eval(&weights, x)).collect();
         RegressionTask {
-            episode: Episode {
-                x_dim: 1,
-                y_dim: 1,
-                context_x,
-                context_y,
-                query_x,
-                query_y,
-            },
+            episode: Episode::scalar(1, (context_x, context_y), (query_x, query_y)),
             weights,
         }
     }

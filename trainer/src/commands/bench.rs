@@ -28,7 +28,7 @@ pub fn run(b: BenchArgs, m: &ArgMatches) -> anyhow::Result<()> {
         cfg.model.regime,
         cfg.model.signal,
         cfg.task.name(),
-        cfg.tasks_per_step,
+        cfg.budget.tasks_per_step,
         cfg.model.d_model,
         cfg.model.n_layers,
         r.parameters,

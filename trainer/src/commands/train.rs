@@ -158,6 +158,19 @@ pub fn start_from(
     cfg.validate()
 }
 
+/// The outer loop's budget the settings describe.
+fn budget(a: &TrainArgs) -> run::Budget {
+    run::Budget {
+        seed: a.seed,
+        steps: a.steps,
+        tasks_per_step: a.tasks_per_step,
+        lr: a.lr,
+        warmup: a.warmup,
+        eval_every: a.eval_every,
+        eval_tasks: a.eval_tasks,
+    }
+}
+
 /// `train --task scm`: the topological-order model (paper §9.4).
 pub fn launch_order(a: &TrainArgs, m: &ArgMatches) -> anyhow::Result<()> {
     for flag in [
@@ -182,13 +195,7 @@ pub fn launch_order(a: &TrainArgs, m: &ArgMatches) -> anyhow::Result<()> {
         }
     }
     let cfg = order::OrderTrainConfig {
-        seed: a.seed,
-        steps: a.steps,
-        tasks_per_step: a.tasks_per_step,
-        lr: a.lr,
-        warmup: a.warmup,
-        eval_every: a.eval_every,
-        eval_tasks: a.eval_tasks,
+        budget: budget(a),
         model: amortize::model::order::OrderModelConfig {
             d_model: a.d_model,
             n_heads: a.n_heads,
@@ -351,13 +358,7 @@ pub fn train_config(a: &TrainArgs) -> anyhow::Result<train::TrainConfig> {
     };
     task.validate().map_err(|e| anyhow::anyhow!("task: {e}"))?;
     let cfg = train::TrainConfig {
-        seed: a.seed,
-        steps: a.steps,
-        tasks_per_step: a.tasks_per_step,
-        lr: a.lr,
-        warmup: a.warmup,
-        eval_every: a.eval_every,
-        eval_tasks: a.eval_tasks,
+        budget: budget(a),
         checkpoint_every: a.checkpoint_every,
         model: AmortizerConfig {
             attention: match a.attention {

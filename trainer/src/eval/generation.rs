@@ -147,12 +147,7 @@ pub fn generation(
     steps: &[usize],
     (method, ode_steps): (OdeMethod, usize),
 ) -> anyhow::Result<GenerationReport> {
-    let Setup {
-        model,
-        refine: refine_cfg,
-        seed,
-        device,
-    } = setup;
+    let (model, refine_cfg, seed, device) = setup.parts();
     anyhow::ensure!(
         (1..=MAX_SAMPLES).contains(&samples),
         "--samples {samples}: expected 1 to {MAX_SAMPLES} samples per task"

@@ -21,7 +21,7 @@ use rand::{rngs::StdRng, SeedableRng};
 use serde::Serialize;
 
 /// One evaluation's numbers.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct EvalReport {
     /// The task family.
     pub task: String,
@@ -83,23 +83,9 @@ impl EvalReport {
         Self {
             task: task.name().to_string(),
             split: "user points".to_string(),
-            label: String::new(),
             tasks: 1,
             context: points,
-            batch_size: 0,
-            seed: 0,
-            metric: String::new(),
-            model: Vec::new(),
-            error_rate: None,
-            bayes: None,
-            least_squares: None,
-            bayes_read: None,
-            least_squares_read: None,
-            points_read: Vec::new(),
-            baselines: Vec::new(),
-            paper: None,
-            generation: None,
-            test_time: None,
+            ..Self::default()
         }
     }
 
@@ -185,6 +171,26 @@ pub struct Setup<'a> {
     pub device: &'a Device,
 }
 
+impl<'a> Setup<'a> {
+    /// (model, refinement, seed, device).
+    pub fn parts(self) -> (&'a Amortizer, &'a RefineConfig, u64, &'a Device) {
+        (self.model, self.refine, self.seed, self.device)
+    }
+}
+
+/// `n` tasks from `sampler`, and the same as one batch of tensors on `device`.
+pub fn draw_batch(
+    sampler: &Sampler,
+    n: usize,
+    rng: &mut StdRng,
+    device: &Device,
+) -> anyhow::Result<(Vec<TaskData>, TaskBatch)> {
+    let data: Vec<_> = (0..n).map(|_| sampler.sample(rng)).collect();
+    let refs: Vec<_> = data.iter().collect();
+    let batch = TaskBatch::new(&refs, device).map_err(|e| anyhow::anyhow!(e))?;
+    Ok((data, batch))
+}
+
 /// Sums over tasks of the regression baselines' query MSE: Bayes and least squares on all
 /// context points, and on the points read by each reported step.
 struct RegressionSums {
@@ -248,12 +254,7 @@ pub fn evaluate(
     tasks: usize,
     steps: &[usize],
 ) -> anyhow::Result<EvalReport> {
-    let Setup {
-        model,
-        refine: refine_cfg,
-        seed,
-        device,
-    } = setup;
+    let (model, refine_cfg, seed, device) = setup.parts();
     let task = &sampler.config;
     let max_step = steps.iter().copied().max().unwrap_or(0);
     let mut rng = StdRng::seed_from_u64(seed);
@@ -270,9 +271,7 @@ pub fn evaluate(
     let mut done = 0;
     while done < tasks {
         let n = chunk.min(tasks - done);
-        let data: Vec<_> = (0..n).map(|_| sampler.sample(&mut rng)).collect();
-        let refs: Vec<_> = data.iter().collect();
-        let batch = TaskBatch::new(&refs, device).map_err(|e| anyhow::anyhow!(e))?;
+        let (data, batch) = draw_batch(sampler, n, &mut rng, device)?;
         let sched = schedule(
             task.context_len(),
             refine_cfg.batch_size,

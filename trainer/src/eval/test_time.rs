@@ -1,11 +1,11 @@
 //! The amortizer against test-time optimisers of the task's parametric predictor (paper §5.2).
 
-use amortize::refine::{loss_per_task, predictions, refine, schedule, TaskBatch};
+use amortize::refine::{loss_per_task, predictions, refine, schedule};
 use amortize::task::Sampler;
 use rand::{rngs::StdRng, SeedableRng};
 use serde::Serialize;
 
-use super::{host, Setup};
+use super::{draw_batch, host, Setup};
 use crate::baseline::{self, Episodes, Optim};
 
 /// The amortizer's wall time beside test-time optimisers'.
@@ -40,16 +40,9 @@ pub fn test_time(
     tasks: usize,
     steps: &[usize],
 ) -> anyhow::Result<TestTimeReport> {
-    let Setup {
-        model,
-        refine: refine_cfg,
-        seed,
-        device,
-    } = setup;
+    let (model, refine_cfg, seed, device) = setup.parts();
     let mut rng = StdRng::seed_from_u64(seed ^ 0x7e57);
-    let data: Vec<_> = (0..tasks).map(|_| sampler.sample(&mut rng)).collect();
-    let refs: Vec<_> = data.iter().collect();
-    let batch = TaskBatch::new(&refs, device).map_err(|e| anyhow::anyhow!(e))?;
+    let (_, batch) = draw_batch(sampler, tasks, &mut rng, device)?;
     let max_step = steps.iter().copied().max().unwrap_or(0);
     let sched = schedule(
         batch.context_len(),
@@ -86,11 +79,7 @@ pub fn test_time(
     // MAML-style: θ₀ meta-learned on the training family (its own task stream), then SGD.
     let started = std::time::Instant::now();
     let learned = baseline::maml(
-        |rng| {
-            let data: Vec<_> = (0..MAML_TASKS).map(|_| sampler.sample(rng)).collect();
-            let refs: Vec<_> = data.iter().collect();
-            TaskBatch::new(&refs, device).map_err(|e| anyhow::anyhow!(e))
-        },
+        |rng| Ok(draw_batch(sampler, MAML_TASKS, rng, device)?.1),
         &dims,
         max_step,
         refine_cfg.batch_size,
