@@ -12,7 +12,6 @@ use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, Parser, Subcommand};
 use serde::{Deserialize, Serialize};
 
-use crate::commands::plot;
 use crate::device::DeviceChoice;
 
 /// Meta-train, evaluate and export iterative amortized inference models.
@@ -37,7 +36,7 @@ pub enum Command {
     /// Time meta-training and refinement steps on the chosen backend (optionally beside PyTorch).
     Bench(BenchArgs),
     /// Draw a run's training curves and error per refinement step as SVG or PNG.
-    Plot(plot::PlotArgs),
+    Plot(PlotArgs),
 }
 
 #[derive(Args)]
@@ -413,4 +412,18 @@ pub fn effective_train_args(a: TrainArgs, m: &ArgMatches) -> anyhow::Result<Trai
     out.print_config = a.print_config;
     out.resume = a.resume;
     Ok(out)
+}
+
+/// `plot`'s arguments.
+#[derive(Args)]
+pub struct PlotArgs {
+    /// A training run's directory (holds log.jsonl).
+    #[arg(long)]
+    pub run: PathBuf,
+    /// Output image: .svg or .png.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Image width in pixels (height is 40% of it).
+    #[arg(long, default_value_t = 1200)]
+    pub width: u32,
 }

@@ -1,8 +1,10 @@
-//! The browser around the app: the clock, timers, the keyboard, files the visitor chooses and the
-//! panel that reports a panic. Every demo uses these; they use nothing of the app.
+//! The browser around the app: the clock, timers, the keyboard, downloads with progress, files the
+//! visitor chooses and the panel that reports a panic. Every demo uses these; they use nothing of
+//! the app.
 
 use leptos::prelude::*;
 use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
 
 /// Milliseconds since the page loaded.
 pub fn now() -> f64 {
@@ -95,4 +97,67 @@ pub async fn file_text(file: &web_sys::File) -> Result<String, String> {
         .await
         .map_err(|e| format!("{e:?}"))?;
     Ok(text.as_string().unwrap_or_default())
+}
+
+/// Downloads `url` as bytes, reading the body as a stream and calling `progress(bytes so far,
+/// total when the server says it)` after each chunk (for the loading screen's progress bar).
+/// The browser's HTTP cache serves repeated loads.
+pub async fn fetch_bytes(
+    url: &str,
+    progress: impl Fn(usize, Option<usize>),
+) -> Result<Vec<u8>, String> {
+    let window = web_sys::window().ok_or("no window")?;
+    let resp = JsFuture::from(window.fetch_with_str(url))
+        .await
+        .map_err(|e| format!("could not fetch {url}: {e:?}"))?;
+    let resp: web_sys::Response = resp.dyn_into().map_err(|_| "fetch gave no response")?;
+    if !resp.ok() {
+        return Err(format!("could not fetch {url}: HTTP {}", resp.status()));
+    }
+    let total = resp
+        .headers()
+        .get("content-length")
+        .ok()
+        .flatten()
+        .and_then(|v| v.trim().parse::<usize>().ok());
+    let reader = resp.body().and_then(|b| {
+        b.get_reader()
+            .dyn_into::<web_sys::ReadableStreamDefaultReader>()
+            .ok()
+    });
+    let Some(reader) = reader else {
+        // No streaming body: read it whole.
+        let buf = JsFuture::from(resp.array_buffer().map_err(|e| format!("{e:?}"))?)
+            .await
+            .map_err(|e| format!("reading {url}: {e:?}"))?;
+        let bytes = js_sys::Uint8Array::new(&buf).to_vec();
+        progress(bytes.len(), total);
+        return Ok(bytes);
+    };
+    let mut bytes = Vec::with_capacity(total.unwrap_or(0).min(64 << 20));
+    loop {
+        let chunk = JsFuture::from(reader.read())
+            .await
+            .map_err(|e| format!("reading {url}: {e:?}"))?;
+        let done = js_sys::Reflect::get(&chunk, &"done".into())
+            .ok()
+            .and_then(|v| v.as_bool())
+            .unwrap_or(true);
+        if done {
+            break;
+        }
+        let value = js_sys::Reflect::get(&chunk, &"value".into())
+            .map_err(|e| format!("reading {url}: {e:?}"))?;
+        bytes.extend(js_sys::Uint8Array::new(&value).to_vec());
+        progress(bytes.len(), total);
+    }
+    Ok(bytes)
+}
+
+/// The loading screen's words for a download in progress.
+pub fn progress_text(got: usize, total: Option<usize>) -> String {
+    match total {
+        Some(t) if t > 0 => format!("Fetching the model… {} of {} kB", got / 1024, t / 1024),
+        _ => format!("Fetching the model… {} kB", got / 1024),
+    }
 }

@@ -59,11 +59,11 @@ impl ModelState {
     /// as " (1 of 2)"), then that the model is being prepared; None, the panel saying why, when
     /// the download fails.
     pub async fn fetch(self, file: &str, of: &str) -> Option<Vec<u8>> {
-        let bytes = match crate::engine::fetch_bytes(file, |got, total| {
+        let bytes = match crate::browser::fetch_bytes(file, |got, total| {
             self.fetched.set(Some((got, total)));
             self.status.set(Status::Loading(format!(
                 "{}{of}",
-                crate::engine::progress_text(got, total)
+                crate::browser::progress_text(got, total)
             )));
         })
         .await

@@ -1,29 +1,16 @@
 //! `amortize plot`: a run's training curve (greedy loss per meta-training step) and the error
 //! after each number of refinement steps at its last evaluation, as SVG or PNG (plotters).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::Context;
-use clap::Args;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
+use crate::cli::PlotArgs;
+
 /// DejaVu Sans (its licence is beside it), so text renders the same on every machine.
 const FONT: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
-
-/// `plot`'s arguments.
-#[derive(Args)]
-pub struct PlotArgs {
-    /// A training run's directory (holds log.jsonl).
-    #[arg(long)]
-    run: PathBuf,
-    /// Output image: .svg or .png.
-    #[arg(long)]
-    out: PathBuf,
-    /// Image width in pixels (height is 40% of it).
-    #[arg(long, default_value_t = 1200)]
-    width: u32,
-}
 
 /// The parts of log.jsonl the plot draws.
 struct Curves {
