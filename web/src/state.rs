@@ -212,12 +212,8 @@ impl Settings {
         let mut raw_points: Option<String> = None;
         let mut regime: Option<String> = None;
         let query = query.trim_start_matches('?');
-        for pair in query.split('&').filter(|p| !p.is_empty()) {
-            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-            let value = js_sys::decode_uri_component(value)
-                .ok()
-                .and_then(|v| v.as_string())
-                .unwrap_or_default();
+        for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+            let (key, value) = (key.as_ref(), value.into_owned());
             match key {
                 "pts" => raw_points = Some(value),
                 "regime" => regime = Some(value),
