@@ -427,3 +427,61 @@ pub struct PlotArgs {
     #[arg(long, default_value_t = 1200)]
     pub width: u32,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{CommandFactory, FromArgMatches};
+
+    /// `train`'s settings as the command line `args` (after `amortize train`) gives them.
+    fn train_settings(args: &[&str]) -> anyhow::Result<TrainArgs> {
+        let all: Vec<&str> = ["amortize", "train"].iter().chain(args).copied().collect();
+        let matches = Cli::command().try_get_matches_from(all)?;
+        let Command::Train(a) = Cli::from_arg_matches(&matches)?.command else {
+            anyhow::bail!("not a train command");
+        };
+        let m = matches.subcommand_matches("train").expect("train");
+        effective_train_args(a, m)
+    }
+
+    /// The defaults, then the file, then the flags: a flag given beats the file, the file beats
+    /// a default, and what neither sets keeps its default.
+    #[test]
+    fn settings_layer_defaults_then_file_then_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("run.toml");
+        std::fs::write(&file, "tasks-per-step = 7\nlr = 0.5\nsteps = 123\n").unwrap();
+        let path = file.to_str().unwrap();
+        let default = train_settings(&[]).unwrap();
+        let a = train_settings(&["--config", path, "--lr", "0.01"]).unwrap();
+        assert_eq!(a.lr, 0.01, "the flag beats the file");
+        assert_eq!(
+            (a.tasks_per_step, a.steps),
+            (7, 123),
+            "the file beats the defaults"
+        );
+        assert_eq!(a.warmup, default.warmup, "unset keeps its default");
+        assert_ne!(default.tasks_per_step, 7);
+    }
+
+    /// A key the settings do not have, or a value of the wrong type, is refused by name and
+    /// line; so is a file that is not TOML.
+    #[test]
+    fn a_bad_config_file_is_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("run.toml");
+        let path = file.to_str().unwrap();
+        for (text, names) in [
+            ("steps = 10\nstepz = 3\n", "`stepz`"),
+            ("lr = \"fast\"\n", "`lr`"),
+            ("steps = \n", "line 1"),
+        ] {
+            std::fs::write(&file, text).unwrap();
+            let err = train_settings(&["--config", path])
+                .err()
+                .unwrap()
+                .to_string();
+            assert!(err.contains(names), "{text:?}: {err}");
+        }
+    }
+}

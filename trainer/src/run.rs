@@ -148,3 +148,97 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     fs::rename(&tmp, path).with_context(|| format!("renaming into {}", path.display()))?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A step's record carries the mean loss and the first and last steps' losses, writes the
+    /// same keys as the logs always had, and refuses a loss that is not finite.
+    #[test]
+    fn step_records_average_and_refuse_non_finite_losses() {
+        let r = StepRecord::new(4, &[3.0, 2.0, 1.0], 1e-3, 2.5).unwrap();
+        assert_eq!(
+            (r.loss, r.loss_first_step, r.loss_last_step),
+            (2.0, 3.0, 1.0)
+        );
+        let json: serde_json::Value = serde_json::to_value(&r).unwrap();
+        let keys: Vec<&str> = json
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|k| k.as_str())
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "loss",
+                "loss_first_step",
+                "loss_last_step",
+                "lr",
+                "seconds",
+                "step"
+            ]
+        );
+        let mut ema = None;
+        assert_eq!(r.smoothed(&mut ema), 2.0);
+        let next = StepRecord::new(5, &[1.0], 1e-3, 3.0).unwrap();
+        assert!((next.smoothed(&mut ema) - (0.98 * 2.0 + 0.02 * 1.0)).abs() < 1e-12);
+        let err = StepRecord::new(6, &[1.0, f64::NAN], 1e-3, 3.5)
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("at step 6"), "{err}");
+    }
+
+    /// The budget's checks name the flag at fault.
+    #[test]
+    fn budgets_are_checked_by_flag() {
+        let ok = Budget {
+            seed: 0,
+            steps: 10,
+            tasks_per_step: 4,
+            lr: 1e-3,
+            warmup: 2,
+            eval_every: 0,
+            eval_tasks: 8,
+        };
+        ok.validate().unwrap();
+        for (bad, flag) in [
+            (
+                Budget {
+                    steps: 0,
+                    ..ok.clone()
+                },
+                "--steps",
+            ),
+            (
+                Budget {
+                    tasks_per_step: 0,
+                    ..ok.clone()
+                },
+                "--tasks-per-step",
+            ),
+            (
+                Budget {
+                    lr: f64::NAN,
+                    ..ok.clone()
+                },
+                "--lr",
+            ),
+            (
+                Budget {
+                    eval_tasks: 0,
+                    ..ok.clone()
+                },
+                "--eval-tasks",
+            ),
+        ] {
+            let err = bad.validate().err().unwrap().to_string();
+            assert!(err.contains(flag), "{err}");
+        }
+        assert!(
+            (ok.lr_at(10) - 1e-4).abs() < 1e-12,
+            "the schedule ends at a tenth"
+        );
+    }
+}
