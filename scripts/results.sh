@@ -49,6 +49,11 @@ protocol)
     --data-parallel 2 --out "$R/lin-po3"
   $A eval --weights "$R/lin-po3/model.amz" "$R/lin-p1/model.amz" --tasks 1000 --test-time-tasks 200 \
     --seed 1234 --device cpu > "$R/protocol-long3.md"
+  # The paper's gradient token (Table 2, parametric, gradients) under the same protocol.
+  $A train "${proto[@]}" --regime parametric --signal gradients --k 10 --batch-size 8 \
+    --horizon 20 --steps 30000 --data-parallel 2 --out "$R/lin-pg"
+  $A eval --weights "$R/lin-pg/model.amz" --tasks 1000 --test-time-tasks 200 --seed 1234 \
+    --device cpu > "$R/protocol-pg.md"
   ;;
 linreg)
   for rs in parametric:observations parametric:gradients parametric:both \
