@@ -64,6 +64,29 @@ pub enum DataCommand {
     Verify(DataArgs),
     /// Download missing or damaged files from the canonical mirrors, checking each md5.
     Download(DownloadArgs),
+    /// Write an embedding set for `--task embeddings` made from MNIST or FashionMNIST: each image
+    /// through a fixed random projection (a stand-in for an image encoder such as DINOv2).
+    Embed(EmbedArgs),
+}
+
+#[derive(Args)]
+pub struct EmbedArgs {
+    /// Data directory: reads <data>/mnist or fashion, writes <data>/embeddings/<name>-train and
+    /// -test.safetensors; default $AMORTIZE_DATA or data/.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Which images: mnist or fashion.
+    #[arg(long, default_value = "mnist")]
+    pub dataset: String,
+    /// Feature size d (the projection's output).
+    #[arg(long, default_value_t = 64)]
+    pub dim: usize,
+    /// Seed of the projection.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// The set's name (what `train --embeddings` reads); default <dataset>-proj<dim>.
+    #[arg(long)]
+    pub name: Option<String>,
 }
 
 #[derive(Args)]
@@ -151,8 +174,14 @@ pub struct TrainArgs {
     /// Image dataset of the projection task: mnist or fashion.
     #[arg(long, default_value = "mnist")]
     pub dataset: String,
+    /// Embedding set of the embeddings task (files <data>/embeddings/<name>-train.safetensors and
+    /// -test.safetensors, e.g. from `amortize data embed`); default imagenet. Its feature size
+    /// is --dim (default 768, DINOv2 ViT-B/14).
+    #[arg(long)]
+    pub embeddings: Option<String>,
     /// Task family: function-regression (1-D, Legendre features), linear-regression,
-    /// projection (MNIST/FashionMNIST under random projections), gmm or alphabet (generation by
+    /// projection (MNIST/FashionMNIST under random projections), embeddings (classification
+    /// over precomputed image embeddings, --embeddings), gmm or alphabet (generation by
     /// flow matching, implicit regime), or scm (topological order of a causal graph from its
     /// samples; --context is the number of samples, --regime and --signal do not apply).
     #[arg(long, default_value = "function-regression")]

@@ -38,6 +38,7 @@ fn main() -> ExitCode {
         Command::Export(a) => commands::export::run(a),
         Command::Data(DataCommand::Verify(a)) => commands::data::run(a, None),
         Command::Data(DataCommand::Download(a)) => commands::data::run(a.data, Some(a.mirror)),
+        Command::Data(DataCommand::Embed(a)) => commands::data::embed(a),
         Command::Bench(a) => matches
             .subcommand_matches("bench")
             .ok_or_else(|| anyhow::anyhow!("no bench arguments"))

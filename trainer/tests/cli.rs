@@ -807,6 +807,143 @@ fn projection_task_trains_on_the_real_images() {
     }
 }
 
+/// `data embed` turns the real MNIST files into an embedding set (a fixed random projection to 16
+/// features), and `--task embeddings` trains on it end to end: after 400 meta-steps the query
+/// error after 2 refinement steps is well below the learned initial state's (chance, ~90 %).
+#[test]
+fn embeddings_made_from_mnist_train_end_to_end() {
+    let root = std::env::var_os("AMORTIZE_DATA")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::env::var_os("CARGO_MANIFEST_DIR")
+                .map(std::path::PathBuf::from)
+                .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into())
+                .join("../../shared/data")
+        });
+    if !root.join("mnist/train-images-idx3-ubyte.gz").exists() {
+        eprintln!(
+            "SKIPPED: MNIST not found under {} (set AMORTIZE_DATA, or run `amortize data download`)",
+            root.display()
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::os::unix::fs::symlink(
+        root.join("mnist").canonicalize().unwrap(),
+        data.join("mnist"),
+    )
+    .unwrap();
+    let data = data.to_str().unwrap();
+    let o = amortize(&[
+        "data", "embed", "--data", data, "--dim", "16", "--name", "t16",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("60000 images, 16 features"), "{out}");
+    assert!(out.contains("10000 images, 16 features"), "{out}");
+    let o = amortize(&[
+        "data", "embed", "--data", data, "--dim", "16", "--name", "a b",
+    ]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("--name"),
+        "{}",
+        stderr(&o)
+    );
+    let run = dir.path().join("run");
+    let o = amortize(&[
+        "train",
+        "--out",
+        run.to_str().unwrap(),
+        "--task",
+        "embeddings",
+        "--embeddings",
+        "t16",
+        "--dim",
+        "16",
+        "--data",
+        data,
+        "--context",
+        "16",
+        "--queries",
+        "16",
+        "--k",
+        "2",
+        "--batch-size",
+        "8",
+        "--steps",
+        "400",
+        "--tasks-per-step",
+        "16",
+        "--d-model",
+        "32",
+        "--n-heads",
+        "2",
+        "--n-layers",
+        "1",
+        "--d-ff",
+        "64",
+        "--warmup",
+        "10",
+        "--lr",
+        "0.003",
+        "--eval-every",
+        "0",
+        "--eval-tasks",
+        "50",
+        "--seed",
+        "0",
+        "--device",
+        "cpu",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let weights = run.join("model.amz");
+    let o = amortize(&[
+        "eval",
+        "--weights",
+        weights.to_str().unwrap(),
+        "--tasks",
+        "200",
+        "--device",
+        "cpu",
+        "--data",
+        data,
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report = first_report(&o);
+    assert_eq!(report["task"], "embeddings", "{report}");
+    let err: Vec<f64> = report["error_rate"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p[1].as_f64().unwrap())
+        .collect();
+    assert_eq!(err.len(), 3, "{report}");
+    assert!(
+        err[2] < err[0] - 5.0,
+        "no learning: error % per step {err:?}"
+    );
+    // Without the embedding files, eval names the file it looked for.
+    let o = amortize(&[
+        "eval",
+        "--weights",
+        weights.to_str().unwrap(),
+        "--tasks",
+        "5",
+        "--device",
+        "cpu",
+        "--data",
+        dir.path().join("nowhere").to_str().unwrap(),
+    ]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("t16-train.safetensors"),
+        "{}",
+        stderr(&o)
+    );
+}
+
 /// A generative model (Gaussian mixture, implicit regime, flow matching) trains and its samples
 /// are scored by exact W1 and W2 against held-out points (W2 ≥ W1 always).
 #[test]

@@ -98,9 +98,10 @@ pub fn start_from(
     path: &std::path::Path,
     explicit: &[String],
 ) -> anyhow::Result<()> {
-    const FROM_FILE: [&str; 22] = [
+    const FROM_FILE: [&str; 23] = [
         "task",
         "dataset",
+        "embeddings",
         "regime",
         "signal",
         "attention",
@@ -335,6 +336,13 @@ pub fn train_config(a: &TrainArgs) -> anyhow::Result<train::TrainConfig> {
             context,
             queries: a.queries,
         }),
+        "embeddings" => TaskConfig::Embeddings(amortize::task::embeddings::EmbeddingConfig {
+            name: a.embeddings.clone().unwrap_or_else(|| "imagenet".into()),
+            dim: a.dim.unwrap_or(768),
+            context,
+            queries: a.queries,
+            ..Default::default()
+        }),
         "gmm" => TaskConfig::Gmm(amortize::task::gmm::GmmConfig {
             dim: a.dim.unwrap_or(2),
             max_components: a.max_components,
@@ -353,7 +361,7 @@ pub fn train_config(a: &TrainArgs) -> anyhow::Result<train::TrainConfig> {
             "--task scm: only `amortize train` runs the topological-order model (not bench)"
         ),
         other => anyhow::bail!(
-            "--task: unknown task {other:?} (expected function-regression, linear-regression, projection, gmm, alphabet or scm)"
+            "--task: unknown task {other:?} (expected function-regression, linear-regression, projection, embeddings, gmm, alphabet or scm)"
         ),
     };
     task.validate().map_err(|e| anyhow::anyhow!("task: {e}"))?;
