@@ -736,10 +736,9 @@ fn data_files_are_checked_against_published_sums() {
     drop(handle);
 }
 
-/// With the real MNIST files (../shared/data here, or AMORTIZE_DATA), the projection task trains
-/// and evaluates in distribution and on FashionMNIST.
-#[test]
-fn projection_task_trains_on_the_real_images() {
+/// The data directory holding the real MNIST files (AMORTIZE_DATA, else ../shared/data here);
+/// None, with a note, where they are absent.
+fn mnist_root() -> Option<std::path::PathBuf> {
     let root = std::env::var_os("AMORTIZE_DATA")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| {
@@ -748,13 +747,24 @@ fn projection_task_trains_on_the_real_images() {
                 .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into())
                 .join("../../shared/data")
         });
-    if !root.join("mnist/train-images-idx3-ubyte.gz").exists() {
+    if root.join("mnist/train-images-idx3-ubyte.gz").exists() {
+        Some(root)
+    } else {
         eprintln!(
             "SKIPPED: MNIST not found under {} (set AMORTIZE_DATA, or run `amortize data download`)",
             root.display()
         );
-        return;
+        None
     }
+}
+
+/// With the real MNIST files (../shared/data here, or AMORTIZE_DATA), the projection task trains
+/// and evaluates in distribution and on FashionMNIST.
+#[test]
+fn projection_task_trains_on_the_real_images() {
+    let Some(root) = mnist_root() else {
+        return;
+    };
     let data = root.to_str().unwrap();
     let o = amortize(&["data", "verify", "--data", data]);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -812,21 +822,9 @@ fn projection_task_trains_on_the_real_images() {
 /// error after 2 refinement steps is well below the learned initial state's (chance, ~90 %).
 #[test]
 fn embeddings_made_from_mnist_train_end_to_end() {
-    let root = std::env::var_os("AMORTIZE_DATA")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| {
-            std::env::var_os("CARGO_MANIFEST_DIR")
-                .map(std::path::PathBuf::from)
-                .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into())
-                .join("../../shared/data")
-        });
-    if !root.join("mnist/train-images-idx3-ubyte.gz").exists() {
-        eprintln!(
-            "SKIPPED: MNIST not found under {} (set AMORTIZE_DATA, or run `amortize data download`)",
-            root.display()
-        );
+    let Some(root) = mnist_root() else {
         return;
-    }
+    };
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     std::fs::create_dir_all(&data).unwrap();
