@@ -83,6 +83,8 @@ pub trait Header: Serialize + Sized {
     const VERSION: u32;
     /// Every format version this build reads.
     const READS: &'static [u32];
+    /// What the model is, for messages ("an amortizer").
+    const KIND: &'static str;
     /// Parses (and checks) the JSON header of a file of format `version`.
     fn parse(version: u32, json: &[u8]) -> Result<Self, WeightsError>;
     /// The architecture the header describes, checked, with fresh weights on `device`.
@@ -135,10 +137,14 @@ impl<H: Header> Bundle<H> {
 
     /// Parses the file format, checking magic, version, lengths and checksum.
     pub fn decode(bytes: &[u8]) -> Result<Self, WeightsError> {
-        if H::MAGIC == MAGIC && is_order_model(bytes) {
-            return Err(WeightsError::Header(
-                "this is a topological-order model (SCM task), not an amortizer".into(),
-            ));
+        if let Some((_, kind)) = KINDS
+            .iter()
+            .find(|(magic, _)| *magic != H::MAGIC && bytes.starts_with(*magic))
+        {
+            return Err(WeightsError::Header(format!(
+                "this is {kind}, not {}",
+                H::KIND
+            )));
         }
         let (version, header, weights) = unframe(bytes, H::MAGIC, H::READS)?;
         Ok(Self {
@@ -153,6 +159,7 @@ impl Header for BundleHeader {
     const MAGIC: &'static [u8; 8] = MAGIC;
     const VERSION: u32 = FORMAT_VERSION;
     const READS: &'static [u32] = &[1, 2, FORMAT_VERSION];
+    const KIND: &'static str = AMORTIZER;
 
     fn parse(version: u32, json: &[u8]) -> Result<Self, WeightsError> {
         let header: BundleHeader = if version == 1 {
@@ -234,6 +241,11 @@ const ORDER_MAGIC: &[u8; 8] = b"AMZORDER";
 /// The order-model format version this build writes and reads.
 pub const ORDER_FORMAT_VERSION: u32 = 1;
 
+const AMORTIZER: &str = "an amortizer";
+const ORDER_MODEL: &str = "a topological-order model (SCM task)";
+/// Every kind of model file: its magic and what it holds.
+const KINDS: [(&[u8; 8], &str); 2] = [(MAGIC, AMORTIZER), (ORDER_MAGIC, ORDER_MODEL)];
+
 /// Whether `bytes` start like a topological-order model file.
 pub fn is_order_model(bytes: &[u8]) -> bool {
     bytes.starts_with(ORDER_MAGIC)
@@ -258,6 +270,7 @@ impl Header for OrderHeader {
     const MAGIC: &'static [u8; 8] = ORDER_MAGIC;
     const VERSION: u32 = ORDER_FORMAT_VERSION;
     const READS: &'static [u32] = &[ORDER_FORMAT_VERSION];
+    const KIND: &'static str = ORDER_MODEL;
 
     fn parse(_version: u32, json: &[u8]) -> Result<Self, WeightsError> {
         serde_json::from_slice(json).map_err(|e| WeightsError::Header(e.to_string()))
@@ -402,6 +415,30 @@ mod tests {
             let back = ModelBundle::decode(&v2).unwrap();
             assert_eq!(back.header.model.signal, now, "{old}");
             back.model(&device).unwrap();
+        }
+    }
+
+    /// Each kind of model file, read as another kind, is refused with a message naming both
+    /// (not "not an amortize weights file"); a file of no kind is refused by its magic.
+    #[test]
+    fn a_file_of_another_kind_is_named() {
+        let order = frame(ORDER_MAGIC, ORDER_FORMAT_VERSION, b"{}", b"");
+        let err = ModelBundle::decode(&order).unwrap_err().to_string();
+        assert!(
+            err.contains("a topological-order model (SCM task), not an amortizer"),
+            "{err}"
+        );
+        let amortizer = frame(MAGIC, FORMAT_VERSION, b"{}", b"");
+        let err = OrderBundle::decode(&amortizer).unwrap_err().to_string();
+        assert!(
+            err.contains("an amortizer, not a topological-order model"),
+            "{err}"
+        );
+        for bytes in [&b"<html>not found</html>"[..], b""] {
+            assert!(matches!(
+                OrderBundle::decode(bytes),
+                Err(WeightsError::BadMagic)
+            ));
         }
     }
 }

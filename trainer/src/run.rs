@@ -56,6 +56,10 @@ pub struct Budget {
     pub eval_every: usize,
     /// Tasks per periodic evaluation.
     pub eval_tasks: usize,
+    /// Write a checkpoint every this many steps (0: only at the end; configurations of SCM runs
+    /// written before those runs resumed have none).
+    #[serde(default)]
+    pub checkpoint_every: usize,
 }
 
 impl Budget {
@@ -201,6 +205,7 @@ mod tests {
             warmup: 2,
             eval_every: 0,
             eval_tasks: 8,
+            checkpoint_every: 0,
         };
         ok.validate().unwrap();
         for (bad, flag) in [

@@ -5,6 +5,7 @@ use clap::ArgMatches;
 use super::train::{set_explicitly, start_from, train_config};
 use crate::cli::*;
 use crate::device;
+use crate::train::RunConfig;
 use crate::{bench, data};
 
 pub fn run(b: BenchArgs, m: &ArgMatches) -> anyhow::Result<()> {

@@ -10,10 +10,12 @@ use amortize::task::TaskConfig;
 use amortize::RefineConfig;
 use anyhow::Context;
 use clap::ArgMatches;
+use std::path::Path;
 
 use crate::cli::*;
 use crate::device::{self, DeviceChoice};
-use crate::{data, order, run, train};
+use crate::train::{Learner, RunConfig};
+use crate::{data, run, train};
 
 pub fn run(a: TrainArgs, m: &ArgMatches) -> anyhow::Result<()> {
     if a.resume {
@@ -33,11 +35,12 @@ pub fn run(a: TrainArgs, m: &ArgMatches) -> anyhow::Result<()> {
         let files = run::RunFiles::new(&a.out);
         let text = std::fs::read_to_string(&files.config)
             .with_context(|| format!("reading {} to resume", files.config.display()))?;
-        if serde_json::from_str::<order::OrderTrainConfig>(&text).is_ok() {
-            anyhow::bail!(
-                "{}: SCM runs do not resume; train again (the run is reproducible from its seed)",
-                files.config.display()
+        if let Ok(cfg) = serde_json::from_str::<train::OrderTrainConfig>(&text) {
+            anyhow::ensure!(
+                !given(m, "data_parallel"),
+                "--data-parallel: does not apply to --task scm (the order model trains on one device)"
             );
+            return launch_order(&cfg, a.device, &a.out, true);
         }
         let mut cfg: train::TrainConfig = serde_json::from_str::<train::TrainConfig>(&text)
             .with_context(|| format!("{}: not a training configuration", files.config.display()))?
@@ -54,7 +57,7 @@ pub fn run(a: TrainArgs, m: &ArgMatches) -> anyhow::Result<()> {
                 );
             }
         }
-        return launch(&cfg, a.data.as_deref(), a.device, &a.out, true);
+        return launch_amortizer(&cfg, a.data.as_deref(), a.device, &a.out, true);
     }
     let a = effective_train_args(a, m)?;
     if a.print_config {
@@ -62,13 +65,13 @@ pub fn run(a: TrainArgs, m: &ArgMatches) -> anyhow::Result<()> {
         return Ok(());
     }
     if a.task == "scm" {
-        return launch_order(&a, m);
+        return launch_order(&order_config(&a, m)?, a.device, &a.out, false);
     }
     let mut cfg = train_config(&a)?;
     if let Some(path) = &a.init {
         start_from(&mut cfg, path, &set_explicitly(&a, m)?)?;
     }
-    launch(&cfg, a.data.as_deref(), a.device, &a.out, false)
+    launch_amortizer(&cfg, a.data.as_deref(), a.device, &a.out, false)
 }
 
 /// The settings given on the command line or in the `--config` file (flag ids, snake_case).
@@ -95,7 +98,7 @@ pub fn set_explicitly(a: &TrainArgs, m: &ArgMatches) -> anyhow::Result<Vec<Strin
 /// the layers past FILE's start as the identity (see `Amortizer::deepen`).
 pub fn start_from(
     cfg: &mut train::TrainConfig,
-    path: &std::path::Path,
+    path: &Path,
     explicit: &[String],
 ) -> anyhow::Result<()> {
     const FROM_FILE: [&str; 23] = [
@@ -169,11 +172,12 @@ fn budget(a: &TrainArgs) -> run::Budget {
         warmup: a.warmup,
         eval_every: a.eval_every,
         eval_tasks: a.eval_tasks,
+        checkpoint_every: a.checkpoint_every,
     }
 }
 
-/// `train --task scm`: the topological-order model (paper §9.4).
-pub fn launch_order(a: &TrainArgs, m: &ArgMatches) -> anyhow::Result<()> {
+/// `train --task scm`: the run configuration of the topological-order model (paper §9.4).
+fn order_config(a: &TrainArgs, m: &ArgMatches) -> anyhow::Result<train::OrderTrainConfig> {
     for flag in [
         "regime",
         "signal",
@@ -195,7 +199,7 @@ pub fn launch_order(a: &TrainArgs, m: &ArgMatches) -> anyhow::Result<()> {
             );
         }
     }
-    let cfg = order::OrderTrainConfig {
+    let cfg = train::OrderTrainConfig {
         budget: budget(a),
         model: amortize::model::order::OrderModelConfig {
             d_model: a.d_model,
@@ -206,7 +210,7 @@ pub fn launch_order(a: &TrainArgs, m: &ArgMatches) -> anyhow::Result<()> {
         task: amortize::task::scm::ScmConfig {
             nodes: a.nodes,
             samples: train_context(a)?,
-            mechanisms: order::mechanisms(&a.mechanism)?,
+            mechanisms: train::mechanisms(&a.mechanism)?,
             ..Default::default()
         },
         refine: RefineConfig::new()
@@ -214,32 +218,47 @@ pub fn launch_order(a: &TrainArgs, m: &ArgMatches) -> anyhow::Result<()> {
             .with_batch_size(a.batch_size),
     };
     cfg.validate()?;
-    let chosen = device::choose(a.device)?;
-    eprintln!("device: {}", chosen.description);
-    ctrlc::set_handler(|| {
-        if run::INTERRUPTED.swap(true, std::sync::atomic::Ordering::SeqCst) {
-            std::process::exit(130);
-        }
-        eprintln!("\ninterrupted: stopping after this step (Ctrl-C again quits at once)");
-    })
-    .context("installing the Ctrl-C handler")?;
-    let path = order::train(&cfg, &chosen.device, &a.out, &command_line())?;
-    eprintln!("wrote {}", path.display());
-    Ok(())
+    Ok(cfg)
 }
 
-/// Trains (or resumes) with Ctrl-C writing a checkpoint before stopping.
-pub fn launch(
-    cfg: &train::TrainConfig,
-    data: Option<&std::path::Path>,
+/// Trains (or resumes) the order model on one device.
+fn launch_order(
+    cfg: &train::OrderTrainConfig,
     device: DeviceChoice,
-    out: &std::path::Path,
+    out: &Path,
+    resume: bool,
+) -> anyhow::Result<()> {
+    cfg.validate()?;
+    let chosen = device::choose(device)?;
+    eprintln!("device: {}", chosen.description);
+    let learner = train::OrderRun {
+        cfg,
+        device: &chosen.device,
+    };
+    launch(&learner, out, resume)
+}
+
+/// Trains (or resumes) the amortizer on the devices its configuration asks for.
+pub fn launch_amortizer(
+    cfg: &train::TrainConfig,
+    data: Option<&Path>,
+    device: DeviceChoice,
+    out: &Path,
     resume: bool,
 ) -> anyhow::Result<()> {
     cfg.validate()?;
     let sampler = data::sampler(&cfg.task, &data::data_dir(data), None)?;
     let chosen = device::choose_replicas(device, cfg.max_data_parallel())?;
     eprintln!("device: {}", chosen.description);
+    launch(
+        &train::AmortizerRun::new(cfg, &sampler, &chosen.replicas)?,
+        out,
+        resume,
+    )
+}
+
+/// Runs the loop, with Ctrl-C writing a checkpoint before stopping.
+fn launch<L: Learner>(learner: &L, out: &Path, resume: bool) -> anyhow::Result<()> {
     ctrlc::set_handler(|| {
         if run::INTERRUPTED.swap(true, std::sync::atomic::Ordering::SeqCst) {
             std::process::exit(130);
@@ -249,14 +268,7 @@ pub fn launch(
         );
     })
     .context("installing the Ctrl-C handler")?;
-    match train::train(
-        cfg,
-        &sampler,
-        &chosen.replicas,
-        out,
-        &command_line(),
-        resume,
-    )? {
+    match train::train(learner, out, &command_line(), resume)? {
         train::Ended::Finished(path) => eprintln!("wrote {}", path.display()),
         train::Ended::Interrupted(step) => {
             eprintln!(
@@ -367,7 +379,6 @@ pub fn train_config(a: &TrainArgs) -> anyhow::Result<train::TrainConfig> {
     task.validate().map_err(|e| anyhow::anyhow!("task: {e}"))?;
     let cfg = train::TrainConfig {
         budget: budget(a),
-        checkpoint_every: a.checkpoint_every,
         model: AmortizerConfig {
             attention: match a.attention {
                 AttentionArg::Causal => Attention::Causal,
