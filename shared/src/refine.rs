@@ -4,8 +4,6 @@
 //! state, detaches it (no backpropagation through time) and scores every prefix's state on the
 //! queries.
 
-use std::sync::Arc;
-
 use burn::config::Config;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::Rng;
@@ -13,8 +11,9 @@ use rand::Rng;
 use crate::model::mask::Attention;
 use crate::model::{Amortizer, StepInput};
 use crate::signal::{prediction_gradients, prefix_mean_gradients, preprocess_gradient};
+pub use crate::task::batch::{MiniBatch, TaskBatch};
 pub use crate::task::schedule::schedule;
-use crate::task::{LossKind, TaskData, TaskDims};
+use crate::task::LossKind;
 
 /// How many refinement steps and how many observations each one reads.
 #[derive(Config, Debug, PartialEq)]
@@ -43,153 +42,6 @@ impl RefineConfig {
             ));
         }
         Ok(())
-    }
-}
-
-/// A batch of tasks ready for the amortizer: context rows on the host (mini-batches are cut from
-/// them step by step; shared, so a batch with other queries costs no copy), query inputs and
-/// targets on the device.
-#[derive(Clone)]
-pub struct TaskBatch {
-    dims: TaskDims,
-    context: usize,
-    obs: Arc<[f32]>,
-    inputs: Arc<[f32]>,
-    targets: Arc<[f32]>,
-    /// Query inputs, `[B, q, in]`.
-    pub query_input: Tensor<3>,
-    /// Query targets, `[B, q, out]`.
-    pub query_target: Tensor<3>,
-    tasks: usize,
-    queries: usize,
-}
-
-/// One mini-batch of every task, on the device.
-pub struct MiniBatch {
-    /// Observation token inputs `[B, m, obs_dim]`.
-    pub obs: Tensor<3>,
-    /// The predictor's inputs `[B, m, in]` (absent when the tasks carry none).
-    pub inputs: Option<Tensor<3>>,
-    /// The predictor's targets `[B, m, out]` (same).
-    pub targets: Option<Tensor<3>>,
-}
-
-impl TaskBatch {
-    /// Prepares `tasks` on `device`. All tasks must have the same shapes, context size and
-    /// number of queries, and finite values.
-    pub fn new(tasks: &[&TaskData], device: &Device) -> Result<Self, String> {
-        let first = tasks.first().ok_or("a batch needs at least one task")?;
-        let dims = first.dims;
-        let (n, q) = (first.context_len(), first.query_len());
-        let with_targets = first.has_context_targets();
-        let mut obs = Vec::with_capacity(tasks.len() * n * dims.obs_dim);
-        let (mut inputs, mut targets) = (Vec::new(), Vec::new());
-        let mut qi = Vec::with_capacity(tasks.len() * q * dims.input_dim);
-        let mut qt = Vec::with_capacity(tasks.len() * q * dims.output_dim);
-        for (i, t) in tasks.iter().enumerate() {
-            t.validate().map_err(|e| format!("task {i}: {e}"))?;
-            if t.dims != dims || t.context_len() != n || t.query_len() != q {
-                return Err(format!(
-                    "task {i} differs in shape from task 0 (every task in a batch has the same dims, context size and query count)"
-                ));
-            }
-            if t.has_context_targets() != with_targets {
-                return Err(format!(
-                    "task {i}: context targets present in some tasks only"
-                ));
-            }
-            obs.extend_from_slice(&t.context_obs);
-            inputs.extend_from_slice(&t.context_input);
-            targets.extend_from_slice(&t.context_target);
-            qi.extend_from_slice(&t.query_input);
-            qt.extend_from_slice(&t.query_target);
-        }
-        let bs = tasks.len();
-        Ok(Self {
-            dims,
-            context: n,
-            obs: obs.into(),
-            inputs: inputs.into(),
-            targets: targets.into(),
-            query_input: Tensor::from_data(TensorData::new(qi, [bs, q, dims.input_dim]), device),
-            query_target: Tensor::from_data(TensorData::new(qt, [bs, q, dims.output_dim]), device),
-            tasks: bs,
-            queries: q,
-        })
-    }
-
-    /// The same contexts with other queries, `[B, q', in]` (targets zero): e.g. the points
-    /// where a generative model's field is wanted.
-    pub fn with_queries(&self, query_input: Tensor<3>) -> Self {
-        let [b, q, _] = query_input.dims();
-        assert_eq!(b, self.tasks, "one query set per task");
-        let target = Tensor::zeros([b, q, self.dims.output_dim], &query_input.device());
-        Self {
-            queries: q,
-            query_input,
-            query_target: target,
-            ..self.clone()
-        }
-    }
-
-    /// Tasks in the batch.
-    pub fn len(&self) -> usize {
-        self.tasks
-    }
-
-    /// Whether the batch holds no task (never true for a constructed batch).
-    pub fn is_empty(&self) -> bool {
-        self.tasks == 0
-    }
-
-    /// Context observations per task.
-    pub fn context_len(&self) -> usize {
-        self.context
-    }
-
-    /// Queries per task.
-    pub fn query_len(&self) -> usize {
-        self.queries
-    }
-
-    /// The tasks' shapes.
-    pub fn dims(&self) -> TaskDims {
-        self.dims
-    }
-
-    fn gather(&self, rows: &[f32], width: usize, indices: &[usize], device: &Device) -> Tensor<3> {
-        let m = indices.len();
-        let mut data = Vec::with_capacity(self.tasks * m * width);
-        for t in 0..self.tasks {
-            for &i in indices {
-                let at = (t * self.context + i) * width;
-                data.extend_from_slice(&rows[at..at + width]);
-            }
-        }
-        Tensor::from_data(TensorData::new(data, [self.tasks, m, width]), device)
-    }
-
-    /// Every task's context inputs `[B, n, in]`, or `None` when the tasks carry none.
-    pub fn context_inputs(&self, device: &Device) -> Option<Tensor<3>> {
-        let all: Vec<usize> = (0..self.context).collect();
-        (!self.inputs.is_empty())
-            .then(|| self.gather(&self.inputs, self.dims.input_dim, &all, device))
-    }
-
-    /// The same context indices of every task, `m = indices.len()`.
-    pub fn minibatch(&self, indices: &[usize], device: &Device) -> MiniBatch {
-        assert!(
-            indices.iter().all(|&i| i < self.context),
-            "mini-batch index out of range"
-        );
-        let d = self.dims;
-        let with_targets = !self.inputs.is_empty();
-        MiniBatch {
-            obs: self.gather(&self.obs, d.obs_dim, indices, device),
-            inputs: with_targets.then(|| self.gather(&self.inputs, d.input_dim, indices, device)),
-            targets: with_targets
-                .then(|| self.gather(&self.targets, d.output_dim, indices, device)),
-        }
     }
 }
 
@@ -299,86 +151,116 @@ pub fn step(
     prefixes: Option<&[usize]>,
     device: &Device,
 ) -> StepOutput {
-    let cfg = model.config();
     let mb = batch.minibatch(indices, device);
-    let m = indices.len();
-    if cfg.regime.has_task_state() {
-        let (grads, grad_tokens, mean_grad) = if cfg.signal.uses_gradients() {
-            let raw = model.point_gradients(
-                rs.state.clone(),
-                mb.inputs
-                    .clone()
-                    .expect("the gradient signal needs context inputs and targets"),
-                mb.targets
-                    .clone()
-                    .expect("the gradient signal needs context inputs and targets"),
-            );
-            // The mean gradient at this state, kept only for models that read their history.
-            let mean = (cfg.history > 0).then(|| preprocess_gradient(raw.clone().mean_dim(1)));
-            if cfg.signal.per_point() {
-                (Some(preprocess_gradient(raw)), None, mean)
-            } else {
-                let causal = cfg.attention == Attention::Causal;
-                let tokens = preprocess_gradient(prefix_mean_gradients(raw, causal));
-                (None, Some(tokens), mean)
-            }
+    if model.config().regime.has_task_state() {
+        task_state_step(model, rs, batch, mb)
+    } else {
+        query_state_step(model, rs, batch, mb, indices, prefixes, device)
+    }
+}
+
+/// A step of the parametric and explicit regimes, whose state belongs to the task (θ, or the
+/// latent z): the mini-batch's tokens (observations, and the gradient of its loss at the state)
+/// with the state and its history go through h_φ, whose output at each prefix of the mini-batch
+/// is a candidate next state; every candidate predicts the queries, the last is carried on.
+fn task_state_step(
+    model: &Amortizer,
+    rs: &RefineState,
+    batch: &TaskBatch,
+    mb: MiniBatch,
+) -> StepOutput {
+    let cfg = model.config();
+    let (grads, grad_tokens, mean_grad) = if cfg.signal.uses_gradients() {
+        let raw = model.point_gradients(
+            rs.state.clone(),
+            mb.inputs
+                .clone()
+                .expect("the gradient signal needs context inputs and targets"),
+            mb.targets
+                .clone()
+                .expect("the gradient signal needs context inputs and targets"),
+        );
+        // The mean gradient at this state, kept only for models that read their history.
+        let mean = (cfg.history > 0).then(|| preprocess_gradient(raw.clone().mean_dim(1)));
+        if cfg.signal.per_point() {
+            (Some(preprocess_gradient(raw)), None, mean)
         } else {
-            (None, None, None)
-        };
-        let input = StepInput {
-            obs: cfg.signal.uses_observations().then_some(mb.obs),
-            grads,
-            grad_tokens,
-            history: rs.history.clone(),
-            history_grads: rs.history_grads.clone(),
-        };
-        let states = model.step_task(rs.state.clone(), input); // [B, M, S]
-        let [b, rows, s] = states.dims();
-        let next = states.clone().slice([0..b, rows - 1..rows, 0..s]);
-        StepOutput {
-            predictions: model.predict(states, batch.query_input.clone()),
-            next,
-            mean_grad,
+            let causal = cfg.attention == Attention::Causal;
+            let tokens = preprocess_gradient(prefix_mean_gradients(raw, causal));
+            (None, Some(tokens), mean)
         }
     } else {
-        let [b, rows, _] = rs.state.dims();
-        let q = batch.query_len();
-        let all = vec![m; b * rows];
-        let grads = cfg.carries_context().then(|| {
-            let missing = "an implicit model reading gradients needs context inputs and targets";
-            let inputs = mb.inputs.clone().expect(missing);
-            let targets = mb.targets.clone().expect(missing);
-            // The current prediction at each point of the mini-batch, from its carried state.
-            let at: Vec<i64> = indices.iter().map(|&i| (q + i) as i64).collect();
-            let at = Tensor::<1, Int>::from_data(TensorData::new(at, [m]), device);
-            let held = model.decode_queries(rs.state.clone().select(1, at));
-            let g = prediction_gradients(held, targets, cfg.task.loss);
-            Tensor::cat(vec![inputs, preprocess_gradient(g)], 2)
-        });
-        let query_inputs = rs
-            .row_inputs
-            .clone()
-            .unwrap_or_else(|| batch.query_input.clone());
-        let input = StepInput {
-            obs: cfg.signal.uses_observations().then_some(mb.obs),
-            grads,
-            grad_tokens: None,
-            history: rs.history.clone(),
-            history_grads: Vec::new(),
-        };
-        let (pred, next) = model.step_queries(
-            rs.state.clone(),
-            query_inputs,
-            input,
-            prefixes.unwrap_or(&all),
-        );
-        let out = pred.dims()[2];
-        StepOutput {
-            // Only the queries are predictions; the context points' states feed the gradients.
-            predictions: pred.slice([0..b, 0..q, 0..out]).unsqueeze_dim::<4>(1),
-            next,
-            mean_grad: None,
-        }
+        (None, None, None)
+    };
+    let input = StepInput {
+        obs: cfg.signal.uses_observations().then_some(mb.obs),
+        grads,
+        grad_tokens,
+        history: rs.history.clone(),
+        history_grads: rs.history_grads.clone(),
+    };
+    let states = model.step_task(rs.state.clone(), input); // [B, M, S]
+    let [b, rows, s] = states.dims();
+    let next = states.clone().slice([0..b, rows - 1..rows, 0..s]);
+    StepOutput {
+        predictions: model.predict(states, batch.query_input.clone()),
+        next,
+        mean_grad,
+    }
+}
+
+/// A step of the implicit regime, whose state belongs to each query (its current prediction):
+/// every query token, carrying its state, reads the mini-batch's tokens (and, reading
+/// gradients, those of its points' current predictions) and puts out its next state; the first
+/// `prefixes[i]` observations are what query i reads (all, at inference).
+fn query_state_step(
+    model: &Amortizer,
+    rs: &RefineState,
+    batch: &TaskBatch,
+    mb: MiniBatch,
+    indices: &[usize],
+    prefixes: Option<&[usize]>,
+    device: &Device,
+) -> StepOutput {
+    let cfg = model.config();
+    let m = indices.len();
+    let [b, rows, _] = rs.state.dims();
+    let q = batch.query_len();
+    let all = vec![m; b * rows];
+    let grads = cfg.carries_context().then(|| {
+        let missing = "an implicit model reading gradients needs context inputs and targets";
+        let inputs = mb.inputs.clone().expect(missing);
+        let targets = mb.targets.clone().expect(missing);
+        // The current prediction at each point of the mini-batch, from its carried state.
+        let at: Vec<i64> = indices.iter().map(|&i| (q + i) as i64).collect();
+        let at = Tensor::<1, Int>::from_data(TensorData::new(at, [m]), device);
+        let held = model.decode_queries(rs.state.clone().select(1, at));
+        let g = prediction_gradients(held, targets, cfg.task.loss);
+        Tensor::cat(vec![inputs, preprocess_gradient(g)], 2)
+    });
+    let query_inputs = rs
+        .row_inputs
+        .clone()
+        .unwrap_or_else(|| batch.query_input.clone());
+    let input = StepInput {
+        obs: cfg.signal.uses_observations().then_some(mb.obs),
+        grads,
+        grad_tokens: None,
+        history: rs.history.clone(),
+        history_grads: Vec::new(),
+    };
+    let (pred, next) = model.step_queries(
+        rs.state.clone(),
+        query_inputs,
+        input,
+        prefixes.unwrap_or(&all),
+    );
+    let out = pred.dims()[2];
+    StepOutput {
+        // Only the queries are predictions; the context points' states feed the gradients.
+        predictions: pred.slice([0..b, 0..q, 0..out]).unsqueeze_dim::<4>(1),
+        next,
+        mean_grad: None,
     }
 }
 

@@ -3,6 +3,7 @@
 //! (for the gradient signal), and the query inputs and targets the prediction is scored on.
 
 pub mod alphabet;
+pub mod batch;
 pub mod embeddings;
 pub mod flow_matching;
 pub mod gmm;
