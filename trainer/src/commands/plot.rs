@@ -87,6 +87,65 @@ fn bounds(points: impl Iterator<Item = f64>) -> (f64, f64) {
     (lo * 0.8, hi * 1.25)
 }
 
+/// One curve of a panel.
+struct Series<'a> {
+    points: Vec<(f64, f64)>,
+    color: RGBColor,
+    label: &'a str,
+    /// A dot at each point (the evaluated step counts).
+    dots: bool,
+}
+
+/// A panel on `area`: `series` over `x` with a log-scale y axis spanning their values, and a
+/// legend.
+fn panel<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    caption: &str,
+    x: (f64, f64, &str),
+    y_desc: &str,
+    series: &[Series],
+) -> anyhow::Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow::anyhow!("drawing: {e:?}");
+    let (lo, hi) = bounds(series.iter().flat_map(|s| s.points.iter().map(|p| p.1)));
+    let mut chart = ChartBuilder::on(area)
+        .caption(caption, ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(60)
+        .build_cartesian_2d(x.0..x.1, (lo..hi).log_scale())
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc(x.2)
+        .y_desc(y_desc)
+        .draw()
+        .map_err(err)?;
+    for s in series {
+        let color = s.color;
+        chart
+            .draw_series(LineSeries::new(s.points.iter().copied(), &color))
+            .map_err(err)?
+            .label(s.label)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+        if s.dots {
+            chart
+                .draw_series(s.points.iter().map(|&p| Circle::new(p, 4, color.filled())))
+                .map_err(err)?;
+        }
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(err)?;
+    Ok(())
+}
+
+/// The training curve on the left; the last evaluation per refinement step on the right.
 fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, c: &Curves) -> anyhow::Result<()>
 where
     DB::ErrorType: 'static,
@@ -95,82 +154,39 @@ where
     root.fill(&WHITE).map_err(err)?;
     let (left, right) = root.split_horizontally(root.dim_in_pixel().0 / 2);
     let last = c.loss.last().map(|p| p.0).unwrap_or(1.0).max(2.0);
-    let (lo, hi) = bounds(c.loss.iter().chain(&c.loss_last_step).map(|p| p.1));
-    let mut chart = ChartBuilder::on(&left)
-        .caption("training: greedy k-step loss", ("sans-serif", 20))
-        .margin(12)
-        .x_label_area_size(36)
-        .y_label_area_size(60)
-        .build_cartesian_2d(1f64..last, (lo..hi).log_scale())
-        .map_err(err)?;
-    chart
-        .configure_mesh()
-        .x_desc("meta-training step")
-        .y_desc("loss")
-        .draw()
-        .map_err(err)?;
-    chart
-        .draw_series(LineSeries::new(c.loss.iter().copied(), &BLUE))
-        .map_err(err)?
-        .label("mean over the k steps")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE));
-    chart
-        .draw_series(LineSeries::new(c.loss_last_step.iter().copied(), &RED))
-        .map_err(err)?
-        .label("after step k")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED));
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()
-        .map_err(err)?;
-
-    if c.per_step.is_empty() {
-        return Ok(());
+    let line = |points: &[(f64, f64)], color, label| Series {
+        points: points.to_vec(),
+        color,
+        label,
+        dots: false,
+    };
+    panel(
+        &left,
+        "training: greedy k-step loss",
+        (1.0, last, "meta-training step"),
+        "loss",
+        &[
+            line(&c.loss, BLUE, "mean over the k steps"),
+            line(&c.loss_last_step, RED, "after step k"),
+        ],
+    )?;
+    if !c.per_step.is_empty() {
+        let kmax = c.per_step.iter().map(|p| p.0).fold(1.0, f64::max);
+        let mut series = vec![Series {
+            dots: true,
+            ..line(&c.per_step, BLUE, "amortizer")
+        }];
+        if let Some(b) = c.bayes {
+            series.push(line(&[(0.0, b), (kmax, b)], BLACK, "Bayes posterior mean"));
+        }
+        panel(
+            &right,
+            &format!("evaluation at step {}: {}", c.eval_at, c.metric),
+            (0.0, kmax, "refinement steps"),
+            &c.metric,
+            &series,
+        )?;
     }
-    let kmax = c.per_step.iter().map(|p| p.0).fold(1.0, f64::max);
-    let (lo, hi) = bounds(c.per_step.iter().map(|p| p.1).chain(c.bayes));
-    let mut chart = ChartBuilder::on(&right)
-        .caption(
-            format!("evaluation at step {}: {}", c.eval_at, c.metric),
-            ("sans-serif", 20),
-        )
-        .margin(12)
-        .x_label_area_size(36)
-        .y_label_area_size(60)
-        .build_cartesian_2d(0f64..kmax, (lo..hi).log_scale())
-        .map_err(err)?;
-    chart
-        .configure_mesh()
-        .x_desc("refinement steps")
-        .y_desc(c.metric.as_str())
-        .draw()
-        .map_err(err)?;
-    chart
-        .draw_series(LineSeries::new(c.per_step.iter().copied(), &BLUE))
-        .map_err(err)?
-        .label("amortizer")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE));
-    chart
-        .draw_series(c.per_step.iter().map(|&p| Circle::new(p, 4, BLUE.filled())))
-        .map_err(err)?;
-    if let Some(b) = c.bayes {
-        chart
-            .draw_series(LineSeries::new(
-                [(0.0, b), (kmax, b)],
-                BLACK.stroke_width(1),
-            ))
-            .map_err(err)?
-            .label("Bayes posterior mean")
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK));
-    }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()
-        .map_err(err)?;
     root.present().map_err(err)?;
     Ok(())
 }

@@ -18,7 +18,7 @@ use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
 use super::checkpoint::Checkpoint;
-use super::{meta_grads, Learner, Model, RunConfig};
+use super::{eval_line, held_out_seed, meta_grads, Learner, Model, RunConfig};
 use crate::eval::{eval_steps, evaluate, Setup};
 use crate::run::{Budget, RunFiles};
 
@@ -378,8 +378,7 @@ impl Learner for AmortizerRun<'_> {
         let setup = Setup {
             model,
             refine: &cfg.refine,
-            // Evaluation tasks come from their own stream, the same at every evaluation.
-            seed: cfg.budget.seed.wrapping_add(0x5eed_e7a1),
+            seed: held_out_seed(&cfg.budget),
             device: self.device(),
         };
         let report = evaluate(
@@ -388,20 +387,8 @@ impl Learner for AmortizerRun<'_> {
             cfg.budget.eval_tasks,
             &eval_steps(cfg.refine.steps),
         )?;
-        let line = format!(
-            "{} {}{}",
-            report.metric,
-            report
-                .model
-                .iter()
-                .map(|(s, v)| format!("k={s}: {v:.4}"))
-                .collect::<Vec<_>>()
-                .join(", "),
-            report
-                .bayes
-                .map(|b| format!(" (Bayes {b:.4})"))
-                .unwrap_or_default()
-        );
+        let bayes = report.bayes.map(|b| format!(" (Bayes {b:.4})"));
+        let line = eval_line(&report.metric, &report.model) + &bayes.unwrap_or_default();
         Ok((serde_json::to_value(&report)?, line))
     }
 

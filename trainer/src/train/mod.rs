@@ -87,6 +87,20 @@ pub trait Learner {
     );
 }
 
+/// The seed of the held-out tasks: their own stream, the same at every evaluation.
+fn held_out_seed(budget: &Budget) -> u64 {
+    budget.seed.wrapping_add(0x5eed_e7a1)
+}
+
+/// A held-out evaluation as the progress bar prints it: `metric k=1: v, k=5: v, …`.
+fn eval_line(metric: &str, per_step: &[(usize, f64)]) -> String {
+    let steps: Vec<String> = per_step
+        .iter()
+        .map(|(s, v)| format!("k={s}: {v:.4}"))
+        .collect();
+    format!("{metric} {}", steps.join(", "))
+}
+
 /// How a call to [`train`] ended.
 pub enum Ended {
     /// All steps ran; the model is at this path.

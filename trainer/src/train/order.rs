@@ -11,7 +11,7 @@ use burn::tensor::Device;
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
-use super::{Learner, RunConfig};
+use super::{eval_line, held_out_seed, Learner, RunConfig};
 use crate::eval::{eval_steps, ORDER_ERROR as METRIC};
 use crate::order::{draw, error};
 use crate::run::Budget;
@@ -108,18 +108,11 @@ impl Learner for OrderRun<'_> {
 
     fn held_out(&self, model: &OrderAmortizer) -> anyhow::Result<(serde_json::Value, String)> {
         let cfg = self.cfg;
-        // The same held-out SCMs at every evaluation, from their own stream.
-        let seed = cfg.budget.seed.wrapping_add(0x5eed_e7a1);
+        let seed = held_out_seed(&cfg.budget);
         let scms = draw(&cfg.task, cfg.budget.eval_tasks, seed);
         let steps = eval_steps(cfg.refine.steps);
         let err = error(model, &scms, &cfg.refine, seed, &steps, self.device);
-        let line = format!(
-            "{METRIC} {}",
-            err.iter()
-                .map(|(s, v)| format!("k={s}: {v:.4}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
+        let line = eval_line(METRIC, &err);
         Ok((serde_json::json!({ "metric": METRIC, "model": err }), line))
     }
 
