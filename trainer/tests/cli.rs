@@ -39,6 +39,17 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// The rows of the Markdown tables in `text`, each as its trimmed cells (separator rows left out).
+fn table_rows(text: &str) -> Vec<Vec<String>> {
+    text.lines()
+        .filter(|l| l.starts_with('|') && !l.starts_with("|-"))
+        .map(|l| {
+            let inner = l.trim().trim_start_matches('|').trim_end_matches('|');
+            inner.split('|').map(|c| c.trim().to_string()).collect()
+        })
+        .collect()
+}
+
 fn assert_clean_failure(o: &Output, needle: &str) {
     let err = stderr(o);
     assert!(!o.status.success(), "should fail: {err}");
@@ -122,10 +133,14 @@ fn train_eval_export_end_to_end_and_reproducible() {
     assert!(o.status.success(), "{}", stderr(&o));
     // Each step beside Bayes and least squares on the points it has read: k = 10 steps of 8
     // fresh points.
+    let rows = table_rows(&out);
+    for (step, read) in [("1", "8"), ("5", "40"), ("10", "80")] {
+        assert!(
+            rows.iter().any(|r| r[0] == step && r[1] == read),
+            "no row for step {step} reading {read} points in {out}"
+        );
+    }
     for row in [
-        "| 1 | 8 | ",
-        "| 5 | 40 | ",
-        "| 10 | 80 | ",
         "Bayes posterior mean on the points read",
         "least squares on them",
         "On all 80 context points",
@@ -1231,13 +1246,10 @@ fn bench_prints_its_table_on_one_device_and_data_parallel() {
             n == "2",
             "device column: {out}"
         );
-        let times: Vec<f64> = out
-            .lines()
-            .filter(|l| l.starts_with("| ") && l.ends_with(" ms |"))
-            .map(|l| {
-                let cell = l.trim_end_matches(" ms |").rsplit("| ").next().unwrap();
-                cell.trim().parse::<f64>().unwrap()
-            })
+        let times: Vec<f64> = table_rows(&out)
+            .iter()
+            .filter_map(|r| r[1].strip_suffix(" ms"))
+            .map(|ms| ms.parse::<f64>().unwrap())
             .collect();
         assert_eq!(times.len(), 4, "four timings: {out}");
         assert!(times.iter().all(|t| t.is_finite() && *t > 0.0), "{out}");
@@ -1790,7 +1802,12 @@ fn scm_order_model_trains_and_evaluates_in_and_out_of_distribution() {
     assert!(o.status.success(), "{}", stderr(&o));
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(text.contains("scm-50 linear (ID)"), "{text}");
-    assert!(text.contains("| R²-sortability"), "{text}");
+    assert!(
+        table_rows(&text)
+            .iter()
+            .any(|r| r[0].starts_with("R²-sortability")),
+        "{text}"
+    );
     assert!(text.contains("order error"), "{text}");
     let o = amortize(&["eval", "--weights", w, "--nodes", "1", "--device", "cpu"]);
     assert_clean_failure(&o, "--nodes: nodes must be in 2..=200");

@@ -5,6 +5,7 @@ use clap::ArgMatches;
 use super::train::{set_explicitly, start_from, train_config};
 use crate::cli::*;
 use crate::device;
+use crate::eval::markdown_table;
 use crate::train::RunConfig;
 use crate::{bench, data};
 
@@ -36,42 +37,59 @@ pub fn run(b: BenchArgs, m: &ArgMatches) -> anyhow::Result<()> {
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         b.iters
     );
-    println!("| measurement | {} |", chosen.description);
-    println!("|---|---|");
-    println!(
-        "| meta-training step (sample, greedy k-step loss, backward, AdamW) | {:.1} ms |",
-        r.train_step_ms
-    );
-    println!(
-        "| one refinement step, all tasks, b = {bs} points (inference) | {:.2} ms |",
-        r.refine_step_ms
-    );
-    println!(
-        "| k = {k} refinement steps over {k} × {bs} points | {:.2} ms |",
-        r.k_steps_ms
-    );
-    println!(
-        "| 1 refinement step over all {} points | {:.2} ms |",
-        (k * bs).min(cfg.task.context_len()),
-        r.one_step_ms
+    let measured = [
+        (
+            "meta-training step (sample, greedy k-step loss, backward, AdamW)".to_string(),
+            format!("{:.1} ms", r.train_step_ms),
+        ),
+        (
+            format!("one refinement step, all tasks, b = {bs} points (inference)"),
+            format!("{:.2} ms", r.refine_step_ms),
+        ),
+        (
+            format!("k = {k} refinement steps over {k} × {bs} points"),
+            format!("{:.2} ms", r.k_steps_ms),
+        ),
+        (
+            format!(
+                "1 refinement step over all {} points",
+                (k * bs).min(cfg.task.context_len())
+            ),
+            format!("{:.2} ms", r.one_step_ms),
+        ),
+    ];
+    print!(
+        "{}",
+        markdown_table(
+            ["measurement".to_string(), chosen.description.clone()],
+            measured.map(|(what, ms)| [what, ms]),
+        )
     );
     if let Some(python) = &b.pytorch {
         let t = bench::pytorch(python, &b.pytorch_script, &cfg, b.warmup_iters, b.iters)?;
-        println!(
-            "\n| same model and step | this trainer | {} | ratio (ours / PyTorch) |\n|---|---|---|---|",
-            t.framework
-        );
-        println!(
-            "| meta-training step | {:.1} ms | {:.1} ms | {:.2}× |",
-            r.train_step_ms,
-            t.train_step_ms,
-            r.train_step_ms / t.train_step_ms
-        );
-        println!(
-            "| refinement step | {:.2} ms | {:.2} ms | {:.2}× |",
-            r.refine_step_ms,
-            t.refine_step_ms,
-            r.refine_step_ms / t.refine_step_ms
+        let row = |what: &str, ours: f64, theirs: f64, digits: usize| {
+            [
+                what.to_string(),
+                format!("{ours:.digits$} ms"),
+                format!("{theirs:.digits$} ms"),
+                format!("{:.2}×", ours / theirs),
+            ]
+        };
+        println!();
+        print!(
+            "{}",
+            markdown_table(
+                [
+                    "same model and step".to_string(),
+                    "this trainer".into(),
+                    t.framework.clone(),
+                    "ratio (ours / PyTorch)".into(),
+                ],
+                [
+                    row("meta-training step", r.train_step_ms, t.train_step_ms, 1),
+                    row("refinement step", r.refine_step_ms, t.refine_step_ms, 2),
+                ],
+            )
         );
         if t.parameters != r.parameters {
             println!(

@@ -6,7 +6,7 @@ mod table;
 mod test_time;
 
 pub use generation::{generation, GenerationReport, SampleScore};
-pub use table::PaperTable;
+pub use table::{markdown_table, PaperTable};
 pub use test_time::{test_time, TestTimeReport};
 
 use amortize::baseline::{least_squares, posterior_mean};

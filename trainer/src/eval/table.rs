@@ -1,7 +1,26 @@
 //! The reports as Markdown: one evaluation's tables, and the paper's layout across evaluations.
 
-use super::{EvalReport, SampleScore, ORDER_ERROR};
 use serde::Serialize;
+use tabled::builder::Builder;
+use tabled::settings::Style;
+
+use super::{EvalReport, SampleScore, ORDER_ERROR};
+
+/// A Markdown table (`tabled`): `header`, then `rows`, each as many cells as the header.
+pub fn markdown_table<R, C>(header: R, rows: impl IntoIterator<Item = R>) -> String
+where
+    R: IntoIterator<Item = C>,
+    C: Into<String>,
+{
+    let mut b = Builder::default();
+    b.push_record(header);
+    for row in rows {
+        b.push_record(row);
+    }
+    let mut table = b.build();
+    table.with(Style::markdown());
+    format!("{table}\n")
+}
 
 /// The paper's table layout: rows (model, steps), columns (task, split).
 #[derive(Debug, Clone, Serialize)]
@@ -73,37 +92,31 @@ impl PaperTable {
 
     /// As Markdown.
     pub fn markdown(&self) -> String {
-        let mut s = format!(
-            "| model | steps | {} |\n|---|---|{}\n",
-            self.columns.join(" | "),
-            "---|".repeat(self.columns.len())
-        );
-        s += &format!(
-            "| | | {} |\n",
-            self.measures
-                .iter()
-                .map(|m| format!("*{m}*"))
-                .collect::<Vec<_>>()
-                .join(" | ")
-        );
-        for ((label, step, cells), paper) in self.rows.iter().zip(&self.paper) {
-            s += &format!(
-                "| {label} | {step} | {} |\n",
-                cells
-                    .iter()
-                    .zip(paper)
-                    .map(|(c, p)| {
-                        let ours = c.map(|v| format!("{v:.4}")).unwrap_or_else(|| "–".into());
-                        match p {
-                            Some(p) => format!("{ours} (paper {p})"),
-                            None => ours,
-                        }
-                    })
+        let header = ["model".to_string(), "steps".into()]
+            .into_iter()
+            .chain(self.columns.iter().cloned())
+            .collect::<Vec<_>>();
+        let measures = ["".to_string(), "".into()]
+            .into_iter()
+            .chain(self.measures.iter().map(|m| format!("*{m}*")));
+        let rows = self
+            .rows
+            .iter()
+            .zip(&self.paper)
+            .map(|((label, step, cells), paper)| {
+                let cells = cells.iter().zip(paper).map(|(c, p)| {
+                    let ours = c.map(|v| format!("{v:.4}")).unwrap_or_else(|| "–".into());
+                    match p {
+                        Some(p) => format!("{ours} (paper {p})"),
+                        None => ours,
+                    }
+                });
+                [label.clone(), step.to_string()]
+                    .into_iter()
+                    .chain(cells)
                     .collect::<Vec<_>>()
-                    .join(" | ")
-            );
-        }
-        s
+            });
+        markdown_table(header, std::iter::once(measures.collect()).chain(rows))
     }
 }
 
@@ -140,21 +153,31 @@ impl EvalReport {
 
     /// Regression: each step beside the best use of the points read by then.
     fn regression_rows(&self, bayes: &[(usize, f64)], ls: &[(usize, f64)]) -> String {
-        let mut s = String::new();
-        s += "| steps | points read | amortizer (query MSE) | Bayes posterior mean on the points read | least squares on them | amortizer ÷ Bayes |\n|---|---|---|---|---|---|\n";
-        for (i, (step, v)) in self.model.iter().enumerate() {
+        let header = [
+            "steps",
+            "points read",
+            "amortizer (query MSE)",
+            "Bayes posterior mean on the points read",
+            "least squares on them",
+            "amortizer ÷ Bayes",
+        ]
+        .map(String::from);
+        let rows = self.model.iter().enumerate().map(|(i, (step, v))| {
             let read = self
                 .points_read
                 .iter()
                 .find(|x| x.0 == *step)
                 .map_or("–".to_string(), |x| x.1.to_string());
-            s += &format!(
-                "| {step} | {read} | {v:.4} | {:.4} | {:.4} | {:.2}× |\n",
-                bayes[i].1,
-                ls[i].1,
-                v / bayes[i].1
-            );
-        }
+            [
+                step.to_string(),
+                read,
+                format!("{v:.4}"),
+                format!("{:.4}", bayes[i].1),
+                format!("{:.4}", ls[i].1),
+                format!("{:.2}×", v / bayes[i].1),
+            ]
+        });
+        let mut s = markdown_table(header, rows);
         if let (Some(b), Some(l)) = (self.bayes, self.least_squares) {
             s += &format!(
                 "\nOn all {} context points: Bayes posterior mean {b:.4}, least squares {l:.4}.\n",
@@ -166,65 +189,59 @@ impl EvalReport {
 
     /// The query loss (and error rate) after each step, then the baselines without steps.
     fn step_rows(&self) -> String {
-        let mut s = String::new();
         let has_err = self.error_rate.is_some();
-        s += &format!(
-            "| predictor | {}{} |\n|---|---{}|\n",
-            if self.metric == ORDER_ERROR {
-                self.metric.clone()
-            } else {
-                format!("query {}", self.metric)
-            },
-            if has_err { " | error %" } else { "" },
-            if has_err { "|---" } else { "" },
-        );
+        let metric = if self.metric == ORDER_ERROR {
+            self.metric.clone()
+        } else {
+            format!("query {}", self.metric)
+        };
+        let mut header = vec!["predictor".to_string(), metric];
+        if has_err {
+            header.push("error %".into());
+        }
+        let mut rows: Vec<Vec<String>> = Vec::new();
         for (i, (step, v)) in self.model.iter().enumerate() {
-            let err = self
-                .error_rate
-                .as_ref()
-                .map(|e| format!(" | {:.1}", e[i].1))
-                .unwrap_or_default();
-            s += &format!(
-                "| amortizer, {step} step{} | {v:.4}{err} |\n",
-                if *step == 1 { "" } else { "s" },
-            );
+            let plural = if *step == 1 { "" } else { "s" };
+            let mut row = vec![format!("amortizer, {step} step{plural}"), format!("{v:.4}")];
+            if let Some(e) = &self.error_rate {
+                row.push(format!("{:.1}", e[i].1));
+            }
+            rows.push(row);
         }
         for (name, v) in &self.baselines {
-            s += &format!("| {name} | {v:.4}{} |\n", if has_err { " | –" } else { "" });
+            let mut row = vec![name.clone(), format!("{v:.4}")];
+            if has_err {
+                row.push("–".into());
+            }
+            rows.push(row);
         }
-        s
+        markdown_table(header, rows)
     }
 
     /// The amortizer beside the test-time optimisers, step by step.
     fn test_time_rows(&self, t: &super::TestTimeReport) -> String {
-        let mut s = String::new();
         let steps: Vec<usize> = t.amortizer.iter().map(|x| x.0).collect();
-        s += &format!(
-            "\nTest-time optimisation on the first {} tasks, same mini-batches (query {}; learning rate: best of the grid by final loss):\n\n\
-             | method | {} | seconds |\n|---|{}---|\n",
-            t.tasks,
-            self.metric,
-            steps.iter().map(|k| format!("{k} steps")).collect::<Vec<_>>().join(" | "),
-            "---|".repeat(steps.len())
-        );
-        let cells = |v: &[(usize, f64)]| {
-            steps
-                .iter()
-                .map(|k| {
-                    v.iter()
-                        .find(|x| x.0 == *k)
-                        .map(|x| format!("{:.4}", x.1))
-                        .unwrap_or_else(|| "–".into())
-                })
+        let header = std::iter::once("method".to_string())
+            .chain(steps.iter().map(|k| format!("{k} steps")))
+            .chain(["seconds".to_string()])
+            .collect::<Vec<_>>();
+        let row = |name: String, v: &[(usize, f64)], seconds: f64| {
+            let cells = steps.iter().map(|k| {
+                v.iter()
+                    .find(|x| x.0 == *k)
+                    .map(|x| format!("{:.4}", x.1))
+                    .unwrap_or_else(|| "–".into())
+            });
+            std::iter::once(name)
+                .chain(cells)
+                .chain([format!("{seconds:.3}")])
                 .collect::<Vec<_>>()
-                .join(" | ")
         };
-        s += &format!(
-            "| amortizer ({}) | {} | {:.3} |\n",
-            self.label,
-            cells(&t.amortizer),
-            t.amortizer_seconds
-        );
+        let mut rows = vec![row(
+            format!("amortizer ({})", self.label),
+            &t.amortizer,
+            t.amortizer_seconds,
+        )];
         for r in &t.runs {
             let name = if r.init == crate::baseline::Init::Maml {
                 format!(
@@ -234,44 +251,54 @@ impl EvalReport {
             } else {
                 format!("{:?} from {:?}, lr {}", r.optimizer, r.init, r.lr)
             };
-            s += &format!("| {name} | {} | {:.3} |\n", cells(&r.loss), r.seconds);
+            rows.push(row(name, &r.loss, r.seconds));
         }
-        s
+        format!(
+            "\nTest-time optimisation on the first {} tasks, same mini-batches (query {}; learning rate: best of the grid by final loss):\n\n{}",
+            t.tasks,
+            self.metric,
+            markdown_table(header, rows)
+        )
     }
 }
 
 /// The generated samples' scores, step by step, beside the noise, the floor and the optimum.
 fn generation_rows(g: &super::GenerationReport) -> String {
-    let mut s = String::new();
-    s += &format!(
+    let mut s = format!(
         "\nGenerated samples ({} tasks, {} samples each, {}): W1 and W2 of the first {} to as many held-out points of the task; \
-         precision (samples within δ = {} of a context point) and recall (context points with a sample within δ) of all:\n\n\
-         | samples | W1 | W2 | precision | recall |\n|---|---|---|---|---|\n",
+         precision (samples within δ = {} of a context point) and recall (context points with a sample within δ) of all:\n\n",
         g.tasks, g.samples, g.ode, g.compared, g.delta
     );
     let row = |name: String, v: &SampleScore| {
-        format!(
-            "| {name} | {:.4} | {:.4} | {:.3} | {:.3} |\n",
-            v.w1, v.w2, v.precision, v.recall
-        )
+        vec![
+            name,
+            format!("{:.4}", v.w1),
+            format!("{:.4}", v.w2),
+            format!("{:.3}", v.precision),
+            format!("{:.3}", v.recall),
+        ]
     };
-    for (k, v) in &g.steps {
-        s += &row(
-            format!("amortizer, {k} step{}", if *k == 1 { "" } else { "s" }),
-            v,
-        );
-    }
-    s += &row("no information: N(0, I) samples".into(), &g.none);
+    let mut rows: Vec<Vec<String>> = g
+        .steps
+        .iter()
+        .map(|(k, v)| {
+            let plural = if *k == 1 { "" } else { "s" };
+            row(format!("amortizer, {k} step{plural}"), v)
+        })
+        .collect();
+    rows.push(row("no information: N(0, I) samples".into(), &g.none));
     if let Some(f) = &g.floor {
-        s += &row("sampling floor: a second sample of the task".into(), f);
+        rows.push(row("sampling floor: a second sample of the task".into(), f));
     }
-    s += &row(
+    rows.push(row(
         format!(
             "optimal: exact field of the context, σ = {}",
             g.optimal_sigma
         ),
         &g.optimal,
-    );
+    ));
+    let header = ["samples", "W1", "W2", "precision", "recall"].map(String::from);
+    s += &markdown_table(header.to_vec(), rows);
     if let Some(r) = g.w2_over_floor() {
         s += &format!("\nW2 after the most steps is {r:.2}× the sampling floor's.\n");
     }
