@@ -54,6 +54,10 @@ protocol)
     --horizon 20 --steps 30000 --data-parallel 2 --out "$R/lin-pg"
   $A eval --weights "$R/lin-pg/model.amz" --tasks 1000 --test-time-tasks 200 --seed 1234 \
     --device cpu > "$R/protocol-pg.md"
+  # The implicit regime (Table 4) under the same protocol; stopped at 9,021 steps, its curve flat.
+  $A train "${proto[@]}" --regime implicit --signal observations --k 10 --batch-size 8 \
+    --horizon 20 --steps 20000 --data-parallel 2 --out "$R/lin-io"
+  $A eval --weights "$R/lin-io/model.amz" --tasks 1000 --seed 1234 --device cpu > "$R/protocol-io.md"
   ;;
 linreg)
   for rs in parametric:observations parametric:gradients parametric:both \
