@@ -204,9 +204,11 @@ fn check_gif(tab: &Tab, shot: &str) {
     );
 }
 
-/// Types `value` into the input `id` (a change event), waits for the page to reload with
-/// `in_url` in its address and for the model to be ready again.
-fn set_and_reload(tab: &Tab, id: &str, value: &str, in_url: &str) {
+/// Types `value` into the input `id` (a change event) and waits for the address bar to hold
+/// `in_url` and the view to be back at step 0; the page must change in place: a mark left on
+/// `window` before the change is still there after it (a reload would drop it).
+fn set_in_place(tab: &Tab, id: &str, value: &str, in_url: &str) {
+    eval(tab, "window.__noReload = 1").unwrap();
     eval(
         tab,
         &format!(
@@ -215,12 +217,54 @@ fn set_and_reload(tab: &Tab, id: &str, value: &str, in_url: &str) {
         ),
     )
     .unwrap();
-    wait_until(&format!("reload with {in_url}"), || {
+    wait_until(&format!("{in_url} in the address"), || {
         eval(tab, "location.href")
             .map(|u| u.as_str().unwrap_or_default().contains(in_url))
             .unwrap_or(false)
     });
-    wait_for_text(tab, "ready", LOAD, |_| true).expect("reloads");
+    wait_for_text(tab, "step", STEP, |t| t == "0").expect("back at step 0");
+    assert_eq!(
+        eval(tab, "String(window.__noReload)").unwrap().as_str(),
+        Some("1"),
+        "{id} = {value} reloaded the page"
+    );
+    assert!(testid_text(tab, "ready").unwrap().is_some(), "still ready");
+}
+
+/// The last step of the timeline.
+fn timeline_max(tab: &Tab) -> String {
+    let max = eval(
+        tab,
+        "document.querySelector('[data-testid=\"timeline\"]').max",
+    )
+    .unwrap();
+    max.as_str().unwrap_or_default().to_string()
+}
+
+/// Presses Step up to step `k`, each step reading `b` of the points, then once more: nothing
+/// happens past k.
+fn steps_of(tab: &Tab, k: usize, b: usize) {
+    for step in 1..=k {
+        press_step(tab, step, STEP);
+        let in_batch = eval(
+            tab,
+            "String(document.querySelectorAll('.point.in-batch').length)",
+        )
+        .unwrap();
+        let want = b.to_string();
+        assert_eq!(
+            in_batch.as_str(),
+            Some(want.as_str()),
+            "step {step} reads {b} points"
+        );
+    }
+    tab.find_element("[data-testid=\"step-button\"]")
+        .unwrap()
+        .click()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let want = k.to_string();
+    assert_eq!(testid_text(tab, "step").unwrap().unwrap(), want, "k = {k}");
 }
 
 /// Polls `ok` for up to a minute.
@@ -785,55 +829,7 @@ fn damaged_weights_and_bad_parameters_show_messages() {
         );
     }
 
-    // k and the mini-batch size from the link: 3 steps of 4 of the 8 points; the k control
-    // reloads the view with its new value.
-    let pts: Vec<String> = (0..8)
-        .map(|i| format!("{:.2}%2C{:.2}", -0.9 + 0.25 * i as f64, 0.5))
-        .collect();
-    load(
-        &tab,
-        &format!(
-            "{}?backend=cpu&k=3&batch=4&pts={}",
-            server.url,
-            pts.join("%3B")
-        ),
-    );
-    assert!(testid_text(&tab, "warning").unwrap().is_none());
-    assert_eq!(input_value(&tab, "k-input"), "3");
-    assert_eq!(input_value(&tab, "batch-input"), "4");
-    for step in 1..=3 {
-        press_step(&tab, step, STEP);
-        let in_batch = eval(
-            &tab,
-            "String(document.querySelectorAll('.point.in-batch').length)",
-        )
-        .unwrap();
-        assert_eq!(in_batch.as_str(), Some("4"), "step {step} reads 4 points");
-    }
-    // A fourth press does nothing: k = 3.
-    tab.find_element("[data-testid=\"step-button\"]")
-        .unwrap()
-        .click()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
-    assert_eq!(testid_text(&tab, "step").unwrap().unwrap(), "3", "k = 3");
-    set_and_reload(&tab, "k-input", "5", "k=5");
-    assert_eq!(input_value(&tab, "k-input"), "5");
-    assert_eq!(
-        eval(
-            &tab,
-            "document.querySelector('[data-testid=\"timeline\"]').max"
-        )
-        .unwrap()
-        .as_str(),
-        Some("5")
-    );
-    assert_eq!(testid_text(&tab, "points").unwrap().unwrap(), "8");
-    // The seed control reloads the view with its seed, keeping k and the points.
-    set_and_reload(&tab, "seed-input", "7", "seed=7");
-    assert_eq!(input_value(&tab, "seed-input"), "7");
-    assert_eq!(input_value(&tab, "k-input"), "5");
-    assert_eq!(testid_text(&tab, "points").unwrap().unwrap(), "8");
+    refine_controls_in_place(&tab, &server.url);
 
     // backend=auto (the default) with WebGPU present: both backends are timed on this machine
     // and the faster runs the model; the note says what was measured.
@@ -857,6 +853,51 @@ fn damaged_weights_and_bad_parameters_show_messages() {
         first_is_cpu == first_faster,
         "{first_name} first in {note:?}, running on {backend}"
     );
+}
+
+/// k and the mini-batch size from the link: 3 steps of 4 of the 8 points; the k, seed and
+/// mini-batch controls change the view in place (same model, same points, no reload) and the
+/// link follows them. `url` is the app's address.
+fn refine_controls_in_place(tab: &Tab, url: &str) {
+    let pts: Vec<String> = (0..8)
+        .map(|i| format!("{:.2}%2C{:.2}", -0.9 + 0.25 * i as f64, 0.5))
+        .collect();
+    load(
+        tab,
+        &format!("{url}?backend=cpu&k=3&batch=4&pts={}", pts.join("%3B")),
+    );
+    assert!(testid_text(tab, "warning").unwrap().is_none());
+    assert_eq!(input_value(tab, "k-input"), "3");
+    assert_eq!(input_value(tab, "batch-input"), "4");
+    // Three steps of 4 points; a fourth press does nothing: k = 3.
+    steps_of(tab, 3, 4);
+    set_in_place(tab, "k-input", "5", "k=5");
+    assert_eq!(input_value(tab, "k-input"), "5");
+    assert_eq!(timeline_max(tab), "5");
+    assert_eq!(testid_text(tab, "points").unwrap().unwrap(), "8");
+    steps_of(tab, 5, 4);
+    // The seed control: in place too, keeping k and the points.
+    set_in_place(tab, "seed-input", "7", "seed=7");
+    assert_eq!(input_value(tab, "seed-input"), "7");
+    assert_eq!(input_value(tab, "k-input"), "5");
+    assert_eq!(testid_text(tab, "points").unwrap().unwrap(), "8");
+    // The mini-batch size: each step now reads 2 of the points.
+    set_in_place(tab, "batch-input", "2", "batch=2");
+    assert_eq!(input_value(tab, "batch-input"), "2");
+    assert_eq!(testid_text(tab, "points").unwrap().unwrap(), "8");
+    steps_of(tab, 5, 2);
+    // The address bar's link reopens the same view.
+    let link = eval(tab, "location.href").unwrap();
+    let link = link.as_str().unwrap().to_string();
+    for part in ["k=5", "batch=2", "seed=7"] {
+        assert!(link.contains(part), "{part} in {link}");
+    }
+    load(tab, &link);
+    wait_for_text(tab, "step", LOAD, |t| t == "5").expect("the link's step");
+    assert_eq!(input_value(tab, "k-input"), "5");
+    assert_eq!(input_value(tab, "batch-input"), "2");
+    assert_eq!(input_value(tab, "seed-input"), "7");
+    assert_eq!(testid_text(tab, "points").unwrap().unwrap(), "8");
 }
 
 /// Data coordinates (x, y ∈ [-12, 12]) of the mixture plot to page pixels.
@@ -933,7 +974,7 @@ fn gmm_in_browser(query: &str, backend_word: &str, shot: &str) {
         testid_text(&tab, "error").unwrap().is_none(),
         "no error shown"
     );
-    if backend_word == "CPU" {
+    let shown = if backend_word == "CPU" {
         // The generation issue's bar for mixtures: samples on the drawn clusters (precision:
         // share within δ = 0.6 of a drawn point) and covering them (recall), 0.9 each.
         let (p, r) = (readout(&tab, "precision"), readout(&tab, "recall"));
@@ -944,8 +985,23 @@ fn gmm_in_browser(query: &str, backend_word: &str, shot: &str) {
         screenshot(&tab, &format!("{shot}-step1")).expect("screenshot");
         timeline_to(&tab, steps);
         check_field_arrows(&tab);
-    }
-    check_view(&tab, "w2", steps, shot);
+        // k and the seed change the generation in place: the same model and points, the
+        // timeline ends at the new k, no reload; the link below reopens this view.
+        set_in_place(&tab, "k-input", "4", "k=4");
+        assert_eq!(timeline_max(&tab), "4");
+        set_in_place(&tab, "seed-input", "3", "seed=3");
+        assert_eq!(input_value(&tab, "k-input"), "4");
+        assert_eq!(
+            testid_text(&tab, "points").unwrap().unwrap(),
+            painted.to_string()
+        );
+        timeline_to(&tab, 4);
+        assert!(readout(&tab, "w2").is_finite());
+        4
+    } else {
+        steps
+    };
+    check_view(&tab, "w2", shown, shot);
 }
 
 /// The velocity field as arrows: the toggle draws a 12 × 12 grid of them at t = 0.5; moving the

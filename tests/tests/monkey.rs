@@ -327,7 +327,7 @@ impl Monkey<'_> {
                     "input[type=number]",
                     &format!("e.value = '{value}'; e.dispatchEvent(new Event('change', {{bubbles: true}}))"),
                 );
-                // A good value reloads the page with it.
+                // A good value changes the view in place (no reload); the view settles.
                 std::thread::sleep(Duration::from_millis(300));
                 self.wait_settled();
                 format!("number {did:?} = {value:?}")

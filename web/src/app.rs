@@ -1,5 +1,7 @@
 //! The page: the header with the demo tabs, the URL's warnings and the demo chosen (each demo
-//! shows its own loading screen and errors through `status::StatusView`).
+//! shows its own loading screen and errors through `status::StatusView`). The settings read from
+//! the URL are the page's one state, in a signal: the demos change them in place and keep the
+//! address bar in step.
 
 use leptos::prelude::*;
 
@@ -15,10 +17,11 @@ pub fn App() -> impl IntoView {
         .and_then(|w| w.location().search().ok())
         .unwrap_or_default();
     let settings = Settings::from_query(&query);
+    let state = RwSignal::new(settings.clone());
     let tab = |demo: Demo, label: &'static str| {
         let selected = settings.demo == demo;
         view! {
-            <a class="tab" role="tab" href=settings.tab_query(demo)
+            <a class="tab" role="tab" href=move || state.with(|s| s.tab_query(demo))
                 aria-selected=selected.to_string()
                 data-testid=format!("tab-{}", demo.key())>{label}</a>
         }
@@ -53,9 +56,9 @@ pub fn App() -> impl IntoView {
                 </div>
             })}
             {match settings.demo {
-                Demo::Regression => view! { <RegressionDemo settings=settings.clone() /> }.into_any(),
-                Demo::Gmm => view! { <GenDemo settings=settings.clone() kind=GenKind::Gmm /> }.into_any(),
-                Demo::Alphabet => view! { <GenDemo settings=settings.clone() kind=GenKind::Alphabet /> }.into_any(),
+                Demo::Regression => view! { <RegressionDemo settings=state /> }.into_any(),
+                Demo::Gmm => view! { <GenDemo settings=state kind=GenKind::Gmm /> }.into_any(),
+                Demo::Alphabet => view! { <GenDemo settings=state kind=GenKind::Alphabet /> }.into_any(),
                 Demo::Train => view! { <TrainDemo settings=settings.clone() /> }.into_any(),
             }}
         </main>

@@ -245,12 +245,13 @@ impl Engine {
     }
 }
 
-/// The mini-batches of a refinement of `n` points: they depend only on the number of points and
-/// the seed, so a view (and a shared link) is reproducible.
-pub fn plan(n: usize, refine: &RefineConfig, seed: u64) -> Vec<Vec<usize>> {
+/// The mini-batches of a refinement of `n` points, `(k, b)`: k steps of b points. They depend
+/// only on the number of points, k, b and the seed, so a view (and a shared link) is
+/// reproducible.
+pub fn plan(n: usize, (k, b): (usize, usize), seed: u64) -> Vec<Vec<usize>> {
     use rand::{rngs::StdRng, SeedableRng};
     let mut rng = StdRng::seed_from_u64(seed ^ (n as u64).wrapping_mul(0x9e37_79b9));
-    amortize::refine::schedule(n, refine.batch_size, refine.steps, &mut rng)
+    amortize::refine::schedule(n, b, k, &mut rng)
 }
 
 /// What `engine` shows for `points` before any step and after each of its k steps, over the
@@ -262,7 +263,8 @@ pub async fn refine_points(
 ) -> Result<Vec<Shown>, String> {
     let mut run = engine.start(points)?;
     let mut shown = vec![engine.shown(&run, 0).await?];
-    for batch in plan(points.len(), &engine.refine, seed) {
+    let refine = (engine.refine.steps, engine.refine.batch_size);
+    for batch in plan(points.len(), refine, seed) {
         shown.push(engine.step(&mut run, &batch).await?);
     }
     Ok(shown)

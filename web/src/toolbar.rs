@@ -7,7 +7,7 @@ use leptos::task::spawn_local;
 
 use crate::animation::{self, Frames, Gif};
 use crate::io;
-use crate::state::{Demo, Settings, MAX_BATCH, MAX_STEP};
+use crate::state::{Control, Demo, Settings, MAX_BATCH, MAX_STEP};
 
 /// The export/import bar. `reset` runs after an import replaced the points.
 #[component]
@@ -194,78 +194,97 @@ async fn animate(
     gif.ok_or("no frames".to_string())?.finish()
 }
 
-/// Steps k and the mini-batch size. A change reloads the view with the new values in its link
-/// (the weights come back from the browser's cache); values outside the limits are clamped.
+/// Steps k, the mini-batch size and the seed. A change sets them in `settings`, in place: the
+/// demo refines its points again with them and the address bar follows (no reload, the model
+/// stays); values outside the limits are clamped.
 #[component]
 pub fn RefineControls(
-    settings: Settings,
-    points: RwSignal<Vec<(f32, f32)>>,
+    settings: RwSignal<Settings>,
     /// (k, b) in use; (0, 0) until the model loads.
     refine: RwSignal<(usize, usize)>,
 ) -> impl IntoView {
-    let seed = settings.seed;
-    let apply = move |k: Option<usize>, b: Option<usize>, seed: Option<u64>| {
-        let mut s = settings.clone();
-        if let Some(seed) = seed {
-            s.seed = seed;
-        }
-        if let Some(k) = k {
-            s.steps = Some(k.clamp(1, MAX_STEP));
-        }
-        if let Some(b) = b {
-            s.batch = Some(b.clamp(1, MAX_BATCH));
-        }
-        let query = s.view_query(&points.get_untracked(), 0);
-        if let Some(w) = web_sys::window() {
-            let _ = w.location().set_search(&query);
-        }
-    };
-    let apply_k = apply.clone();
-    let apply_b = apply.clone();
     view! {
         <div class="refine-controls">
-            {refine_field("Steps k ", "k-input", MAX_STEP, "Number of refinement steps k", refine, |r| r.0,
-                move |v| apply_k(Some(v), None, None))}
-            {refine_field("Mini-batch ", "batch-input", MAX_BATCH, "Points per mini-batch", refine, |r| r.1,
-                move |v| apply_b(None, Some(v), None))}
+            {STEPS_FIELD.view(settings, refine)}
+            {BATCH_FIELD.view(settings, refine)}
             <label>"Seed "
                 <input type="number" data-testid="seed-input" min="0"
-                    prop:value=seed.to_string()
+                    prop:value=move || settings.with(|s| s.seed).to_string()
                     disabled=move || refine.get().0 == 0
                     aria-label="Seed of the mini-batch order (and of the generation noise)"
-                    on:change=move |ev| {
-                        if let Ok(v) = event_target_value(&ev).trim().parse::<u64>() {
-                            apply(None, None, Some(v));
-                        }
-                    } />
+                    on:change=move |ev| set_control(&ev, settings, Control::Seed) />
             </label>
         </div>
     }
 }
 
-/// A number field of the refinement controls: k (`k-input`) or the mini-batch size
-/// (`batch-input`), showing `pick` of `refine` and disabled until the model loads.
-fn refine_field(
+/// A number field of the refinement controls: k or the mini-batch size.
+struct RefineField {
     label: &'static str,
     testid: &'static str,
     max: usize,
     aria: &'static str,
-    refine: RwSignal<(usize, usize)>,
+    /// Its value in the (k, b) in use.
     pick: fn((usize, usize)) -> usize,
-    apply: impl Fn(usize) + 'static,
-) -> impl IntoView {
-    view! {
-        <label>{label}
-            <input type="number" data-testid=testid min="1" max=max.to_string()
-                prop:value=move || pick(refine.get()).to_string()
-                disabled=move || refine.get().0 == 0
-                aria-label=aria
-                on:change=move |ev| {
-                    if let Ok(v) = event_target_value(&ev).trim().parse::<usize>() {
-                        apply(v);
-                    }
-                } />
-        </label>
+    /// What a new value sets.
+    control: fn(usize) -> Control,
+}
+
+const STEPS_FIELD: RefineField = RefineField {
+    label: "Steps k ",
+    testid: "k-input",
+    max: MAX_STEP,
+    aria: "Number of refinement steps k",
+    pick: |r| r.0,
+    control: Control::Steps,
+};
+
+const BATCH_FIELD: RefineField = RefineField {
+    label: "Mini-batch ",
+    testid: "batch-input",
+    max: MAX_BATCH,
+    aria: "Points per mini-batch",
+    pick: |r| r.1,
+    control: Control::Batch,
+};
+
+impl RefineField {
+    /// The field, showing its value of `refine` and disabled until the model loads; a change
+    /// sets it in `settings`.
+    fn view(
+        &self,
+        settings: RwSignal<Settings>,
+        refine: RwSignal<(usize, usize)>,
+    ) -> impl IntoView {
+        let (pick, control) = (self.pick, self.control);
+        view! {
+            <label>{self.label}
+                <input type="number" data-testid=self.testid min="1" max=self.max.to_string()
+                    prop:value=move || pick(refine.get()).to_string()
+                    disabled=move || refine.get().0 == 0
+                    aria-label=self.aria
+                    on:change=move |ev| set_control(&ev, settings, control) />
+            </label>
+        }
+    }
+}
+
+/// The number typed in the input `ev` comes from, as `control` of `settings`; the input then
+/// shows the value set (clamped into its limits). Anything but a number is ignored.
+fn set_control<T: std::str::FromStr>(
+    ev: &web_sys::Event,
+    settings: RwSignal<Settings>,
+    control: fn(T) -> Control,
+) {
+    use wasm_bindgen::JsCast;
+    if let Ok(v) = event_target_value(ev).trim().parse::<T>() {
+        let shown = settings.try_update(|s| s.set(control(v)));
+        let input = ev
+            .target()
+            .and_then(|t| t.dyn_into::<web_sys::HtmlInputElement>().ok());
+        if let (Some(input), Some(shown)) = (input, shown) {
+            input.set_value(&shown);
+        }
     }
 }
 

@@ -8,7 +8,7 @@ use std::rc::Rc;
 
 use amortize::flow::{self, OdeMethod};
 use amortize::metric::{precision_recall, wasserstein};
-use amortize::refine::{schedule, TaskBatch};
+use amortize::refine::TaskBatch;
 use amortize::regime::Regime;
 use amortize::task::alphabet::{AlphabetConfig, HELD_OUT};
 use amortize::task::flow_matching::{sample_empirical, FlowTarget};
@@ -22,11 +22,11 @@ use rand::{rngs::StdRng, Rng, SeedableRng};
 
 use crate::animation::Frames;
 use crate::browser::now;
-use crate::engine::{build_fastest, read};
+use crate::engine::{build_fastest, plan, read};
 use crate::io::quantize;
 use crate::player::{readout, Controls, Player, StepReadout, Timeline};
 use crate::plot::Frame;
-use crate::state::{Demo, Settings, MAX_POINTS};
+use crate::state::{on_refine_change, set_refine_in_use, Demo, Settings, MAX_POINTS};
 use crate::status::{ModelState, Status, StatusView};
 use crate::toolbar::{checkbox, PointsIo, RefineControls};
 
@@ -142,11 +142,13 @@ impl GmmEngine {
                     sigma,
                     context,
                 };
-                // Warm-up (shader compilation on WebGPU), then one timed small generation.
+                // Warm-up (shader compilation on WebGPU), then one timed small generation (one
+                // refinement step).
                 let dummy: Vec<(f32, f32)> = (0..8).map(|i| (i as f32, -(i as f32))).collect();
-                engine.generate(&dummy, 1, 0, 16).await?;
+                let one = plan(dummy.len(), (1, engine.refine.batch_size), 0);
+                engine.generate(&dummy, &one, 0, 16).await?;
                 let started = now();
-                engine.generate(&dummy, 1, 0, 16).await?;
+                engine.generate(&dummy, &one, 0, 16).await?;
                 let ms = now() - started;
                 Ok((engine, ms))
             }
@@ -154,30 +156,26 @@ impl GmmEngine {
         .await
     }
 
-    /// The visitor's points as the task's context, and the mini-batches of its refinement
-    /// steps (both functions of the points and the seed, so a view is reproducible).
-    fn context(
-        &self,
-        points: &[(f32, f32)],
-        seed: u64,
-    ) -> Result<(TaskBatch, Vec<Vec<usize>>), String> {
+    /// The visitor's points as the task's context (a function of the points and the seed, so
+    /// a view is reproducible).
+    fn context(&self, points: &[(f32, f32)], seed: u64) -> Result<TaskBatch, String> {
         let flat: Vec<f32> = points.iter().flat_map(|&(x, y)| [x, y]).collect();
         let mut rng = StdRng::seed_from_u64(seed);
         let data = FlowTarget::Sample.training_data(&flat, &[0.0, 0.0], 2, &mut rng);
-        let batch = TaskBatch::new(&[&data], &self.device)?;
-        Ok((batch, plan(points.len(), &self.refine, seed)))
+        TaskBatch::new(&[&data], &self.device)
     }
 
-    /// `samples` points generated from noise given `points`, every field evaluation running `k`
-    /// refinement steps over the mini-batches `plan[..k]`; the noise comes from `seed`.
+    /// `samples` points generated from noise given `points`, every field evaluation running one
+    /// refinement step per mini-batch of `steps` (the first k of the refinement's [`plan`]);
+    /// the noise comes from `seed`.
     pub async fn generate(
         &self,
         points: &[(f32, f32)],
-        k: usize,
+        steps: &[Vec<usize>],
         seed: u64,
         samples: usize,
     ) -> Result<Vec<f32>, String> {
-        let (batch, plan) = self.context(points, seed)?;
+        let batch = self.context(points, seed)?;
         let x0 = Tensor::from_data(
             burn::tensor::TensorData::new(noise(samples, seed), [1, samples, 2]),
             &self.device,
@@ -188,7 +186,7 @@ impl GmmEngine {
             x0,
             ODE_STEPS,
             OdeMethod::Euler,
-            &plan[..k.min(plan.len())],
+            steps,
             &self.device,
         );
         let last = path.last().expect("integrate returns the start").clone();
@@ -200,31 +198,24 @@ impl GmmEngine {
 const FIELD_GRID: usize = 12;
 
 impl GmmEngine {
-    /// The learned velocity field at `grid` and flow time `t`, given `points`, after `k`
-    /// refinement steps over the same mini-batches a generation with k steps reads; `[vx, vy]`
-    /// per grid point.
+    /// The learned velocity field at `grid` and flow time `t`, given `points`, after one
+    /// refinement step per mini-batch of `steps` (those a generation with as many steps
+    /// reads); `[vx, vy]` per grid point.
     pub async fn field(
         &self,
         points: &[(f32, f32)],
-        k: usize,
+        steps: &[Vec<usize>],
         seed: u64,
         grid: &[(f32, f32)],
         t: f32,
     ) -> Result<Vec<f32>, String> {
-        let (batch, plan) = self.context(points, seed)?;
+        let batch = self.context(points, seed)?;
         let g: Vec<f32> = grid.iter().flat_map(|&(x, y)| [x, y]).collect();
         let x = Tensor::<3>::from_data(
             burn::tensor::TensorData::new(g, [1, grid.len(), 2]),
             &self.device,
         );
-        let v = flow::velocity(
-            &self.model,
-            &batch,
-            x,
-            t,
-            &plan[..k.min(plan.len())],
-            &self.device,
-        );
+        let v = flow::velocity(&self.model, &batch, x, t, steps, &self.device);
         read(v, "the field").await
     }
 }
@@ -261,13 +252,6 @@ fn arrow_path(x1: f64, y1: f64, x2: f64, y2: f64) -> String {
         hx - px,
         hy - py
     )
-}
-
-/// The mini-batches of the refinement steps: a function of the number of points and the seed
-/// only, so a view is reproducible.
-fn plan(n: usize, refine: &RefineConfig, seed: u64) -> Vec<Vec<usize>> {
-    let mut rng = StdRng::seed_from_u64(seed ^ (n as u64).wrapping_mul(0x9e37_79b9));
-    schedule(n, refine.batch_size, refine.steps, &mut rng)
 }
 
 /// Standard-normal starting points from `seed`, `[n, 2]` (on the host, so both backends and the
@@ -384,7 +368,8 @@ impl Generation {
 #[derive(Clone, Copy)]
 struct Gen {
     kind: GenKind,
-    seed: u64,
+    /// The page's settings; k, the mini-batch size and the seed change in place.
+    settings: RwSignal<Settings>,
     /// Samples per generation.
     n_samples: usize,
     /// Where the model stands, and its backend.
@@ -416,24 +401,27 @@ struct Gen {
     /// Steps to replay once the model is loaded (a shared link's step); then Ready.
     replay: RwSignal<Option<usize>>,
     show_optimal: RwSignal<bool>,
+    /// Bumped by every reset, so that a generation for older points or settings is dropped.
+    epoch: StoredValue<u64>,
 }
 
 impl Gen {
     /// The demo's state for `settings`, before the model is loaded.
-    fn new(settings: &Settings, kind: GenKind) -> Self {
+    fn new(settings: RwSignal<Settings>, kind: GenKind) -> Self {
+        let s = settings.get_untracked();
         Self {
             kind,
-            seed: settings.seed,
-            n_samples: settings.samples,
+            settings,
+            n_samples: s.samples,
             model: ModelState::fetching(),
             engine: StoredValue::new_local(None),
-            points: RwSignal::new(settings.points.clone()),
+            points: RwSignal::new(s.points.clone()),
             cache: RwSignal::new(BTreeMap::new()),
             shown: RwSignal::new(0),
             latency: RwSignal::new(None),
             max_steps: RwSignal::new(0),
             refine: RwSignal::new((0, 0)),
-            field_t: RwSignal::new(settings.field),
+            field_t: RwSignal::new(s.field),
             arrows: RwSignal::new(Vec::new()),
             field_ticket: StoredValue::new(0),
             busy: RwSignal::new(false),
@@ -444,8 +432,32 @@ impl Gen {
             last: StoredValue::new(None),
             error: RwSignal::new(None),
             replay: RwSignal::new(None),
-            show_optimal: RwSignal::new(settings.optimal),
+            show_optimal: RwSignal::new(s.optimal),
+            epoch: StoredValue::new(0),
         }
+    }
+
+    /// The seed of the mini-batch order, the noise and the presets.
+    fn seed(self) -> u64 {
+        self.settings.with_untracked(|s| s.seed)
+    }
+
+    /// The first `s` mini-batches of the refinement of the points on screen (k and the
+    /// mini-batch size in use, the seed).
+    fn steps(self, s: usize) -> Vec<Vec<usize>> {
+        let n = self.points.with_untracked(|p| p.len());
+        let mut plan = plan(n, self.refine.get_untracked(), self.seed());
+        plan.truncate(s);
+        plan
+    }
+
+    /// k and the mini-batch size of the settings over the model's trained ones, from now on
+    /// (the timeline ends at k).
+    fn use_refine(self) {
+        let Some(e) = self.engine.get_value() else {
+            return;
+        };
+        set_refine_in_use(self.settings, &e.refine, self.refine, self.max_steps);
     }
 
     /// Loads the model `settings` names; the step of a shared link is replayed after that.
@@ -454,13 +466,11 @@ impl Gen {
             return;
         };
         match GmmEngine::load(&bytes, self.kind, settings.backend).await {
-            Ok((mut e, n)) => {
-                settings.apply_refine(&mut e.refine);
+            Ok((e, n)) => {
                 self.model.backend.set(e.backend.clone());
                 self.model.note.set(n);
-                self.max_steps.set(e.refine.steps);
-                self.refine.set((e.refine.steps, e.refine.batch_size));
                 self.engine.set_value(Some(Rc::new(e)));
+                self.use_refine();
                 self.replay.set(Some(settings.step));
             }
             Err(e) => self.model.status.set(Status::Failed(format!(
@@ -484,12 +494,12 @@ impl Gen {
         });
     }
 
-    /// The address bar always holds a link to this view.
-    fn keep_url(self, settings: Settings) {
+    /// The address bar always holds a link to this view (replaced, never reloaded).
+    fn keep_url(self) {
         Effect::new(move |_| {
             let pts = self.points.get();
             let s = self.shown.get();
-            let mut view = settings.clone();
+            let mut view = self.settings.get();
             view.field = self.field_t.get();
             view.optimal = self.show_optimal.get();
             if self.model.status.get() == Status::Ready {
@@ -498,9 +508,10 @@ impl Gen {
         });
     }
 
-    /// Back to step 0, no samples (e.g. after the points changed).
+    /// Back to step 0, no samples (e.g. after the points, k or the seed changed).
     fn reset(self) {
         self.playing.set(false);
+        self.epoch.update_value(|e| *e += 1);
         self.cache.set(BTreeMap::new());
         self.shown.set(0);
     }
@@ -511,7 +522,7 @@ impl Gen {
             return false;
         };
         let pts = self.points.get_untracked();
-        if s > e.refine.steps || (s > 0 && pts.is_empty()) {
+        if s > self.refine.get_untracked().0 || (s > 0 && pts.is_empty()) {
             return false;
         }
         if s == 0 || self.cache.with_untracked(|c| c.contains_key(&s)) {
@@ -522,13 +533,16 @@ impl Gen {
             return false;
         }
         self.busy.set(true);
+        let epoch = self.epoch.get_value();
         let started = now();
-        let result = e.generate(&pts, s, self.seed, self.n_samples).await;
+        let result = e
+            .generate(&pts, &self.steps(s), self.seed(), self.n_samples)
+            .await;
         let ms = now() - started;
         self.busy.set(false);
         match result {
             Ok(samples) => {
-                if self.points.get_untracked() != pts {
+                if self.epoch.get_value() != epoch {
                     return false;
                 }
                 self.latency.set(Some(ms));
@@ -590,13 +604,16 @@ impl Gen {
     }
 
     /// The field at the shown step (k = 0: the learned initial field), recomputed when the
-    /// step, the points or t change; a stale answer is dropped.
+    /// step, the points, t, k, the mini-batch size or the seed change; a stale answer is
+    /// dropped.
     fn follow_field(self) {
         let r = self.kind.half_width();
         Effect::new(move |_| {
             let t = self.field_t.get();
             let s = self.shown.get();
             let pts = self.points.get();
+            self.refine.track();
+            self.settings.track();
             let ready = self.model.status.get() == Status::Ready;
             let ticket = self.field_ticket.get_value() + 1;
             self.field_ticket.set_value(ticket);
@@ -605,9 +622,10 @@ impl Gen {
                 self.arrows.set(Vec::new());
                 return;
             };
+            let (steps, seed) = (self.steps(s), self.seed());
             spawn_local(async move {
                 let grid = field_grid(r);
-                match e.field(&pts, s, self.seed, &grid, t).await {
+                match e.field(&pts, &steps, seed, &grid, t).await {
                     Ok(v) if self.field_ticket.get_value() == ticket => self.arrows.set(
                         grid.iter()
                             .zip(v.chunks(2))
@@ -638,7 +656,7 @@ impl Gen {
                 .set(Some(format!("At most {MAX_POINTS} points.")));
             return;
         }
-        let mut rng = StdRng::seed_from_u64(self.seed ^ (n as u64 + 1).wrapping_mul(0x2545_f491));
+        let mut rng = StdRng::seed_from_u64(self.seed() ^ (n as u64 + 1).wrapping_mul(0x2545_f491));
         let r = self.kind.half_width() as f32;
         self.points.update(|p| {
             for i in 0..want {
@@ -710,7 +728,7 @@ impl Gen {
     /// A random mixture.
     fn preset(self) {
         let n = self.points.get_untracked().len() as u64;
-        self.points.set(preset(self.seed.wrapping_add(n)));
+        self.points.set(preset(self.seed().wrapping_add(n)));
         self.error.set(None);
         self.reset();
     }
@@ -720,7 +738,7 @@ impl Gen {
         let n = self.points.get_untracked().len() as u64;
         let size = self.engine.get_value().map_or(80, |e| e.context);
         self.points
-            .set(letter_points(c, size, self.seed.wrapping_add(n)));
+            .set(letter_points(c, size, self.seed().wrapping_add(n)));
         self.letter.set(Some(c));
         self.error.set(None);
         self.reset();
@@ -729,7 +747,7 @@ impl Gen {
     /// A random letter.
     fn random_letter(self) {
         let n = self.points.get_untracked().len() as u64;
-        let mut rng = StdRng::seed_from_u64(self.seed.wrapping_add(n) ^ 0x1e77e5);
+        let mut rng = StdRng::seed_from_u64(self.seed().wrapping_add(n) ^ 0x1e77e5);
         self.pick_letter((b'A' + rng.random_range(0..26u8)) as char);
     }
 
@@ -742,30 +760,36 @@ impl Gen {
     }
 
     /// The optimal answer (toggle): the exact field of the drawn points, from the same noise;
-    /// recomputed when the points change (it does not depend on the step).
+    /// recomputed when the points or the seed change (it does not depend on the step).
     fn optimal_answer(self) -> Memo<Option<Generation>> {
         Memo::new(move |_| {
             if !self.show_optimal.get() || self.model.status.get() != Status::Ready {
                 return None;
             }
             let pts = self.points.get();
+            let seed = self.settings.with(|s| s.seed);
             let e = self.engine.get_value()?;
             (!pts.is_empty()).then(|| {
-                let samples = optimal(&pts, e.sigma, self.seed, self.n_samples);
+                let samples = optimal(&pts, e.sigma, seed, self.n_samples);
                 Generation::score(samples, &pts, e.delta)
             })
         })
     }
 }
 
-/// A generation demo: the Gaussian mixture or the alphabet (`kind`).
+/// A generation demo: the Gaussian mixture or the alphabet (`kind`). A change of k, the
+/// mini-batch size or the seed in `settings` generates again from step 0.
 #[component]
-pub fn GenDemo(settings: Settings, kind: GenKind) -> impl IntoView {
-    let embed = settings.embed;
-    let g = Gen::new(&settings, kind);
-    spawn_local(g.load(settings.clone()));
+pub fn GenDemo(settings: RwSignal<Settings>, kind: GenKind) -> impl IntoView {
+    let embed = settings.with_untracked(|s| s.embed);
+    let g = Gen::new(settings, kind);
+    spawn_local(g.load(settings.get_untracked()));
     g.replay_when_loaded();
-    g.keep_url(settings.clone());
+    g.keep_url();
+    on_refine_change(settings, move || {
+        g.use_refine();
+        g.reset();
+    });
     let player = g.player();
     player.keys();
     let optimal = g.optimal_answer();
@@ -786,7 +810,7 @@ pub fn GenDemo(settings: Settings, kind: GenKind) -> impl IntoView {
             <Timeline player=player last=g.max_steps points=g.points
                 current=Signal::derive(move || g.shown.get())
                 seek=Callback::new(move |v| g.scrub(v)) />
-            <GenOptions g=g settings=settings.clone() />
+            <GenOptions g=g />
             <GenReadouts g=g optimal=optimal />
             {(!embed).then(|| view! {
                 <PointsIo points=g.points demo=kind.demo() error=g.error
@@ -878,15 +902,10 @@ fn arrows(g: Gen) -> impl IntoView {
 fn dots(g: Gen) -> impl IntoView {
     let frame = g.kind.frame();
     let s = g.shown.get();
-    let batch = if s > 0 {
-        g.engine
-            .get_value()
-            .map(|e| plan(g.points.get().len(), &e.refine, g.seed))
-            .and_then(|p| p.get(s - 1).cloned())
-            .unwrap_or_default()
-    } else {
-        Vec::new()
-    };
+    // The mini-batches follow k, the mini-batch size and the seed (the points are read below).
+    g.refine.track();
+    g.settings.track();
+    let batch = g.steps(s).pop().unwrap_or_default();
     g.points
         .get()
         .into_iter()
@@ -947,7 +966,7 @@ fn PointButtons(g: Gen) -> impl IntoView {
 /// The options: the field arrows and their flow time, the optimal answer, k, mini-batch and
 /// seed.
 #[component]
-fn GenOptions(g: Gen, settings: Settings) -> impl IntoView {
+fn GenOptions(g: Gen) -> impl IntoView {
     let field_t = g.field_t;
     view! {
         <div class="options">
@@ -974,7 +993,7 @@ fn GenOptions(g: Gen, settings: Settings) -> impl IntoView {
                     }
                 } />
             {checkbox("optimal-toggle", g.show_optimal, " Optimal answer (exact field of your points)")}
-            <RefineControls settings=settings points=g.points refine=g.refine />
+            <RefineControls settings=g.settings refine=g.refine />
         </div>
     }
 }

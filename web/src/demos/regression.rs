@@ -17,7 +17,7 @@ use crate::player::{readout, Controls, Player, StepReadout, Timeline};
 use crate::plot::regression::{
     add_point, curve_x, erase_point, path as curve_path, to_px, CURVE_POINTS, FRAME, H, W, Y_MAX,
 };
-use crate::state::{BackendChoice, Demo, Settings};
+use crate::state::{on_refine_change, set_refine_in_use, BackendChoice, Demo, Settings};
 use crate::status::{ModelState, Status, StatusView};
 use crate::toolbar::{checkbox, PointsIo, RefineControls};
 
@@ -56,7 +56,8 @@ struct Ctx {
     latency: RwSignal<Option<f64>>,
     /// Bumped by every reset, so that work for older points is dropped.
     epoch: StoredValue<u64>,
-    seed: u64,
+    /// The page's settings; k, the mini-batch size and the seed change in place.
+    settings: RwSignal<Settings>,
     /// Where the model stands, and its backend.
     model: ModelState,
     /// (k, mini-batch size) in use; (0, 0) until the model loads.
@@ -72,11 +73,12 @@ struct Ctx {
 
 impl Ctx {
     /// The demo's state for `settings`, before any model is loaded.
-    fn new(settings: &Settings) -> Self {
+    fn new(settings: RwSignal<Settings>) -> Self {
+        let (points, bayes) = settings.with_untracked(|s| (s.points.clone(), s.bayes));
         Self {
             engines: StoredValue::new_local(Vec::new()),
             runs: StoredValue::new_local(Rc::new(RefCell::new(Vec::new()))),
-            points: RwSignal::new(settings.points.clone()),
+            points: RwSignal::new(points),
             shown: RwSignal::new(Vec::new()),
             batches: RwSignal::new(Vec::new()),
             busy: RwSignal::new(false),
@@ -85,14 +87,19 @@ impl Ctx {
             error: RwSignal::new(None),
             latency: RwSignal::new(None),
             epoch: StoredValue::new(0),
-            seed: settings.seed,
+            settings,
             model: ModelState::fetching(),
             refine: RwSignal::new((0, 0)),
             labels: RwSignal::new(Vec::new()),
             from_file: RwSignal::new(None),
-            show_bayes: RwSignal::new(settings.bayes),
+            show_bayes: RwSignal::new(bayes),
             presets: StoredValue::new(0),
         }
+    }
+
+    /// The seed of the mini-batch order and of the presets.
+    fn seed(self) -> u64 {
+        self.settings.with_untracked(|s| s.seed)
     }
 
     /// Back to the initial state, e.g. after the points changed.
@@ -169,9 +176,9 @@ impl Ctx {
     /// Runs the next refinement step of every model; false when there is nothing to do.
     async fn step(self) -> bool {
         let engines = self.engines.get_value();
-        let Some(lead) = engines.first() else {
+        if engines.is_empty() {
             return false;
-        };
+        }
         // A reset may still be preparing the initial predictions: wait for it (a few ms).
         for _ in 0..500 {
             if !self.shown.get_untracked().is_empty() {
@@ -185,10 +192,11 @@ impl Ctx {
             return false;
         }
         let done = shown.len() - 1;
-        if points.is_empty() || done >= lead.refine.steps {
+        let refine = self.refine.get_untracked();
+        if points.is_empty() || done >= refine.0 {
             return false;
         }
-        let plan = crate::engine::plan(points.len(), &lead.refine, self.seed);
+        let plan = crate::engine::plan(points.len(), refine, self.seed());
         let batch = plan[done].clone();
         let epoch = self.epoch.get_value();
         let cell = self.runs.get_value();
@@ -264,11 +272,9 @@ impl Ctx {
 
     /// The models on screen from now on: their names, k and mini-batch size, a fresh refinement.
     async fn install(self, engines: Vec<Rc<Engine>>) {
-        let Some(lead) = engines.first() else {
+        if engines.is_empty() {
             return;
-        };
-        self.max_steps.set(lead.refine.steps);
-        self.refine.set((lead.refine.steps, lead.refine.batch_size));
+        }
         self.labels.set(
             engines
                 .iter()
@@ -276,7 +282,17 @@ impl Ctx {
                 .collect(),
         );
         self.engines.set_value(engines);
+        self.use_refine();
         self.restart().await;
+    }
+
+    /// k and the mini-batch size of the settings over the first model's trained ones, from now
+    /// on (the timeline ends at k).
+    fn use_refine(self) {
+        let Some(lead) = self.engines.get_value().first().cloned() else {
+            return;
+        };
+        set_refine_in_use(self.settings, &lead.refine, self.refine, self.max_steps);
     }
 
     /// Loads the models `settings` names (one, or every shipped regime), then replays a shared
@@ -294,8 +310,7 @@ impl Ctx {
                 return;
             };
             match Engine::load(&bytes, settings.backend).await {
-                Ok((mut engine, n)) => {
-                    settings.apply_refine(&mut engine.refine);
+                Ok((engine, n)) => {
                     if i == 0 {
                         self.model.backend.set(engine.backend.clone());
                         self.model.note.set(n);
@@ -361,7 +376,7 @@ impl Ctx {
         };
         self.presets.update_value(|n| *n += 1);
         let mut rng = StdRng::seed_from_u64(
-            self.seed ^ self.presets.get_value().wrapping_mul(0x9e37_79b9_7f4a_7c15),
+            self.seed() ^ self.presets.get_value().wrapping_mul(0x9e37_79b9_7f4a_7c15),
         );
         let task = amortize::task::regression::FunctionRegression::new(
             engine.task.config.clone().with_context(PRESET_POINTS),
@@ -386,13 +401,13 @@ impl Ctx {
         self.reset();
     }
 
-    /// The address bar always holds a link to this view.
-    fn keep_url(self, settings: Settings) {
+    /// The address bar always holds a link to this view (replaced, never reloaded).
+    fn keep_url(self) {
         Effect::new(move |_| {
             let points = self.points.get();
             let step = self.shown.get().len().saturating_sub(1);
             if self.model.status.get() == Status::Ready {
-                let mut view = settings.clone();
+                let mut view = self.settings.get();
                 view.bayes = self.show_bayes.get();
                 // The link names the k and mini-batch size in use, so that it reopens the same
                 // refinement in every regime's view (they were trained with different sizes)
@@ -552,15 +567,19 @@ impl Pen {
     }
 }
 
-/// The regression demo: one model, or every shipped regime side by side on the same points.
+/// The regression demo: one model, or every shipped regime side by side on the same points. A
+/// change of k, the mini-batch size or the seed in `settings` refines the points again.
 #[component]
-pub fn RegressionDemo(settings: Settings) -> impl IntoView {
-    let embed = settings.embed;
-    let compare = settings.compare;
-    let ctx = Ctx::new(&settings);
-    spawn_local(ctx.load(settings.clone()));
+pub fn RegressionDemo(settings: RwSignal<Settings>) -> impl IntoView {
+    let (embed, compare) = settings.with_untracked(|s| (s.embed, s.compare));
+    let ctx = Ctx::new(settings);
+    spawn_local(ctx.load(settings.get_untracked()));
     let pen = Pen::new(ctx);
-    ctx.keep_url(settings.clone());
+    ctx.keep_url();
+    on_refine_change(settings, move || {
+        ctx.use_refine();
+        ctx.reset();
+    });
     let player = ctx.player();
     player.keys();
     let bayes = ctx.bayes_fit();
@@ -584,7 +603,7 @@ pub fn RegressionDemo(settings: Settings) -> impl IntoView {
                     current=Signal::derive(move || ctx.current())
                     seek=Callback::new(move |v| spawn_local(async move { ctx.go(v).await })) />
                 <Readouts ctx=ctx bayes=bayes compare=compare />
-                <Options ctx=ctx settings=settings.clone() />
+                <Options ctx=ctx />
                 {(!embed).then(|| view! {
                     <PointsIo points=ctx.points demo=Demo::Regression error=ctx.error
                         reset=Callback::new(move |_| ctx.reset())
@@ -736,15 +755,14 @@ fn Readouts(ctx: Ctx, bayes: Memo<Option<Vec<f32>>>, compare: bool) -> impl Into
 /// The options: the regime (or all side by side), the Bayes-optimal curve, k, mini-batch and
 /// seed, and a model file of the visitor's.
 #[component]
-fn Options(ctx: Ctx, settings: Settings) -> impl IntoView {
-    let embed = settings.embed;
-    let choice = settings.backend;
+fn Options(ctx: Ctx) -> impl IntoView {
+    let (embed, choice) = ctx.settings.with_untracked(|s| (s.embed, s.backend));
     let status = ctx.model.status;
     view! {
         <div class="options">
-            <RegimeSelect ctx=ctx settings=settings.clone() />
+            <RegimeSelect ctx=ctx />
             {checkbox("bayes-toggle", ctx.show_bayes, " Bayes-optimal curve")}
-            <RefineControls settings=settings points=ctx.points refine=ctx.refine />
+            <RefineControls settings=ctx.settings refine=ctx.refine />
             {(!embed).then(|| view! {
                 <label class="import">
                     "Open a model file (.amz) "
@@ -757,9 +775,12 @@ fn Options(ctx: Ctx, settings: Settings) -> impl IntoView {
     }
 }
 
-/// The regime shown, or every shipped one side by side: a change reloads the view with it.
+/// The regime shown, or every shipped one side by side: a change reloads the view with it (it
+/// loads other models), keeping the points, the seed, and k and the mini-batch size where the
+/// link or the controls set them.
 #[component]
-fn RegimeSelect(ctx: Ctx, settings: Settings) -> impl IntoView {
+fn RegimeSelect(ctx: Ctx) -> impl IntoView {
+    let settings = ctx.settings.get_untracked();
     let selected = if settings.compare {
         "compare".to_string()
     } else {
@@ -782,7 +803,7 @@ fn RegimeSelect(ctx: Ctx, settings: Settings) -> impl IntoView {
     let compare = settings.compare;
     let on_change = move |ev: web_sys::Event| {
         let value = event_target_value(&ev);
-        let mut next = settings.clone();
+        let mut next = ctx.settings.get_untracked();
         next.bayes = ctx.show_bayes.get_untracked();
         if value == "compare" {
             next.compare = true;
