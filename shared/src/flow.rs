@@ -20,8 +20,21 @@ use crate::model::Amortizer;
 use crate::refine::{refine, TaskBatch};
 
 /// Fixed-step ODE methods.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    Default,
+    strum::Display,
+    strum::VariantNames,
+    strum::EnumIter,
+)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 pub enum OdeMethod {
     /// Forward Euler: one field evaluation per step, first order.
     #[default]
@@ -35,14 +48,7 @@ pub enum OdeMethod {
 impl std::str::FromStr for OdeMethod {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "euler" => Ok(OdeMethod::Euler),
-            "heun" => Ok(OdeMethod::Heun),
-            "rk4" => Ok(OdeMethod::Rk4),
-            _ => Err(format!(
-                "unknown ODE method {s:?} (expected euler, heun or rk4)"
-            )),
-        }
+        crate::choice::parse("ODE method", s)
     }
 }
 

@@ -18,6 +18,7 @@
 //! app and the command line).
 
 pub mod baseline;
+pub mod choice;
 pub mod flow;
 pub mod meta;
 pub mod metric;

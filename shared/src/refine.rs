@@ -293,8 +293,21 @@ pub fn loss_per_task(kind: LossKind, predictions: Tensor<3>, targets: Tensor<3>)
 }
 
 /// How the greedy objective weighs its k per-step losses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+    strum::Display,
+    strum::VariantNames,
+    strum::EnumIter,
+)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 pub enum StepWeighting {
     /// The paper's objective: the mean of the step losses. Early steps, whose loss is large
     /// because few points have been read, dominate its gradient.
@@ -305,25 +318,10 @@ pub enum StepWeighting {
     Balanced,
 }
 
-impl std::fmt::Display for StepWeighting {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            StepWeighting::Mean => "mean",
-            StepWeighting::Balanced => "balanced",
-        })
-    }
-}
-
 impl std::str::FromStr for StepWeighting {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "mean" => Ok(StepWeighting::Mean),
-            "balanced" => Ok(StepWeighting::Balanced),
-            _ => Err(format!(
-                "unknown step weighting {s:?} (expected mean or balanced)"
-            )),
-        }
+        crate::choice::parse("step weighting", s)
     }
 }
 

@@ -18,8 +18,22 @@ use serde::{Deserialize, Serialize};
 use crate::task::LossKind;
 
 /// What the amortizer reads from a mini-batch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    Default,
+    strum::Display,
+    strum::VariantNames,
+    strum::EnumIter,
+    strum::IntoStaticStr,
+)]
 #[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
 pub enum Signal {
     /// The observations (x, y), encoded by the task, one token each.
     #[default]
@@ -73,19 +87,7 @@ impl Signal {
 
     /// The name used on the command line and in config files.
     pub fn name(self) -> &'static str {
-        match self {
-            Signal::Observations => "observations",
-            Signal::Gradients => "gradients",
-            Signal::Both => "both",
-            Signal::PointGradients => "point-gradients",
-            Signal::BothPointGradients => "both-point-gradients",
-        }
-    }
-}
-
-impl std::fmt::Display for Signal {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
+        self.into()
     }
 }
 
@@ -93,13 +95,10 @@ impl std::str::FromStr for Signal {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
+            // The paper's short names.
             "data" => Ok(Signal::Observations),
             "grad" => Ok(Signal::Gradients),
-            _ => Signal::EVERY.into_iter().find(|v| v.name() == s).ok_or_else(|| {
-                format!(
-                    "unknown signal {s:?} (expected observations, gradients, both, point-gradients or both-point-gradients)"
-                )
-            }),
+            _ => crate::choice::parse("signal", s),
         }
     }
 }

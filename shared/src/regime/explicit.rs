@@ -13,8 +13,21 @@ use burn::config::Config;
 use serde::{Deserialize, Serialize};
 
 /// How the learned predictor's first layer reads the latent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    Default,
+    strum::Display,
+    strum::VariantNames,
+    strum::EnumIter,
+)]
 #[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
 pub enum LatentReadout {
     /// The paper's: input and latent summed, W_u u + W_z z.
     #[default]
@@ -23,25 +36,10 @@ pub enum LatentReadout {
     Bilinear,
 }
 
-impl std::fmt::Display for LatentReadout {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            LatentReadout::Concat => "concat",
-            LatentReadout::Bilinear => "bilinear",
-        })
-    }
-}
-
 impl std::str::FromStr for LatentReadout {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "concat" => Ok(LatentReadout::Concat),
-            "bilinear" => Ok(LatentReadout::Bilinear),
-            _ => Err(format!(
-                "unknown latent readout {s:?} (expected concat or bilinear)"
-            )),
-        }
+        crate::choice::parse("latent readout", s)
     }
 }
 use burn::module::Module;

@@ -9,8 +9,21 @@ use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
 /// What an implicit model carries from one step to the next, per query.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    Default,
+    strum::Display,
+    strum::VariantNames,
+    strum::EnumIter,
+)]
 #[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
 pub enum StateForm {
     /// The prediction itself: logits, a value, a vector field. Updated residually.
     #[default]
@@ -24,14 +37,7 @@ pub enum StateForm {
 impl std::str::FromStr for StateForm {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "logits" => Ok(StateForm::Logits),
-            "softmax" => Ok(StateForm::Softmax),
-            "pre-mlp" => Ok(StateForm::PreMlp),
-            _ => Err(format!(
-                "unknown state form {s:?} (expected logits, softmax or pre-mlp)"
-            )),
-        }
+        crate::choice::parse("state form", s)
     }
 }
 

@@ -11,8 +11,21 @@ pub mod parametric;
 use serde::{Deserialize, Serialize};
 
 /// The amortization regime of the paper's taxonomy (§3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    Default,
+    strum::Display,
+    strum::VariantNames,
+    strum::EnumIter,
+)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 pub enum Regime {
     /// State = the weights θ of a fixed predictor f(x; θ).
     #[default]
@@ -33,26 +46,9 @@ impl Regime {
     pub const ALL: [Regime; 3] = [Regime::Parametric, Regime::Explicit, Regime::Implicit];
 }
 
-impl std::fmt::Display for Regime {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Regime::Parametric => "parametric",
-            Regime::Explicit => "explicit",
-            Regime::Implicit => "implicit",
-        })
-    }
-}
-
 impl std::str::FromStr for Regime {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "parametric" => Ok(Regime::Parametric),
-            "explicit" => Ok(Regime::Explicit),
-            "implicit" => Ok(Regime::Implicit),
-            _ => Err(format!(
-                "unknown regime {s:?} (expected parametric, explicit or implicit)"
-            )),
-        }
+        crate::choice::parse("regime", s)
     }
 }
