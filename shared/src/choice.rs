@@ -4,6 +4,19 @@
 
 use strum::{IntoEnumIterator, VariantNames};
 
+/// `FromStr` for a choice enum through [`parse`]: `from_name!(Regime, "regime")`.
+macro_rules! from_name {
+    ($t:ty, $what:literal) => {
+        impl std::str::FromStr for $t {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                $crate::choice::parse($what, s)
+            }
+        }
+    };
+}
+pub(crate) use from_name;
+
 /// The choice of `T` named `s`, or "unknown {what} "s" (expected a, b or c)".
 pub fn parse<T>(what: &str, s: &str) -> Result<T, String>
 where

@@ -45,12 +45,7 @@ pub enum OdeMethod {
     Rk4,
 }
 
-impl std::str::FromStr for OdeMethod {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        crate::choice::parse("ODE method", s)
-    }
-}
+crate::choice::from_name!(OdeMethod, "ODE method");
 
 /// The field at points `x` `[B, N, D]` and time `t`, given the context of `context`'s tasks:
 /// k refinement steps over `schedule`, from the learned initial field.

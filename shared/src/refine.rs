@@ -318,12 +318,7 @@ pub enum StepWeighting {
     Balanced,
 }
 
-impl std::str::FromStr for StepWeighting {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        crate::choice::parse("step weighting", s)
-    }
-}
+crate::choice::from_name!(StepWeighting, "step weighting");
 
 /// The greedy k-step training objective.
 pub struct GreedyLoss {

@@ -36,12 +36,7 @@ pub enum LatentReadout {
     Bilinear,
 }
 
-impl std::str::FromStr for LatentReadout {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        crate::choice::parse("latent readout", s)
-    }
-}
+crate::choice::from_name!(LatentReadout, "latent readout");
 use burn::module::Module;
 use burn::nn::{Gelu, Linear, LinearConfig};
 use burn::tensor::{Device, Tensor};

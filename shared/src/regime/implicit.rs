@@ -34,12 +34,7 @@ pub enum StateForm {
     PreMlp,
 }
 
-impl std::str::FromStr for StateForm {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        crate::choice::parse("state form", s)
-    }
-}
+crate::choice::from_name!(StateForm, "state form");
 
 /// Smallest probability whose logarithm is taken.
 const FLOOR: f32 = 1e-6;

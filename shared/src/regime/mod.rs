@@ -46,9 +46,4 @@ impl Regime {
     pub const ALL: [Regime; 3] = [Regime::Parametric, Regime::Explicit, Regime::Implicit];
 }
 
-impl std::str::FromStr for Regime {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        crate::choice::parse("regime", s)
-    }
-}
+crate::choice::from_name!(Regime, "regime");
