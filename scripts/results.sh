@@ -58,6 +58,12 @@ protocol)
   $A train "${proto[@]}" --regime implicit --signal observations --k 10 --batch-size 8 \
     --horizon 20 --steps 20000 --data-parallel 2 --out "$R/lin-io"
   $A eval --weights "$R/lin-io/model.amz" --tasks 1000 --seed 1234 --device cpu > "$R/protocol-io.md"
+  # The explicit regime reading observations only (Table 3), the lin-eb recipe otherwise.
+  $A train --task linear-regression --regime explicit --signal observations --latent-readout bilinear \
+    --k 10 --batch-size 8 --steps 8000 --tasks-per-step 32 --n-layers 2 --d-ff 128 --warmup 100 \
+    --eval-every 500 --eval-tasks 300 --checkpoint-every 500 --seed 0 --device cpu --data-parallel 2 \
+    --out "$R/lin-eo"
+  $A eval --weights "$R/lin-eo/model.amz" --tasks 1000 --seed 1234 --device cpu > "$R/protocol-eo.md"
   ;;
 linreg)
   for rs in parametric:observations parametric:gradients parametric:both \
