@@ -1259,6 +1259,22 @@ fn bench_prints_its_table_on_one_device_and_data_parallel() {
     assert_clean_failure(&amortize(&args), "every device needs a task");
 }
 
+/// The first report's per-step scores of the model a run in `dir` ended with, on `tasks` tasks.
+fn final_scores(dir: &Path, tasks: &str) -> serde_json::Value {
+    let o = amortize(&[
+        "eval",
+        "--weights",
+        dir.join("model.amz").to_str().unwrap(),
+        "--tasks",
+        tasks,
+        "--device",
+        "cpu",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    first_report(&o)["model"].clone()
+}
+
 /// Starts `amortize` with `args`, training into `out`, and kills it (SIGKILL: no chance to clean
 /// up) once its log has `lines` steps, before the end of its `steps`.
 fn kill_after(args: &[String], out: &Path, lines: usize, steps: usize) {
@@ -1358,20 +1374,7 @@ fn a_killed_run_resumes_exactly() {
         assert_eq!(x, y, "the resumed run departs from the uninterrupted one");
     }
     // The final models predict the same (their files differ in provenance and parameter ids).
-    let eval = |p: &Path| {
-        let o = amortize(&[
-            "eval",
-            "--weights",
-            p.join("model.amz").to_str().unwrap(),
-            "--tasks",
-            "30",
-            "--device",
-            "cpu",
-            "--json",
-        ]);
-        assert!(o.status.success(), "{}", stderr(&o));
-        first_report(&o)["model"].clone()
-    };
+    let eval = |p: &Path| final_scores(p, "30");
     assert_eq!(
         eval(&whole),
         eval(&killed),
@@ -1668,20 +1671,7 @@ fn a_killed_scm_run_resumes_exactly() {
     let (a, b) = (log_without_time(&whole), log_without_time(&killed));
     assert_eq!(a.len(), 80);
     assert_eq!(a, b, "the resumed run departs from the uninterrupted one");
-    let eval = |p: &Path| {
-        let o = amortize(&[
-            "eval",
-            "--weights",
-            p.join("model.amz").to_str().unwrap(),
-            "--tasks",
-            "16",
-            "--device",
-            "cpu",
-            "--json",
-        ]);
-        assert!(o.status.success(), "{}", stderr(&o));
-        first_report(&o)["model"].clone()
-    };
+    let eval = |p: &Path| final_scores(p, "16");
     assert_eq!(
         eval(&whole),
         eval(&killed),

@@ -231,11 +231,7 @@ fn launch_order(
     cfg.validate()?;
     let chosen = device::choose(device)?;
     eprintln!("device: {}", chosen.description);
-    let learner = train::OrderRun {
-        cfg,
-        device: &chosen.device,
-    };
-    launch(&learner, out, resume)
+    launch(&train::OrderRun::new(cfg, &chosen.device), out, resume)
 }
 
 /// Trains (or resumes) the amortizer on the devices its configuration asks for.

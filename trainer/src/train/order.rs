@@ -57,10 +57,20 @@ pub fn mechanisms(name: &str) -> anyhow::Result<Vec<Mechanism>> {
     })
 }
 
-/// The order model's side of the loop: the configuration and the device.
+/// The order model's side of the loop: the configuration and the device (and its autodiff form,
+/// made once).
 pub struct OrderRun<'a> {
-    pub cfg: &'a OrderTrainConfig,
-    pub device: &'a Device,
+    cfg: &'a OrderTrainConfig,
+    device: &'a Device,
+    ad: Device,
+}
+
+impl<'a> OrderRun<'a> {
+    /// A run of `cfg` on `device`.
+    pub fn new(cfg: &'a OrderTrainConfig, device: &'a Device) -> Self {
+        let ad = device.clone().autodiff();
+        Self { cfg, device, ad }
+    }
 }
 
 impl Learner for OrderRun<'_> {
@@ -96,8 +106,7 @@ impl Learner for OrderRun<'_> {
             cfg.refine.steps,
             rng,
         );
-        let ad = self.device.clone().autodiff();
-        let (loss, per_step) = greedy_order_loss(model, &batch, &sched, &ad);
+        let (loss, per_step) = greedy_order_loss(model, &batch, &sched, &self.ad);
         let grads = GradientsParams::from_grads(loss.backward(), model);
         let per_step = per_step
             .into_iter()
