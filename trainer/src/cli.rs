@@ -213,6 +213,13 @@ pub struct TrainArgs {
     /// the run continues on N devices.
     #[arg(long, default_value_t = 1)]
     pub data_parallel: usize,
+    /// The most tasks a device runs through the model at once: a device's share of a meta-step
+    /// above it runs as near-equal micro-batches one after another, gradients summed (the same
+    /// meta-step; the implicit regime's random prefixes are drawn per micro-batch). The CPU
+    /// backend slows faster than linearly beyond about 40 tasks at once, so 32 suits it; 0: the
+    /// whole share at once (on a GPU, where bigger batches cost little more).
+    #[arg(long, default_value_t = 32)]
+    pub micro_batch: usize,
     /// Implicit regime: carried state form (logits, softmax or pre-mlp).
     #[arg(long, default_value = "logits")]
     pub state_form: StateForm,

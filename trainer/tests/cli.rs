@@ -1163,14 +1163,15 @@ fn log_without_time(dir: &Path) -> Vec<serde_json::Value> {
 }
 
 /// Data-parallel training (`--data-parallel N`: each meta-step's tasks split across N devices,
-/// gradients summed on the first) follows the one-device run: same losses, step after step, up
-/// to float rounding, under both step weightings. Here the N devices are replicas on the CPU.
+/// gradients summed on the first) and micro-batches (`--micro-batch M`: a device's share run M
+/// tasks at a time) follow the one-pass run: same losses, step after step, up to float rounding,
+/// under both step weightings. Here the N devices are replicas on the CPU.
 #[test]
 fn data_parallel_training_matches_one_device() {
     let dir = tempfile::tempdir().unwrap();
     for weighting in ["mean", "balanced"] {
-        let losses = |n: &str| {
-            let out = dir.path().join(format!("{weighting}-{n}"));
+        let losses = |n: &str, micro: &str| {
+            let out = dir.path().join(format!("{weighting}-{n}-{micro}"));
             let mut args = vec![
                 "train",
                 "--out",
@@ -1179,8 +1180,11 @@ fn data_parallel_training_matches_one_device() {
                 weighting,
                 "--data-parallel",
                 n,
+                "--micro-batch",
+                micro,
             ];
-            // TINY with six tasks per step: shares of 3 and 3, or 2, 2 and 2.
+            // TINY with six tasks per step: shares of 3 and 3, or 2, 2 and 2; with micro-batches
+            // of 2, parts of 2, 2 and 2 on one device, or 1 and 2 on each of two.
             let at = TINY.iter().position(|a| *a == "--tasks-per-step").unwrap();
             args.extend(
                 TINY.iter()
@@ -1188,20 +1192,25 @@ fn data_parallel_training_matches_one_device() {
                     .map(|(i, a)| if i == at + 1 { "6" } else { a }),
             );
             let o = amortize(&args);
-            assert!(o.status.success(), "{weighting} × {n}: {}", stderr(&o));
+            assert!(
+                o.status.success(),
+                "{weighting} × {n} × {micro}: {}",
+                stderr(&o)
+            );
             log_without_time(&out)
                 .iter()
                 .map(|r| r["loss"].as_f64().unwrap())
                 .collect::<Vec<f64>>()
         };
-        let one = losses("1");
+        let one = losses("1", "0");
         assert_eq!(one.len(), 6);
-        for n in ["2", "3"] {
-            let many = losses(n);
+        for (n, micro) in [("2", "0"), ("3", "0"), ("1", "2"), ("2", "2")] {
+            let many = losses(n, micro);
+            assert_eq!(many.len(), one.len());
             for (step, (a, b)) in one.iter().zip(&many).enumerate() {
                 assert!(
                     (a - b).abs() <= 1e-5 * a.abs(),
-                    "{weighting}, {n} devices, step {}: {b} against {a} on one",
+                    "{weighting}, {n} devices, micro-batches of {micro}, step {}: {b} against {a} in one pass",
                     step + 1
                 );
             }

@@ -186,6 +186,7 @@ fn order_config(a: &TrainArgs, m: &ArgMatches) -> anyhow::Result<train::OrderTra
         "step_weighting",
         "full_context_share",
         "data_parallel",
+        "micro_batch",
         "state_form",
         "latent_dim",
         "latent_readout",
@@ -400,6 +401,7 @@ pub fn train_config(a: &TrainArgs) -> anyhow::Result<train::TrainConfig> {
         full_context_share: a.full_context_share,
         data_parallel: a.data_parallel,
         data_parallel_changes: Vec::new(),
+        micro_batch: a.micro_batch,
         init: None,
     };
     if a.init.is_none() {

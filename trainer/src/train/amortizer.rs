@@ -59,6 +59,11 @@ pub struct TrainConfig {
     /// that never changed; with them the run is still reproducible from this file.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub data_parallel_changes: Vec<DataParallelChange>,
+    /// The most tasks a device runs through the model at once: a larger share of a meta-step
+    /// runs as near-equal micro-batches one after another, their gradients summed (the same
+    /// meta-step). 0, in runs written before it existed: the whole share at once.
+    #[serde(default, skip_serializing_if = "is_zero_usize")]
+    pub micro_batch: usize,
     /// The trained model the run starts from (`train --init FILE`, fine-tuning) instead of
     /// weights drawn from the seed. None: a fresh start.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -146,6 +151,10 @@ fn one() -> usize {
 
 fn is_zero(x: &f64) -> bool {
     *x == 0.0
+}
+
+fn is_zero_usize(x: &usize) -> bool {
+    *x == 0
 }
 
 impl RunConfig for TrainConfig {
@@ -448,6 +457,7 @@ mod tests {
             full_context_share: 0.0,
             data_parallel: 1,
             data_parallel_changes: Vec::new(),
+            micro_batch: 0,
             init: None,
         }
     }
