@@ -1,5 +1,6 @@
-//! Baselines on the same tasks: the Bayes posterior mean and least squares (regression), and
-//! the sortability orders of a causal model's variables (topological order).
+//! Baselines on the same tasks: the Bayes posterior mean and least squares (regression), the
+//! nearest class mean and the nearest neighbour (classification), and the sortability orders of a
+//! causal model's variables (topological order).
 
 use nalgebra::{DMatrix, DVector};
 
@@ -89,6 +90,79 @@ pub fn r2_sort_order(data: &[f32], n: usize) -> Vec<usize> {
     var_sort_order(&r2)
 }
 
+/// Squared Euclidean distance.
+fn dist2(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum()
+}
+
+/// The index of the smallest of `values` (the first on ties); None when empty.
+fn argmin(values: impl Iterator<Item = f32>) -> Option<usize> {
+    values
+        .enumerate()
+        .fold(None, |best: Option<(usize, f32)>, (i, v)| match best {
+            Some((_, b)) if b <= v => best,
+            _ => Some((i, v)),
+        })
+        .map(|(i, _)| i)
+}
+
+/// The nearest-class-mean classifier (a prototype classifier, with nothing to tune): each query
+/// takes the label whose labelled points have the nearest mean (Euclidean; the smallest label on
+/// ties). `x` row-major `[n, p]` with their `labels`, `queries` row-major `[q, p]`. None when
+/// there is no labelled point.
+pub fn nearest_mean_labels(
+    x: &[f32],
+    labels: &[usize],
+    p: usize,
+    queries: &[f32],
+) -> Option<Vec<usize>> {
+    let classes = labels.iter().max()? + 1;
+    let mut sums = vec![0.0f64; classes * p];
+    let mut counts = vec![0usize; classes];
+    for (row, &c) in x.chunks(p).zip(labels) {
+        counts[c] += 1;
+        for (s, &v) in sums[c * p..(c + 1) * p].iter_mut().zip(row) {
+            *s += v as f64;
+        }
+    }
+    let seen: Vec<usize> = (0..classes).filter(|&c| counts[c] > 0).collect();
+    let means: Vec<Vec<f32>> = seen
+        .iter()
+        .map(|&c| {
+            sums[c * p..(c + 1) * p]
+                .iter()
+                .map(|&s| (s / counts[c] as f64) as f32)
+                .collect()
+        })
+        .collect();
+    Some(
+        queries
+            .chunks(p)
+            .map(|q| seen[argmin(means.iter().map(|m| dist2(q, m))).expect("a class")])
+            .collect(),
+    )
+}
+
+/// The 1-nearest-neighbour classifier: each query takes the label of its nearest labelled point
+/// (Euclidean; the first on ties). Shapes as [`nearest_mean_labels`]; None when there is no
+/// labelled point.
+pub fn nearest_neighbour_labels(
+    x: &[f32],
+    labels: &[usize],
+    p: usize,
+    queries: &[f32],
+) -> Option<Vec<usize>> {
+    if labels.is_empty() {
+        return None;
+    }
+    Some(
+        queries
+            .chunks(p)
+            .map(|q| labels[argmin(x.chunks(p).map(|r| dist2(q, r))).expect("a point")])
+            .collect(),
+    )
+}
+
 fn to_f64(v: &[f32]) -> Vec<f64> {
     v.iter().map(|&x| x as f64).collect()
 }
@@ -96,6 +170,27 @@ fn to_f64(v: &[f32]) -> Vec<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nearest_mean_and_nearest_neighbour_classify_by_distance() {
+        // Two clusters in 2-D, labels 0 and 2 (label 1 never seen); one outlier of label 0 sits
+        // next to the label-2 cluster.
+        let x = [0.0, 0.0, 0.2, 0.0, 0.0, 0.2, 5.0, 5.0, 5.2, 5.0, 4.6, 4.6];
+        let labels = [0, 0, 0, 2, 2, 0];
+        let queries = [0.1, 0.1, 5.1, 5.1, 4.5, 4.5];
+        // Means: label 0 at (0.8, 0.8) (the outlier pulls it), label 2 at (5.1, 5.0).
+        assert_eq!(
+            nearest_mean_labels(&x, &labels, 2, &queries).unwrap(),
+            [0, 2, 2]
+        );
+        // The third query's nearest point is the outlier.
+        assert_eq!(
+            nearest_neighbour_labels(&x, &labels, 2, &queries).unwrap(),
+            [0, 2, 0]
+        );
+        assert_eq!(nearest_mean_labels(&[], &[], 2, &queries), None);
+        assert_eq!(nearest_neighbour_labels(&[], &[], 2, &queries), None);
+    }
 
     #[test]
     fn sortability_orders_follow_variance_and_explained_variance() {

@@ -1,5 +1,6 @@
-//! Evaluation on fresh tasks: query MSE after given refinement steps, beside the Bayes posterior
-//! mean and least squares on the same tasks.
+//! Evaluation on fresh tasks: the query loss after given refinement steps, beside classical
+//! learners on the same points (Bayes posterior mean and least squares for regression, nearest
+//! class mean and nearest neighbour for classification).
 
 mod generation;
 mod table;
@@ -9,7 +10,9 @@ pub use generation::{generation, GenerationReport, SampleScore};
 pub use table::{markdown_table, PaperTable};
 pub use test_time::{test_time, TestTimeReport};
 
-use amortize::baseline::{least_squares, posterior_mean};
+use amortize::baseline::{
+    least_squares, nearest_mean_labels, nearest_neighbour_labels, posterior_mean,
+};
 use amortize::metric::error_rate_per_task;
 use amortize::metric::mse;
 use amortize::model::Amortizer;
@@ -57,6 +60,13 @@ pub struct EvalReport {
     /// (step, mean query MSE) of least squares on the points read by that step.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub least_squares_read: Option<Vec<(usize, f64)>>,
+    /// Classification: (step, query error %) of the nearest-class-mean classifier on the points
+    /// the amortizer had read by that step (steps that read none are left out).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nearest_mean_read: Option<Vec<(usize, f64)>>,
+    /// Classification: the same for the 1-nearest-neighbour classifier.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nearest_neighbour_read: Option<Vec<(usize, f64)>>,
     /// Distinct context points the amortizer had read by each reported step (the same for every
     /// task): steps × b while the steps read fresh mini-batches.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -245,6 +255,56 @@ impl RegressionSums {
     }
 }
 
+/// The class of each one-hot row of `targets` (`classes` wide): its largest entry.
+fn classes_of(targets: &[f32], classes: usize) -> Vec<usize> {
+    targets
+        .chunks(classes)
+        .map(|row| {
+            row.iter()
+                .enumerate()
+                .fold(0, |best, (i, &v)| if v > row[best] { i } else { best })
+        })
+        .collect()
+}
+
+/// Sums over tasks of the classification baselines' query error (%) on the points read by each
+/// reported step: the nearest class mean and the nearest neighbour.
+struct ClassifierSums {
+    nearest_mean: Vec<f64>,
+    nearest_neighbour: Vec<f64>,
+}
+
+impl ClassifierSums {
+    fn new(steps: usize) -> Self {
+        Self {
+            nearest_mean: vec![0.0; steps],
+            nearest_neighbour: vec![0.0; steps],
+        }
+    }
+
+    /// Adds task `d` (inputs `p` wide, one-hot targets `classes` wide), whose reported steps had
+    /// read the context rows `read[j]`.
+    fn add(&mut self, d: &TaskData, read: &[Vec<usize>], p: usize, classes: usize) {
+        let truth = classes_of(&d.query_target, classes);
+        let labels = classes_of(&d.context_target, classes);
+        let error = |pred: Option<Vec<usize>>| -> f64 {
+            pred.map_or(0.0, |pred| {
+                let wrong = pred.iter().zip(&truth).filter(|(a, b)| a != b).count();
+                100.0 * wrong as f64 / truth.len().max(1) as f64
+            })
+        };
+        for (j, rows) in read.iter().enumerate() {
+            let x: Vec<f32> = rows
+                .iter()
+                .flat_map(|&i| d.context_input[i * p..(i + 1) * p].iter().copied())
+                .collect();
+            let y: Vec<usize> = rows.iter().map(|&i| labels[i]).collect();
+            self.nearest_mean[j] += error(nearest_mean_labels(&x, &y, p, &d.query_input));
+            self.nearest_neighbour[j] += error(nearest_neighbour_labels(&x, &y, p, &d.query_input));
+        }
+    }
+}
+
 /// Evaluates `model` on `tasks` fresh tasks drawn from `seed`, reporting `steps`. The tasks come
 /// from their own stream and the mini-batch schedules from another, so evaluations that differ
 /// only in mini-batch size or steps score the same tasks.
@@ -266,6 +326,8 @@ pub fn evaluate(
     let mut regression = task
         .noise_std()
         .map(|noise_std| RegressionSums::new(noise_std, steps.len()));
+    let mut classifiers =
+        (classification && dims.output_dim > 1).then(|| ClassifierSums::new(steps.len()));
     let mut points_read = Vec::new();
     let chunk = 250;
     let mut done = 0;
@@ -307,9 +369,24 @@ pub fn evaluate(
                 sums.add(d, &read, dims.input_dim);
             }
         }
+        if !data.iter().all(TaskData::has_context_targets) {
+            // A family whose context carries no labels has nothing for these baselines to read.
+            classifiers = None;
+        }
+        if let Some(sums) = &mut classifiers {
+            for d in &data {
+                sums.add(d, &read, dims.input_dim, dims.output_dim);
+            }
+        }
         done += n;
     }
     let t = tasks as f64;
+    // The steps that had read at least one point.
+    let read_only = |v: Vec<(usize, f64)>| -> Vec<(usize, f64)> {
+        v.into_iter()
+            .filter(|(s, _)| points_read.iter().any(|(r, n)| r == s && *n > 0))
+            .collect()
+    };
     let per_step = |sums: &[f64], scale: f64| -> Vec<(usize, f64)> {
         steps
             .iter()
@@ -339,6 +416,12 @@ pub fn evaluate(
         least_squares_read: regression
             .as_ref()
             .map(|r| per_step(&r.least_squares_read, 1.0)),
+        nearest_mean_read: classifiers
+            .as_ref()
+            .map(|c| read_only(per_step(&c.nearest_mean, 1.0))),
+        nearest_neighbour_read: classifiers
+            .as_ref()
+            .map(|c| read_only(per_step(&c.nearest_neighbour, 1.0))),
         points_read,
         baselines: Vec::new(),
         paper: None,

@@ -127,8 +127,15 @@ impl EvalReport {
             "{} ({}), {}: {} fresh tasks, {} context points, mini-batches of {}, seed {}\n\n",
             self.task, self.split, self.label, self.tasks, self.context, self.batch_size, self.seed
         );
-        s += &match (&self.bayes_read, &self.least_squares_read) {
-            (Some(bayes), Some(ls)) => self.regression_rows(bayes, ls),
+        s += &match (
+            &self.bayes_read,
+            &self.least_squares_read,
+            &self.error_rate,
+            &self.nearest_mean_read,
+            &self.nearest_neighbour_read,
+        ) {
+            (Some(bayes), Some(ls), ..) => self.regression_rows(bayes, ls),
+            (_, _, Some(err), Some(mean), Some(nn)) => self.classification_rows(err, mean, nn),
             _ => self.step_rows(),
         };
         if let Some(g) = &self.generation {
@@ -185,6 +192,49 @@ impl EvalReport {
             );
         }
         s
+    }
+
+    /// Classification: each step's error beside the classical classifiers on the points read by
+    /// then.
+    fn classification_rows(
+        &self,
+        err: &[(usize, f64)],
+        mean: &[(usize, f64)],
+        nn: &[(usize, f64)],
+    ) -> String {
+        let header = [
+            "steps",
+            "points read",
+            "amortizer (query cross-entropy)",
+            "amortizer error %",
+            "nearest class mean on the points read, error %",
+            "nearest neighbour on them, error %",
+        ]
+        .map(String::from);
+        let at = |v: &[(usize, f64)], step: usize, digits: usize| {
+            v.iter()
+                .find(|x| x.0 == step)
+                .map_or("–".to_string(), |x| format!("{:.digits$}", x.1))
+        };
+        let rows = self.model.iter().map(|(step, v)| {
+            [
+                step.to_string(),
+                at(
+                    &self
+                        .points_read
+                        .iter()
+                        .map(|&(s, n)| (s, n as f64))
+                        .collect::<Vec<_>>(),
+                    *step,
+                    0,
+                ),
+                format!("{v:.4}"),
+                at(err, *step, 1),
+                at(mean, *step, 1),
+                at(nn, *step, 1),
+            ]
+        });
+        markdown_table(header, rows)
     }
 
     /// The query loss (and error rate) after each step, then the baselines without steps.
