@@ -10,6 +10,7 @@ use amortize::model::order::predict_orders;
 use amortize::task::scm::{order_error, Mechanism, ScmConfig, ScmTask, Shift};
 use amortize::weights::OrderBundle;
 use amortize::RefineConfig;
+use burn::module::Module;
 use burn::tensor::Device;
 use rand::{rngs::StdRng, SeedableRng};
 
@@ -170,6 +171,19 @@ pub fn reports(
                     mech == Mechanism::Rff,
                     shift == Shift::Out,
                 ),
+                settings: Some(crate::paper::settings_line(
+                    crate::paper::Size {
+                        d_model: h.model.d_model,
+                        n_layers: h.model.n_layers,
+                        n_heads: h.model.n_heads,
+                        d_ff: h.model.d_ff,
+                        parameters: model.num_params(),
+                    },
+                    &h.provenance,
+                    h.refine.steps,
+                    h.refine.batch_size,
+                    crate::paper::scm_settings(&h.task),
+                )),
                 ..EvalReport::default()
             });
         }

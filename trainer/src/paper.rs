@@ -3,9 +3,9 @@
 //!
 //! The paper reports linear regression as query MSE, classification and topological order as
 //! error (1 − accuracy; % for classification), generation as two Wasserstein distances per column
-//! (its text does not say which sub-column is W1 and which W2). Its settings that differ from
-//! ours (model size, budget, the linear-regression dimension, which its text does not give) are
-//! named in `docs/results.md`.
+//! (its text does not say which sub-column is W1 and which W2). Under its numbers each table
+//! prints [`settings_line`]: our model's size, budget and task settings, which its text does not
+//! give.
 
 use amortize::model::AmortizerConfig;
 use amortize::regime::Regime;
@@ -209,6 +209,100 @@ pub fn scm_reference(nodes: usize, rff: bool, ood: bool) -> Option<PaperRef> {
     })
 }
 
+/// The transformer's size, in the terms of a settings line.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Size {
+    pub d_model: usize,
+    pub n_layers: usize,
+    pub n_heads: usize,
+    pub d_ff: usize,
+    pub parameters: usize,
+}
+
+/// The task's settings the paper's text leaves open, in words, and the names of what it leaves
+/// open.
+pub fn task_settings(task: &TaskConfig) -> (String, &'static str) {
+    match task {
+        TaskConfig::LinearRegression(c) => (
+            format!("d = {} inputs, noise σ = {}", c.dim, c.noise_std),
+            "input dimension or noise level",
+        ),
+        TaskConfig::Projection(c) => (
+            format!(
+                "{} projected features, {} context points per task in training",
+                c.dim, c.context
+            ),
+            "number of context points",
+        ),
+        TaskConfig::Gmm(c) => (
+            format!(
+                "{}-D mixtures of up to {} components, {} context points per task",
+                c.dim, c.max_components, c.context
+            ),
+            "numbers of context points and samples",
+        ),
+        TaskConfig::Alphabet(c) => (
+            format!("{} context points per letter", c.context),
+            "numbers of context points and samples",
+        ),
+        TaskConfig::FunctionRegression(c) => (
+            format!("{} context points per task", c.context),
+            "task settings",
+        ),
+        TaskConfig::Embeddings(c) => (
+            format!("{} context points per task", c.context),
+            "task settings",
+        ),
+    }
+}
+
+/// An SCM family's settings the paper's text leaves open (see [`task_settings`]).
+pub fn scm_settings(task: &amortize::task::scm::ScmConfig) -> (String, &'static str) {
+    (
+        format!("{} nodes, {} samples per dataset", task.nodes, task.samples),
+        "number of samples",
+    )
+}
+
+/// The line printed under the paper's numbers: our model's size, its training budget as the
+/// file's `provenance` records it (meta-steps, tasks per step, seconds), k and b, and the task's
+/// settings; then what of these the paper's text does not give.
+pub fn settings_line(
+    size: Size,
+    provenance: &serde_json::Value,
+    steps: usize,
+    batch: usize,
+    task: (String, &str),
+) -> String {
+    let budget = match (
+        provenance["meta_steps"].as_u64(),
+        provenance["tasks_per_step"].as_u64(),
+    ) {
+        (Some(m), Some(t)) => {
+            let time = provenance["train_seconds"]
+                .as_f64()
+                .map(|s| format!(" ({:.0} min)", s / 60.0))
+                .unwrap_or_default();
+            format!("trained {m} meta-steps of {t} tasks{time}")
+        }
+        _ => "its training budget not recorded in the file".to_string(),
+    };
+    format!(
+        "Settings (the paper's differ or are not given): ours has width {}, {} layer{}, {} heads, \
+         feed-forward {} ({} parameters), {budget}, k = {steps} steps of {batch}, {}; the paper's \
+         text as we have it gives no values for its model size, training budget, mini-batch size, \
+         {}.",
+        size.d_model,
+        size.n_layers,
+        if size.n_layers == 1 { "" } else { "s" },
+        size.n_heads,
+        size.d_ff,
+        size.parameters,
+        task.0,
+        task.1
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -221,6 +315,37 @@ mod tests {
             signal,
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn the_settings_line_names_our_model_budget_and_task() {
+        let size = Size {
+            d_model: 64,
+            n_layers: 2,
+            n_heads: 4,
+            d_ff: 128,
+            parameters: 79_400,
+        };
+        let lin = TaskConfig::LinearRegression(LinearRegressionConfig::default());
+        let provenance = serde_json::json!({
+            "meta_steps": 30000, "tasks_per_step": 32, "train_seconds": 7077.5
+        });
+        let line = settings_line(size, &provenance, 10, 8, task_settings(&lin));
+        for part in [
+            "width 64, 2 layers, 4 heads, feed-forward 128 (79400 parameters)",
+            "trained 30000 meta-steps of 32 tasks (118 min)",
+            "k = 10 steps of 8",
+            "d = 20 inputs, noise σ = 0.1",
+            "input dimension or noise level",
+        ] {
+            assert!(line.contains(part), "{part:?} not in {line:?}");
+        }
+        // A shipped file without a recorded budget says so instead of inventing one.
+        let line = settings_line(size, &serde_json::Value::Null, 10, 8, task_settings(&lin));
+        assert!(
+            line.contains("its training budget not recorded in the file"),
+            "{line}"
+        );
     }
 
     #[test]

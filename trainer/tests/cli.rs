@@ -594,6 +594,21 @@ fn every_step_reads_a_fresh_mini_batch() {
         (bayes[13] - r["bayes"].as_f64().unwrap()).abs() < 1e-9,
         "by step 40 every context point has been read"
     );
+    // Beside the paper's numbers (Table 2), the settings line names this run's model, budget and
+    // task, read from the file.
+    assert!(
+        r["paper"]["source"].as_str().unwrap().contains("Table 2"),
+        "{r}"
+    );
+    let settings = r["settings"].as_str().unwrap();
+    for part in [
+        "width 16, 1 layer, 2 heads, feed-forward 32",
+        "trained 6 meta-steps of 4 tasks",
+        "k = 4 steps of 5",
+        "d = 3 inputs",
+    ] {
+        assert!(settings.contains(part), "{part:?} not in {settings:?}");
+    }
     // Fresh points for 10,000 steps would be 50,000 per task: refused, naming the way out.
     let o = amortize(&[
         "eval",

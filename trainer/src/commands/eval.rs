@@ -15,6 +15,7 @@ use burn::tensor::Device;
 use crate::cli::EvalArgs;
 use crate::eval::{self, EvalReport, Setup};
 use crate::{data, device, order, paper, points};
+use burn::module::Module;
 
 /// The task's out-of-distribution version, the image set to load instead, and what changed.
 pub fn ood_variant(task: &TaskConfig) -> Option<(TaskConfig, Option<ImageSet>, String)> {
@@ -282,6 +283,23 @@ impl<'a> ModelEval<'a> {
         steps.insert(0, 0);
         let mut report = eval::evaluate(self.setup(), &sampler, a.tasks, &steps)?;
         report.paper = paper::reference(task, split != "ID", model.config());
+        let c = model.config();
+        let header = &self.bundle.header;
+        report.settings = report.paper.as_ref().map(|_| {
+            paper::settings_line(
+                paper::Size {
+                    d_model: c.d_model,
+                    n_layers: c.n_layers,
+                    n_heads: c.n_heads,
+                    d_ff: c.d_ff,
+                    parameters: model.num_params(),
+                },
+                &header.provenance,
+                header.refine.steps,
+                header.refine.batch_size,
+                paper::task_settings(&header.task),
+            )
+        });
         if self.bundle.header.refine.steps == 1 {
             // The paper's numbers are its iterative models'; its one-step baselines' are
             // not in the tables we quote.

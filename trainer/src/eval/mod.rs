@@ -78,6 +78,10 @@ pub struct EvalReport {
     /// The paper's own numbers for this model and task, where its tables have them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub paper: Option<crate::paper::PaperRef>,
+    /// Beside the paper's numbers: our model's size, budget and task settings, which the paper's
+    /// text does not give ([`crate::paper::settings_line`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub settings: Option<String>,
     /// Generation: exact Wasserstein distances of generated samples to held-out data.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub generation: Option<GenerationReport>,
@@ -425,6 +429,7 @@ pub fn evaluate(
         points_read,
         baselines: Vec::new(),
         paper: None,
+        settings: None,
         generation: None,
         test_time: None,
     })

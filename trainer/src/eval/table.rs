@@ -151,6 +151,9 @@ impl EvalReport {
                     .collect::<Vec<_>>()
                     .join(", ")
             );
+            if let Some(line) = &self.settings {
+                s += &format!("{line}\n");
+            }
         }
         if let Some(t) = &self.test_time {
             s += &self.test_time_rows(t);
