@@ -54,6 +54,11 @@ protocol)
     --horizon 20 --steps 30000 --data-parallel 2 --out "$R/lin-pg"
   $A eval --weights "$R/lin-pg/model.amz" --tasks 1000 --test-time-tasks 200 --seed 1234 \
     --device cpu > "$R/protocol-pg.md"
+  # Both signals (Table 2, parametric, Grad + Data) under the same protocol.
+  $A train "${proto[@]}" --regime parametric --signal both --k 10 --batch-size 8 \
+    --horizon 20 --steps 30000 --data-parallel 2 --out "$R/lin-pb"
+  $A eval --weights "$R/lin-pb/model.amz" --tasks 1000 --test-time-tasks 200 --seed 1234 \
+    --device cpu > "$R/protocol-pb.md"
   # The implicit regime (Table 4) under the same protocol; stopped at 9,021 steps, its curve flat.
   $A train "${proto[@]}" --regime implicit --signal observations --k 10 --batch-size 8 \
     --horizon 20 --steps 20000 --data-parallel 2 --out "$R/lin-io"
