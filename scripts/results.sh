@@ -69,6 +69,12 @@ protocol)
     --eval-every 500 --eval-tasks 300 --checkpoint-every 500 --seed 0 --device cpu --data-parallel 2 \
     --out "$R/lin-eo"
   $A eval --weights "$R/lin-eo/model.amz" --tasks 1000 --seed 1234 --device cpu > "$R/protocol-eo.md"
+  # The explicit regime reading the paper's gradient token only (Table 3, Grad), the lin-eo recipe.
+  $A train --task linear-regression --regime explicit --signal gradients --latent-readout bilinear \
+    --k 10 --batch-size 8 --steps 8000 --tasks-per-step 32 --n-layers 2 --d-ff 128 --warmup 100 \
+    --eval-every 500 --eval-tasks 300 --checkpoint-every 500 --seed 0 --device cpu --data-parallel 2 \
+    --out "$R/lin-eg"
+  $A eval --weights "$R/lin-eg/model.amz" --tasks 1000 --seed 1234 --device cpu > "$R/protocol-eg.md"
   ;;
 linreg)
   for rs in parametric:observations parametric:gradients parametric:both \
