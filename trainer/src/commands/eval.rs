@@ -283,6 +283,19 @@ impl<'a> ModelEval<'a> {
         steps.insert(0, 0);
         let mut report = eval::evaluate(self.setup(), &sampler, a.tasks, &steps)?;
         report.paper = paper::reference(task, split != "ID", model.config());
+        if self.bundle.header.refine.steps == 1 {
+            // The paper's numbers are its iterative models'; its one-step baselines' are
+            // not in the tables we quote.
+            report.paper = None;
+            // The paper's one-step baselines: a separately trained k = 1 model reading all
+            // its points in one pass gets a row of its own.
+            report.label += match model.config().regime {
+                Regime::Parametric => ", one step (hypernetwork)",
+                Regime::Explicit => ", one step (CNP)",
+                Regime::Implicit => ", one step (ICL)",
+            };
+        }
+        // Under the paper's numbers (a one-step model has none): our size, budget and settings.
         let c = model.config();
         let header = &self.bundle.header;
         report.settings = report.paper.as_ref().map(|_| {
@@ -300,18 +313,6 @@ impl<'a> ModelEval<'a> {
                 paper::task_settings(&header.task),
             )
         });
-        if self.bundle.header.refine.steps == 1 {
-            // The paper's numbers are its iterative models'; its one-step baselines' are
-            // not in the tables we quote.
-            report.paper = None;
-            // The paper's one-step baselines: a separately trained k = 1 model reading all
-            // its points in one pass gets a row of its own.
-            report.label += match model.config().regime {
-                Regime::Parametric => ", one step (hypernetwork)",
-                Regime::Explicit => ", one step (CNP)",
-                Regime::Implicit => ", one step (ICL)",
-            };
-        }
         report.split = split;
         if task.is_generative() {
             report.generation = Some(eval::generation(

@@ -173,14 +173,9 @@ impl EvalReport {
         ]
         .map(String::from);
         let rows = self.model.iter().enumerate().map(|(i, (step, v))| {
-            let read = self
-                .points_read
-                .iter()
-                .find(|x| x.0 == *step)
-                .map_or("–".to_string(), |x| x.1.to_string());
             [
                 step.to_string(),
-                read,
+                self.points_read_at(*step),
                 format!("{v:.4}"),
                 format!("{:.4}", bayes[i].1),
                 format!("{:.4}", ls[i].1),
@@ -195,6 +190,14 @@ impl EvalReport {
             );
         }
         s
+    }
+
+    /// The points read by `step`, as a table cell ("–" where not recorded).
+    fn points_read_at(&self, step: usize) -> String {
+        self.points_read
+            .iter()
+            .find(|x| x.0 == step)
+            .map_or("–".to_string(), |x| x.1.to_string())
     }
 
     /// Classification: each step's error beside the classical classifiers on the points read by
@@ -214,27 +217,19 @@ impl EvalReport {
             "nearest neighbour on them, error %",
         ]
         .map(String::from);
-        let at = |v: &[(usize, f64)], step: usize, digits: usize| {
+        let at = |v: &[(usize, f64)], step: usize| {
             v.iter()
                 .find(|x| x.0 == step)
-                .map_or("–".to_string(), |x| format!("{:.digits$}", x.1))
+                .map_or("–".to_string(), |x| format!("{:.1}", x.1))
         };
         let rows = self.model.iter().map(|(step, v)| {
             [
                 step.to_string(),
-                at(
-                    &self
-                        .points_read
-                        .iter()
-                        .map(|&(s, n)| (s, n as f64))
-                        .collect::<Vec<_>>(),
-                    *step,
-                    0,
-                ),
+                self.points_read_at(*step),
                 format!("{v:.4}"),
-                at(err, *step, 1),
-                at(mean, *step, 1),
-                at(nn, *step, 1),
+                at(err, *step),
+                at(mean, *step),
+                at(nn, *step),
             ]
         });
         markdown_table(header, rows)

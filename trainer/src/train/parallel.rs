@@ -242,7 +242,7 @@ pub(crate) fn meta_grads(
     cfg: &TrainConfig,
     step: usize,
 ) -> anyhow::Result<(GradientsParams, Vec<f64>)> {
-    if replicas.len() > 1 || split(0..data.len(), cfg.micro_batch).len() > 1 {
+    if replicas.len() > 1 || (cfg.micro_batch > 0 && data.len() > cfg.micro_batch) {
         return sharded_grads(model, replicas, data, sched, rng, cfg, step);
     }
     let ad = replicas[0].clone().autodiff();
