@@ -234,8 +234,8 @@ pub struct TrainArgs {
     /// Legendre features p (function regression).
     #[arg(long, default_value_t = 8)]
     pub features: usize,
-    /// Input dimension d (linear regression; default 20) or projected dimension (projection;
-    /// default 100).
+    /// Input dimension d (linear regression; default 20), projected dimension (projection;
+    /// default 100) or the mixture's dimension (gmm; default 2, the paper also uses 5).
     #[arg(long)]
     pub dim: Option<usize>,
     /// SCM: variables per causal model.
