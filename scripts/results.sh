@@ -141,6 +141,11 @@ mnist)
     --seed 0 --device cpu --out "$R/mnist-param"
   $A eval --weights "$R/mnist-param/model.amz" --ood --tasks 500 --seed 1234 --device cpu \
     > "$R/mnist-param.md"
+  # The classical baselines on more points (the points table of the MNIST section).
+  $A eval --weights "$R/mnist-param/model.amz" --batch-size 100 --tasks 200 --seed 1234 \
+    --device cpu > "$R/mnist-points-100.md"
+  $A eval --weights "$R/mnist-param/model.amz" --batch-size 500 --tasks 100 --seed 1234 \
+    --device cpu > "$R/mnist-points-500.md"
   # Four times as wide, a shorter schedule (no better: the section says so).
   $A train --task projection --dataset mnist --regime parametric --signal observations --k 10 \
     --batch-size 8 --queries 32 --tasks-per-step 32 --d-model 256 --d-ff 512 --n-layers 2 \
