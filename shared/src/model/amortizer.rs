@@ -2,7 +2,7 @@
 //! initial state, predictions and one refinement step of either kind of state.
 
 use burn::module::{Module, Param};
-use burn::nn::transformer::{TransformerEncoder, TransformerEncoderInput};
+use burn::nn::transformer::TransformerEncoder;
 use burn::nn::{Gelu, LayerNorm, Linear};
 use burn::tensor::Tensor;
 
@@ -10,6 +10,8 @@ use crate::regime::explicit::Predictor;
 use crate::regime::implicit::{self, StateForm};
 use crate::regime::{parametric, Regime};
 
+use super::encoder;
+use super::gelu::gelu;
 use super::mask::{self, Attention};
 use super::AmortizerConfig;
 
@@ -73,7 +75,7 @@ impl Amortizer {
                 .as_ref()
                 .expect("encoder present for this configuration"),
         );
-        b.forward(self.activation.forward(a.forward(x)))
+        b.forward(gelu(a.forward(x)))
     }
 
     /// The initial carried state: `[B, 1, S]` for a task-level state, `[B, q, S]` per query.
@@ -246,9 +248,7 @@ impl Amortizer {
     }
 
     pub(super) fn run(&self, tokens: Tensor<3>, mask: Tensor<3, burn::tensor::Bool>) -> Tensor<3> {
-        let h = self
-            .encoder
-            .forward(TransformerEncoderInput::new(tokens).mask_attn(mask));
+        let h = encoder::forward(&self.encoder, tokens, None, Some(mask));
         self.norm.forward(h)
     }
 }

@@ -4,6 +4,7 @@
 
 use burn::tensor::Tensor;
 
+use super::encoder::feed_forward;
 use super::mask::{self, Attention};
 use super::Amortizer;
 
@@ -145,7 +146,7 @@ impl Amortizer {
             let mha = &layer.mha;
             let (h, scale) = (mha.n_heads, 1.0 / (mha.d_k as f32).sqrt());
             let feed_forward =
-                |x: Tensor<3>| x.clone() + layer.pwff.forward(layer.norm_1.forward(x));
+                |x: Tensor<3>| x.clone() + feed_forward(&layer.pwff, layer.norm_1.forward(x));
             let xo = layer.norm_2.forward(ho.clone());
             let xq = layer.norm_2.forward(hq.clone());
             let ko = heads(mha.key.forward(xo.clone()), h);

@@ -17,6 +17,8 @@
 mod amortizer;
 mod attention;
 mod config;
+mod encoder;
+pub(crate) mod gelu;
 mod grow;
 pub mod mask;
 pub mod order;

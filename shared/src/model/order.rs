@@ -5,14 +5,13 @@
 //! confident leaf is removed, and the process repeats on the remaining nodes.
 
 use burn::module::{Module, Param};
-use burn::nn::transformer::{
-    TransformerEncoder, TransformerEncoderConfig, TransformerEncoderInput,
-};
+use burn::nn::transformer::{TransformerEncoder, TransformerEncoderConfig};
 use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::tensor::{Bool, Device, Tensor, TensorData};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
+use super::encoder;
 use crate::task::schedule::schedule;
 use crate::task::scm::{leaves, ScmTask};
 
@@ -120,11 +119,11 @@ impl OrderAmortizer {
         for (samples, nodes) in self.over_samples.iter().zip(&self.over_nodes) {
             // Attention over samples, one sequence per node.
             let x = h.swap_dims(1, 2).reshape([b * n, m, d]);
-            let x = samples.forward(TransformerEncoderInput::new(x));
+            let x = encoder::forward(samples, x, None, None);
             h = x.reshape([b, n, m, d]).swap_dims(1, 2);
             // Attention over the remaining nodes, one sequence per sample.
             let x = h.reshape([b * m, n, d]);
-            let x = nodes.forward(TransformerEncoderInput::new(x).mask_pad(pad.clone()));
+            let x = encoder::forward(nodes, x, Some(pad.clone()), None);
             h = x.reshape([b, m, n, d]);
         }
         let pooled = self.norm.forward(h.mean_dim(1).reshape([b, n, d]));

@@ -41,6 +41,8 @@ use burn::module::Module;
 use burn::nn::{Gelu, Linear, LinearConfig};
 use burn::tensor::{Device, Tensor};
 
+use crate::model::gelu::gelu;
+
 /// Shape of the learned predictor.
 #[derive(Config, Debug, PartialEq)]
 pub struct PredictorConfig {
@@ -101,9 +103,9 @@ pub struct Predictor {
 
 impl Predictor {
     fn rest<const D: usize>(&self, mut h: Tensor<D>) -> Tensor<D> {
-        h = self.activation.forward(h);
+        h = gelu(h);
         for layer in &self.hidden {
-            h = self.activation.forward(layer.forward(h));
+            h = gelu(layer.forward(h));
         }
         self.output.forward(h)
     }
