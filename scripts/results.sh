@@ -169,11 +169,34 @@ scm)
   ;;
 bench)
   # The standard configuration, beside PyTorch on the same machine in the same run: on both cores
-  # (two data-parallel replicas, as PyTorch uses two threads), then on one device.
-  $A bench --task linear-regression --regime parametric --signal observations --tasks-per-step 64 \
-    --device cpu --iters 20 --data-parallel 2 --pytorch "${PYTHON:-python3}" > "$R/bench.md"
-  $A bench --task linear-regression --regime parametric --signal observations --tasks-per-step 64 \
-    --device cpu --iters 20 --pytorch "${PYTHON:-python3}" > "$R/bench-one-device.md"
+  # (two data-parallel replicas, as PyTorch uses two threads), then on one device; three runs of
+  # each, in turn, and a summary of the three ratios with their median (issue 28's targets).
+  for run in 1 2 3; do
+    $A bench --task linear-regression --regime parametric --signal observations --tasks-per-step 64 \
+      --device cpu --iters 20 --data-parallel 2 --pytorch "${PYTHON:-python3}" > "$R/bench-run$run.md"
+    $A bench --task linear-regression --regime parametric --signal observations --tasks-per-step 64 \
+      --device cpu --iters 20 --pytorch "${PYTHON:-python3}" > "$R/bench-one-device-run$run.md"
+  done
+  cp "$R/bench-run1.md" "$R/bench.md"
+  cp "$R/bench-one-device-run1.md" "$R/bench-one-device.md"
+  {
+    echo "| meta-training step | run 1 | run 2 | run 3 | median ratio | target |"
+    echo "|---|---|---|---|---|---|"
+    for kind in "two replicas:bench-run:≤ 0.8×" "one device:bench-one-device-run:≤ 1.5×"; do
+      IFS=: read -r label stem target <<< "$kind"
+      for run in 1 2 3; do
+        # The comparison row: | meta-training step | ours | PyTorch | ratio |
+        grep -E '^\| meta-training step +\|' "$R/$stem$run.md" | awk -F'|' '{
+          for (i = 3; i <= 5; i++) gsub(/^ +| +$/, "", $i); print $3 "|" $4 "|" $5 }'
+      done | awk -F'|' -v label="$label" -v target="$target" '{
+          cell[NR] = $1 " against " $2 " (" $3 ")"; r[NR] = $3 + 0 }
+        END {
+          hi = r[1]; lo = r[1]
+          for (i = 2; i <= 3; i++) { if (r[i] > hi) hi = r[i]; if (r[i] < lo) lo = r[i] }
+          printf "| %s | %s | %s | %s | %.2f× | %s |\n", label, cell[1], cell[2], cell[3],
+            r[1] + r[2] + r[3] - hi - lo, target }'
+    done
+  } > "$R/bench-summary.md"
   # The runtime claim: k = 10 steps over 10 x 8 points against one step over all 80.
   $A bench --task linear-regression --regime parametric --signal observations --tasks-per-step 64 \
     --context 80 --device cpu --iters 5 --warmup-iters 1 > "$R/bench-k-steps.md"

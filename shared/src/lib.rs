@@ -5,7 +5,9 @@
 //! does, but with a learned update.
 //!
 //! The crate is the paper's method and its task samplers. It never picks a backend (callers pass a
-//! Burn [`Device`](burn::tensor::Device)) and does no I/O: weights go in and out as bytes.
+//! Burn [`Device`](burn::tensor::Device)) and does no I/O: weights go in and out as bytes. Its
+//! `flex` feature (on in the trainer and the web app) compiles in a fused GELU for Burn's flex CPU
+//! backend, used whenever the caller's device is a flex one.
 //!
 //! Three independent choices meet in one refinement engine: a [`task`] family (what an episode
 //! is and how predictions are scored), a [`regime`] (what the state is: parametric θ, explicit
