@@ -49,6 +49,19 @@ protocol)
     --data-parallel 2 --out "$R/lin-po3"
   $A eval --weights "$R/lin-po3/model.amz" "$R/lin-p1/model.amz" --tasks 1000 --test-time-tasks 200 \
     --seed 1234 --device cpu > "$R/protocol-long3.md"
+  # The same protocol at twice the width and three layers (width 64 had flattened near 0.72),
+  # from scratch, then trained further from its weights at a lower peak learning rate.
+  $A train --task linear-regression --tasks-per-step 32 --n-layers 3 --d-model 128 --d-ff 256 \
+    --warmup 200 --eval-every 1000 --eval-tasks 300 --checkpoint-every 1000 --seed 0 --device cpu \
+    --regime parametric --signal observations --k 10 --batch-size 8 --horizon 20 --steps 20000 \
+    --data-parallel 2 --out "$R/lin-pw"
+  $A eval --weights "$R/lin-pw/model.amz" --tasks 1000 --test-time-tasks 200 --seed 1234 \
+    --device cpu > "$R/protocol-wide.md"
+  $A train --init "$R/lin-pw/model.amz" --horizon 20 --steps 15000 --tasks-per-step 32 --lr 0.0003 \
+    --warmup 200 --eval-every 1000 --eval-tasks 300 --checkpoint-every 1000 --seed 1 --device cpu \
+    --data-parallel 2 --out "$R/lin-pw2"
+  $A eval --weights "$R/lin-pw2/model.amz" --tasks 1000 --test-time-tasks 200 --seed 1234 \
+    --device cpu > "$R/protocol-wide2.md"
   # The paper's gradient token (Table 2, parametric, gradients) under the same protocol.
   $A train "${proto[@]}" --regime parametric --signal gradients --k 10 --batch-size 8 \
     --horizon 20 --steps 30000 --data-parallel 2 --out "$R/lin-pg"
