@@ -3,7 +3,7 @@
 
 use burn::module::{Module, Param};
 use burn::nn::transformer::TransformerEncoder;
-use burn::nn::{Gelu, LayerNorm, Linear};
+use burn::nn::{LayerNorm, Linear};
 use burn::tensor::Tensor;
 
 use crate::regime::explicit::Predictor;
@@ -27,7 +27,6 @@ pub struct Amortizer {
     pub(super) query_in: Option<Linear>,
     pub(super) query_out: Option<Linear>,
     pub(super) history_age: Option<Param<Tensor<2>>>,
-    pub(super) activation: Gelu,
     pub(super) encoder: TransformerEncoder,
     pub(super) norm: LayerNorm,
     pub(super) head: Linear,

@@ -3,7 +3,7 @@
 
 use burn::module::Param;
 use burn::nn::transformer::TransformerEncoderConfig;
-use burn::nn::{Gelu, LayerNormConfig, Linear, LinearConfig};
+use burn::nn::{LayerNormConfig, Linear, LinearConfig};
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
@@ -229,7 +229,6 @@ impl AmortizerConfig {
                     device,
                 ))
             }),
-            activation: Gelu::new(),
             encoder: TransformerEncoderConfig::new(d, self.d_ff, self.n_heads, self.n_layers)
                 .with_norm_first(true)
                 .with_dropout(0.0)

@@ -76,7 +76,6 @@ fn layer_forward(
 
 #[cfg(test)]
 mod tests {
-    use burn::module::Module;
     use burn::nn::transformer::{TransformerEncoderConfig, TransformerEncoderInput};
     use burn::tensor::{Bool, Device, Distribution, Tensor, TensorData};
 
@@ -122,7 +121,6 @@ mod tests {
                     "norm_first {norm_first}: gradients differ by {err:e}"
                 );
             }
-            assert!(encoder.num_params() > 0);
         }
     }
 }

@@ -38,7 +38,7 @@ pub enum LatentReadout {
 
 crate::choice::from_name!(LatentReadout, "latent readout");
 use burn::module::Module;
-use burn::nn::{Gelu, Linear, LinearConfig};
+use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Device, Tensor};
 
 use crate::model::gelu::gelu;
@@ -83,7 +83,6 @@ impl PredictorConfig {
                 .map(|_| LinearConfig::new(self.hidden, self.hidden).init(device))
                 .collect(),
             output: LinearConfig::new(self.hidden, self.output_dim).init(device),
-            activation: Gelu::new(),
         }
     }
 }
@@ -98,7 +97,6 @@ pub struct Predictor {
     latent_gate: Option<Linear>,
     hidden: Vec<Linear>,
     output: Linear,
-    activation: Gelu,
 }
 
 impl Predictor {
